@@ -1,0 +1,7 @@
+"""Allow ``python -m dora_doctor``."""
+
+import sys
+
+from dora_doctor.cli import main
+
+sys.exit(main())

@@ -1,0 +1,187 @@
+"""Command line: parse arguments, call the library, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import List, Optional
+
+import typer
+
+from dora_doctor.errors import USAGE, DoctorError
+
+app = typer.Typer(
+    name="dora-doctor",
+    help=(
+        "Explain why Python nodes of a dora-rs dataflow do not stop in time: which thread "
+        "held the GIL, where, and what grace period or code change fixes it."
+    ),
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+COORDINATOR_ADDR = typer.Option(
+    None, "--coordinator-addr", help="Coordinator address (default: dora's, 127.0.0.1)."
+)
+COORDINATOR_PORT = typer.Option(
+    None, "--coordinator-port", help="Coordinator port (default: dora's)."
+)
+DORA = typer.Option(
+    None, "--dora", help="The dora executable to use (default: next to this Python, then PATH)."
+)
+JSON = typer.Option(
+    False, "--json", help="Print the report as JSON (schema dora-doctor.report/1) on stdout."
+)
+
+
+@app.command()
+def inspect(
+    dataflow: Optional[str] = typer.Argument(
+        None, help="Dataflow name or UUID; the only running one when omitted."
+    ),
+    duration: Optional[str] = typer.Option(
+        None,
+        "--duration",
+        "-d",
+        help="Stop watching after this long (30, 30s, 2m); default: until the dataflow ends "
+        "or Ctrl-C.",
+    ),
+    record: Optional[Path] = typer.Option(
+        None,
+        "--record",
+        "-r",
+        help="Keep the samples in this recording file (JSON Lines; never overwritten).",
+    ),
+    rate: int = typer.Option(200, "--rate", min=1, max=1000, help="Samples per second per node."),
+    nonblocking: bool = typer.Option(
+        False, "--nonblocking", help="Let py-spy read without pausing the nodes (less exact)."
+    ),
+    as_json: bool = JSON,
+    coordinator_addr: Optional[str] = COORDINATOR_ADDR,
+    coordinator_port: Optional[int] = COORDINATOR_PORT,
+    dora: Optional[str] = DORA,
+) -> None:
+    """Attach to a running dataflow and sample every Python node's threads.
+
+    Shows a live table, keeps sampling until the dataflow's processes are gone, Ctrl-C, or
+    --duration, then prints per node who held the GIL and where.
+
+    \b
+    Examples:
+      sudo dora-doctor inspect robot
+      dora-doctor inspect --duration 20s --record robot.ddrec
+      dora-doctor inspect robot --json > report.json
+    """
+    from rich.console import Console
+    from rich.live import Live
+
+    from dora_doctor import diagnose, discover, doracli, watch
+    from dora_doctor.report import json as json_report
+    from dora_doctor.report import live, terminal
+    from dora_doctor.sampler import SamplerOptions, preflight
+    from dora_doctor.units import parse_duration
+
+    duration_s = parse_duration(duration, "--duration") if duration else None
+    if record is not None and record.exists():
+        raise DoctorError(
+            f"{record} already exists: dora-doctor does not overwrite files, "
+            "choose another --record path"
+        )
+    err = Console(stderr=True)
+    cli = doracli.DoraCli(doracli.find_dora(dora), coordinator_addr, coordinator_port)
+    found = discover.discover(cli)
+    chosen = discover.select_dataflow(found.dataflows, dataflow)
+    python_nodes = [n for n in chosen.nodes if n.sample_pid]
+    err.print(
+        f"dora {found.dora_version or '(unknown version)'} at {cli.where()}: inspecting "
+        f"{chosen.label} ({len(chosen.nodes)} nodes, {len(python_nodes)} Python)",
+        highlight=False,
+    )
+    preflight(python_nodes)
+    options = watch.InspectOptions(
+        duration_s=duration_s,
+        record=record,
+        sampler=SamplerOptions(rate=rate, nonblocking=nonblocking),
+    )
+    if err.is_terminal:
+        with Live(console=err, auto_refresh=False, transient=False) as screen:
+            recording = watch.inspect_dataflow(
+                chosen,
+                found.dora_version,
+                options,
+                on_update=lambda s: screen.update(live.table(s), refresh=True),
+            )
+    else:
+        recording = watch.inspect_dataflow(chosen, found.dora_version, options)
+    err.print(f"Stopped watching: {recording.header.get('ended_because')}", highlight=False)
+    report = diagnose.report_from_recording(recording)
+    if as_json:
+        sys.stdout.write(json_report.render(report))
+    else:
+        terminal.render(report, Console())
+
+
+@app.command()
+def report(
+    recording: Path = typer.Argument(..., help="A recording made with `inspect --record`."),
+    as_json: bool = JSON,
+) -> None:
+    """Analyse a recording again, without any process: the same report inspect printed.
+
+    \b
+    Examples:
+      dora-doctor report robot.ddrec
+      dora-doctor report robot.ddrec --json
+    """
+    from rich.console import Console
+
+    from dora_doctor import diagnose
+    from dora_doctor.recording import read_recording
+    from dora_doctor.report import json as json_report
+    from dora_doctor.report import terminal
+
+    result = diagnose.report_from_recording(read_recording(recording))
+    result.recording = str(recording)
+    if as_json:
+        sys.stdout.write(json_report.render(result))
+    else:
+        terminal.render(result, Console())
+
+
+def _terminate_as_interrupt(signum: int, frame: Optional[FrameType]) -> None:
+    """SIGTERM ends a watch like Ctrl-C does: samples kept, recording closed, report printed."""
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: every DoctorError becomes one line on stderr and its exit code.
+
+    Typer (click) runs in standalone mode and reports usage errors itself, with exit 2.
+    """
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        app(args=argv, prog_name="dora-doctor")
+    except SystemExit as done:
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else USAGE)
+    except DoctorError as err:
+        print(f"dora-doctor: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("dora-doctor: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the promise is one line, never a traceback
+        if os.environ.get("DORA_DOCTOR_DEBUG"):
+            raise
+        print(
+            f"dora-doctor: internal error: {type(err).__name__}: {err} "
+            "(set DORA_DOCTOR_DEBUG=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,249 @@
+"""Find the running dataflows, their nodes and the Python process behind each node.
+
+The dora CLI (``dora list`` / ``dora node list`` in JSON, dora ≥ 0.4) is asked first. Where
+it cannot say (dora 0.3.x has no ``node list``, or the CLI is missing), node processes are
+found by the ``DORA_NODE_CONFIG`` variable dora puts in every node's environment. Either
+way the PID dora knows may be a ``uv run`` wrapper, so the Python interpreter is looked
+for among its descendants before the node is called "not Python".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import psutil
+import yaml
+
+from dora_doctor.doracli import DoraCli
+from dora_doctor.errors import FAILURE, DoctorError
+from dora_doctor.model import Dataflow, NodeProcess
+
+_PYTHON_EXE = re.compile(r"^python(?P<version>\d+(?:\.\d+)?)?[a-z]*(?:\.exe)?$", re.I)
+_LIBPYTHON = re.compile(r"libpython(?P<version>\d+\.\d+)")
+_RUNNING = {"running", "starting"}
+
+
+@dataclass
+class Discovery:
+    """What dora-doctor found, and how: ``source`` is ``cli`` or ``environ``."""
+
+    dora_version: Optional[str]
+    dataflows: List[Dataflow]
+    source: str
+
+
+def discover(cli: Optional[DoraCli]) -> Discovery:
+    """All running dataflows with their node processes resolved for sampling."""
+    version = cli.version() if cli else None
+    dataflows: Optional[List[Dataflow]] = None
+    source = "cli"
+    if cli is not None:
+        dataflows = dataflows_from_cli(cli)
+    if dataflows is None or any(not df.nodes for df in dataflows):
+        by_env = dataflows_from_environ(psutil.process_iter())
+        if dataflows is None:
+            dataflows, source = by_env, "environ"
+        else:
+            _fill_from_environ(dataflows, by_env)
+    for dataflow in dataflows:
+        for node in dataflow.nodes:
+            resolve_process(node)
+    return Discovery(version, dataflows, source)
+
+
+def dataflows_from_cli(cli: DoraCli) -> Optional[List[Dataflow]]:
+    """Dataflows and nodes from the CLI, or None when this CLI has no JSON listing."""
+    try:
+        rows = cli.list_dataflows()
+    except DoctorError as err:
+        if "unexpected argument" in str(err) or "unrecognized" in str(err):
+            return None
+        raise
+    dataflows = parse_dataflow_rows(rows)
+    try:
+        node_rows = cli.list_nodes()
+    except DoctorError as err:
+        if "no dora coordinator" in str(err):
+            raise
+        return dataflows  # old CLI without `node list`: nodes come from /proc
+    attach_node_rows(dataflows, node_rows)
+    return dataflows
+
+
+def parse_dataflow_rows(rows: Iterable[Dict[str, object]]) -> List[Dataflow]:
+    """Rows of ``dora list --format json``: ``uuid,name,status,nodes,cpu,memory``."""
+    dataflows = []
+    for row in rows:
+        uuid = str(row.get("uuid") or "")
+        if not uuid:
+            continue
+        name = row.get("name")
+        status = row.get("status")
+        dataflows.append(Dataflow(uuid=uuid, name=str(name) if name else None, status=_str(status)))
+    return dataflows
+
+
+def attach_node_rows(dataflows: List[Dataflow], rows: Iterable[Dict[str, object]]) -> None:
+    """Rows of ``dora node list --format json`` (all values strings) joined to their dataflow.
+
+    The row names its dataflow by name when it has one and by UUID otherwise.
+    """
+    by_key: Dict[str, Dataflow] = {}
+    for dataflow in dataflows:
+        by_key[dataflow.uuid] = dataflow
+        if dataflow.name:
+            by_key.setdefault(dataflow.name, dataflow)
+    for row in rows:
+        owner = by_key.get(str(row.get("dataflow") or ""))
+        if owner is None and len(dataflows) == 1:
+            owner = dataflows[0]
+        if owner is None:
+            continue
+        owner.nodes.append(
+            NodeProcess(
+                id=str(row.get("node") or "?"),
+                dataflow=owner.uuid,
+                pid=_pid(row.get("pid")),
+                status=_str(row.get("status")),
+                machine=_str(row.get("machine")),
+            )
+        )
+
+
+def dataflows_from_environ(processes: Iterable[psutil.Process]) -> List[Dataflow]:
+    """Node processes found by their ``DORA_NODE_CONFIG`` environment variable."""
+    found: Dict[str, Dataflow] = {}
+    seen: set[Tuple[str, str]] = set()
+    for proc in processes:
+        try:
+            config = proc.environ().get("DORA_NODE_CONFIG")
+        except (psutil.Error, OSError):
+            continue
+        if not config:
+            continue
+        ids = parse_node_config(config)
+        if ids is None:
+            continue
+        dataflow_id, node_id = ids
+        # a uv wrapper and its interpreter both carry the variable: keep the outermost
+        if (dataflow_id, node_id) in seen:
+            continue
+        seen.add((dataflow_id, node_id))
+        dataflow = found.setdefault(dataflow_id, Dataflow(uuid=dataflow_id, name=None))
+        dataflow.nodes.append(NodeProcess(id=node_id, dataflow=dataflow_id, pid=proc.pid))
+    return list(found.values())
+
+
+def parse_node_config(text: str) -> Optional[Tuple[str, str]]:
+    """(dataflow_id, node_id) from the YAML dora passes to a node in DORA_NODE_CONFIG."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if isinstance(value, dict):
+        dataflow_id, node_id = value.get("dataflow_id"), value.get("node_id")
+        if dataflow_id and node_id:
+            return str(dataflow_id), str(node_id)
+    dataflow_match = re.search(r"^dataflow_id:\s*(\S+)", text, re.M)
+    node_match = re.search(r"^node_id:\s*(\S+)", text, re.M)
+    if dataflow_match and node_match:
+        return dataflow_match[1], node_match[1]
+    return None
+
+
+def _fill_from_environ(dataflows: List[Dataflow], by_env: List[Dataflow]) -> None:
+    env_by_uuid = {df.uuid: df for df in by_env}
+    for dataflow in dataflows:
+        if not dataflow.nodes and dataflow.uuid in env_by_uuid:
+            dataflow.nodes = env_by_uuid[dataflow.uuid].nodes
+
+
+def python_version_of(proc: psutil.Process) -> Tuple[bool, Optional[str]]:
+    """Is this process a CPython interpreter, and which minor version?
+
+    Read from the executable's name (``python3.11``) or a mapped ``libpython3.11.so``:
+    nothing of the user's is executed to find out.
+    """
+    try:
+        exe = Path(proc.exe()).name
+    except (psutil.Error, OSError):
+        exe = ""
+    match = _PYTHON_EXE.match(exe)
+    version = match["version"] if match else None
+    if match and version and "." in version:
+        return True, version
+    try:
+        for mapping in proc.memory_maps(grouped=True):
+            lib = _LIBPYTHON.search(Path(mapping.path).name)
+            if lib:
+                return True, lib["version"]
+    except (psutil.Error, OSError):
+        pass
+    return bool(match), None
+
+
+def resolve_process(node: NodeProcess) -> None:
+    """Point ``sample_pid`` at the node's Python interpreter, or say why it has none."""
+    if node.pid is None:
+        node.skip_reason = "dora reports no process for this node"
+        return
+    try:
+        proc = psutil.Process(node.pid)
+        candidates = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        node.skip_reason = f"process {node.pid} has exited"
+        return
+    except psutil.Error as err:
+        node.skip_reason = f"process {node.pid} cannot be inspected: {err}"
+        return
+    for candidate in candidates:
+        is_python, version = python_version_of(candidate)
+        if is_python:
+            node.python, node.python_version, node.sample_pid = True, version, candidate.pid
+            return
+    node.skip_reason = "not Python"
+
+
+def select_dataflow(dataflows: List[Dataflow], wanted: Optional[str]) -> Dataflow:
+    """The dataflow the user means: by name or UUID (or UUID prefix), or the only running one."""
+    running = [df for df in dataflows if (df.status or "running").lower() in _RUNNING]
+    if wanted:
+        exact = [df for df in dataflows if wanted in (df.uuid, df.name)]
+        if not exact:
+            exact = [df for df in dataflows if df.uuid.startswith(wanted)]
+        if len(exact) == 1:
+            return exact[0]
+        if len(exact) > 1:
+            raise DoctorError(
+                f"{wanted!r} matches several dataflows: {_names(exact)}; use the UUID"
+            )
+        raise DoctorError(
+            f"no dataflow named {wanted!r} is running"
+            + (f"; running: {_names(running)}" if running else "; none is running")
+        )
+    if len(running) == 1:
+        return running[0]
+    if not running:
+        raise DoctorError(
+            "no dataflow is running: start one with `dora start DATAFLOW.yml --detach`", FAILURE
+        )
+    raise DoctorError(f"several dataflows are running, name one: {_names(running)}")
+
+
+def _names(dataflows: Iterable[Dataflow]) -> str:
+    return ", ".join(f"{df.name} ({df.uuid})" if df.name else df.uuid for df in dataflows)
+
+
+def _pid(value: object) -> Optional[int]:
+    try:
+        pid = int(str(value))
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
+
+
+def _str(value: object) -> Optional[str]:
+    return None if value is None or value == "" else str(value)

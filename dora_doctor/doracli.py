@@ -1,0 +1,157 @@
+"""Talking to dora through its own command-line client.
+
+dora-doctor never speaks dora's wire protocol: the CLI is the stable, versioned interface
+users already have, it picks up their coordinator address and auth token, and its JSON
+output is documented. Differences between dora versions are kept here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from dora_doctor.errors import FAILURE, DoctorError
+
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_NOT_RUNNING = re.compile(
+    r"cannot connect to coordinator|Connection refused|could not connect", re.I
+)
+
+
+def find_dora(explicit: Optional[str] = None) -> str:
+    """The dora executable: ``--dora`` if given, else next to this Python, else PATH."""
+    if explicit:
+        if shutil.which(explicit) is None and not Path(explicit).is_file():
+            raise DoctorError(f"--dora {explicit}: no such executable")
+        return shutil.which(explicit) or explicit
+    beside = Path(sys.executable).parent / "dora"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("dora")
+    if found:
+        return found
+    raise DoctorError(
+        "the dora command was not found on PATH: install it (`pip install dora-rs-cli`) "
+        "or name it with --dora PATH"
+    )
+
+
+def parse_version(text: str) -> Optional[str]:
+    match = _VERSION.search(text)
+    return match.group(0) if match else None
+
+
+def version_tuple(version: Optional[str]) -> Optional[tuple[int, int, int]]:
+    if not version:
+        return None
+    match = _VERSION.search(version)
+    if not match:
+        return None
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+def parse_json_lines(text: str) -> List[Dict[str, object]]:
+    """dora ≥ 0.4 prints one JSON object per line; anything else on stdout is ignored."""
+    rows: List[Dict[str, object]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            rows.append(value)
+    return rows
+
+
+@dataclass
+class DoraCli:
+    """The user's dora CLI, pointed at one coordinator."""
+
+    executable: str
+    coordinator_addr: Optional[str] = None
+    coordinator_port: Optional[int] = None
+    timeout_s: float = 20.0
+
+    def env(self) -> Dict[str, str]:
+        env = dict(os.environ)
+        env.pop("RUST_BACKTRACE", None)
+        env.pop("RUST_LIB_BACKTRACE", None)
+        if self.coordinator_addr:
+            env["DORA_COORDINATOR_ADDR"] = self.coordinator_addr
+        if self.coordinator_port:
+            env["DORA_COORDINATOR_PORT"] = str(self.coordinator_port)
+        return env
+
+    def run(
+        self, args: Sequence[str], timeout: Optional[float] = None
+    ) -> "subprocess.CompletedProcess[str]":
+        try:
+            return subprocess.run(
+                [self.executable, *args],
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout or self.timeout_s,
+                check=False,
+            )
+        except FileNotFoundError as err:
+            raise DoctorError(f"cannot run {self.executable}: {err.strerror}") from err
+        except subprocess.TimeoutExpired as err:
+            raise DoctorError(
+                f"`dora {' '.join(args)}` did not answer within {err.timeout:.0f} s", FAILURE
+            ) from err
+
+    def version(self) -> Optional[str]:
+        result = self.run(["--version"])
+        return parse_version(result.stdout + result.stderr)
+
+    def where(self) -> str:
+        addr = self.coordinator_addr or os.environ.get("DORA_COORDINATOR_ADDR", "127.0.0.1")
+        port = self.coordinator_port or os.environ.get("DORA_COORDINATOR_PORT", "default port")
+        return f"{addr}:{port}"
+
+    def _json_command(self, args: Sequence[str]) -> List[Dict[str, object]]:
+        result = self.run(args)
+        if result.returncode != 0:
+            message = _first_error_line(result.stderr + result.stdout)
+            if _NOT_RUNNING.search(result.stderr + result.stdout):
+                raise DoctorError(
+                    f"no dora coordinator answers at {self.where()}: start one with `dora up`, "
+                    "or point dora-doctor at yours with --coordinator-addr/--coordinator-port",
+                    FAILURE,
+                )
+            raise DoctorError(f"`dora {' '.join(args)}` failed: {message}", FAILURE)
+        return parse_json_lines(result.stdout)
+
+    def list_dataflows(self) -> List[Dict[str, object]]:
+        return self._json_command(["list", "--format", "json"])
+
+    def list_nodes(self) -> List[Dict[str, object]]:
+        return self._json_command(["node", "list", "--format", "json"])
+
+    def stop(
+        self, dataflow: str, grace: Optional[str] = None
+    ) -> "subprocess.CompletedProcess[str]":
+        args = ["stop", dataflow]
+        if grace:
+            args += ["--grace-duration", grace]
+        return self.run(args, timeout=600)
+
+
+def _first_error_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("[ERROR]") and not line.startswith("Location"):
+            return line
+    return "no output"

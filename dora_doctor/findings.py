@@ -1,0 +1,92 @@
+"""The analysed result every reporter renders: per dataflow, per node, what was found.
+
+Field names follow the report schema ``dora-doctor.report/1`` one to one, so
+``to_dict`` is the JSON report. Unknown values stay ``None`` (JSON ``null``): a reporter
+must never have to guess whether a zero was measured or invented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+from dora_doctor import __version__
+
+REPORT_SCHEMA = "dora-doctor.report/1"
+
+OUTCOMES = ("clean", "terminated", "killed", "failed", "running", "unknown")
+CAUSES = ("none", "gil-contention", "slow-shutdown", "stuck", "unknown")
+
+
+@dataclass
+class Holder:
+    """A thread seen holding the GIL at one place, with its share of the window's samples."""
+
+    thread: str
+    function: str
+    file: str
+    line: int
+    share: float
+    native: Optional[bool] = None
+
+
+@dataclass
+class GilFinding:
+    held_share: Optional[float] = None
+    holders: List[Holder] = field(default_factory=list)
+
+
+@dataclass
+class Advice:
+    kind: str  # "grace", "code" or "config"
+    text: str
+    location: Optional[str] = None
+
+
+@dataclass
+class NodeFinding:
+    id: str
+    pid: Optional[int]
+    python: bool
+    samples: int = 0
+    python_version: Optional[str] = None
+    sample_rate_hz: Optional[float] = None
+    skipped: Optional[str] = None
+    outcome: Optional[str] = None
+    stop_duration_s: Optional[float] = None
+    gil: GilFinding = field(default_factory=GilFinding)
+    top_frame: Optional[str] = None
+    cause: Optional[str] = None
+    evidence: List[str] = field(default_factory=list)
+    advice: List[Advice] = field(default_factory=list)
+
+
+@dataclass
+class Suggestion:
+    grace_s: Optional[float]
+    command: str
+    would_help: bool
+    reason: str
+
+
+@dataclass
+class DataflowFinding:
+    uuid: str
+    name: Optional[str]
+    nodes: List[NodeFinding] = field(default_factory=list)
+    suggestion: Optional[Suggestion] = None
+
+
+@dataclass
+class Report:
+    dora_version: Optional[str]
+    dataflows: List[DataflowFinding] = field(default_factory=list)
+    recording: Optional[str] = None
+    schema: str = REPORT_SCHEMA
+    tool_version: str = __version__
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        ordered = {"schema": data.pop("schema"), "tool_version": data.pop("tool_version")}
+        ordered.update(data)
+        return ordered

@@ -1,0 +1,144 @@
+"""The plain data that flows from discovery through sampling into a recording.
+
+Everything here is a small dataclass with no behaviour beyond conversion helpers, so a
+recording read back from disk gives the same objects the live sampler produced, and the
+analysis can be tested on either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One Python frame as py-spy reports it; ``line`` 0 means py-spy did not know it."""
+
+    function: str
+    file: str
+    line: int
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def to_list(self) -> List[object]:
+        return [self.function, self.file, self.line]
+
+    @classmethod
+    def from_list(cls, value: List[object]) -> "Frame":
+        function, file, line = value
+        return cls(str(function), str(file), int(line))  # type: ignore[call-overload]
+
+
+Stack = Tuple[Frame, ...]
+"""Frames from the outermost (thread entry) to the innermost (where the thread is now)."""
+
+
+@dataclass
+class NodeProcess:
+    """A dora node and the operating-system process that runs it.
+
+    ``pid`` is what dora reports (may be a ``uv run`` wrapper); ``sample_pid`` is the
+    Python interpreter py-spy should attach to, or ``None`` when the node cannot be sampled
+    (``skip_reason`` says why).
+    """
+
+    id: str
+    dataflow: str
+    pid: Optional[int] = None
+    sample_pid: Optional[int] = None
+    python: bool = False
+    python_version: Optional[str] = None
+    status: Optional[str] = None
+    machine: Optional[str] = None
+    skip_reason: Optional[str] = None
+
+
+@dataclass
+class Dataflow:
+    uuid: str
+    name: Optional[str]
+    status: Optional[str] = None
+    nodes: List[NodeProcess] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.uuid
+
+
+@dataclass
+class Span:
+    """A thread stayed in ``stack`` from ``start`` to ``end`` (wall-clock seconds)."""
+
+    start: float
+    end: float
+    stack: Stack
+
+
+@dataclass
+class ThreadTrack:
+    """What one thread was doing during one sampling segment."""
+
+    thread_id: int
+    name: str
+    spans: List[Span] = field(default_factory=list)
+
+
+@dataclass
+class StackSegment:
+    """Every thread's stack over one sampling segment of one node (py-spy ``--idle``).
+
+    ``ticks`` is the number of samples py-spy took; each tick saw every thread, so a span
+    covers ``duration * rate`` samples of its thread.
+    """
+
+    dataflow: str
+    node: str
+    pid: int
+    start: float
+    end: float
+    ticks: int
+    errors: int
+    threads: List[ThreadTrack] = field(default_factory=list)
+
+
+@dataclass
+class GilStack:
+    """``count`` samples in a segment found ``thread`` holding the GIL in ``stack``."""
+
+    thread_id: int
+    thread: str
+    stack: Stack
+    count: int
+
+
+@dataclass
+class GilSegment:
+    """Who held the GIL during one sampling segment of one node (py-spy ``--gil``).
+
+    Samples in which no thread held the GIL do not appear: ``held`` counts only samples
+    with a holder, so the share is ``held`` over the ticks of the stack segment covering the
+    same time.
+    """
+
+    dataflow: str
+    node: str
+    pid: int
+    start: float
+    end: float
+    held: int
+    errors: int
+    stacks: List[GilStack] = field(default_factory=list)
+
+
+@dataclass
+class ProcessEvent:
+    """Something happened to a node's process: ``kind`` is ``exited`` or ``sampler-error``."""
+
+    dataflow: str
+    node: str
+    pid: int
+    time: float
+    kind: str
+    detail: Optional[str] = None

@@ -1,0 +1,11 @@
+"""The machine-readable report (schema ``dora-doctor.report/1``)."""
+
+from __future__ import annotations
+
+import json
+
+from dora_doctor.findings import Report
+
+
+def render(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2) + "\n"

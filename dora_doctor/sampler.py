@@ -1,0 +1,248 @@
+"""Sample every Python node's threads with py-spy, all nodes at once.
+
+Why ``py-spy record`` in back-to-back one-second segments, two recorders per node
+----------------------------------------------------------------------------------
+Measured on the 2-core machine this was built on (see ``bench/``): a loop of
+``py-spy dump --json`` costs 6–16 ms per call (process start plus attaching to the target)
+and tops out near 36 dumps/s per node at 8 nodes, while one ``py-spy record -r 200`` per
+node keeps 199 samples/s per node at 8 nodes for about 1.5 % CPU each. Only ``record``
+reaches the 100 samples/s per node the shutdown window needs, but it writes its output
+when it ends, and no single output format says, per sample, both what every thread was
+doing and which thread held the GIL:
+
+* ``--idle --format chrometrace`` has every thread at every sample, with timestamps, but
+  no GIL flag;
+* ``--gil --format raw`` has exact per-thread, per-stack counts of the samples in which
+  that thread held the GIL (chrometrace with ``--gil`` would merge a thread's spans
+  across the samples where another thread held the GIL, so it overstates holders).
+
+So each node gets both recorders, each restarted every ``segment_s`` seconds (py-spy's
+``--duration`` takes whole seconds). A segment yields the per-thread stack timeline and the
+GIL counts for that second; the gap between segments is py-spy's start-up (~10–30 ms).
+Segments are what the live view and the recording are updated with, and stopping sends
+SIGINT, which makes py-spy finish its current sample, resume the target and write what it
+has: the target is never left paused.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import psutil
+
+from dora_doctor import pyspy
+from dora_doctor.errors import FAILURE, DoctorError
+from dora_doctor.model import GilSegment, NodeProcess, ProcessEvent, StackSegment
+
+SamplerOutput = Union[StackSegment, GilSegment, ProcessEvent]
+
+_MAX_FAILURES = 3
+_FATAL = {"permission", "not-python"}
+
+
+@dataclass
+class SamplerOptions:
+    rate: int = 200
+    segment_s: int = 1
+    nonblocking: bool = False
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class Sampler:
+    """Runs the recorders in threads and puts their results on ``self.output``.
+
+    The caller drains ``output`` from one thread (it writes the recording and updates the
+    live view), so nothing here formats or stores anything.
+    """
+
+    def __init__(
+        self,
+        nodes: List[NodeProcess],
+        options: Optional[SamplerOptions] = None,
+        pyspy_path: Optional[str] = None,
+    ) -> None:
+        self.nodes = [n for n in nodes if n.sample_pid is not None]
+        self.options = options or SamplerOptions()
+        self.pyspy = pyspy_path or pyspy.find_pyspy()
+        self.output: "queue.Queue[SamplerOutput]" = queue.Queue()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._running: Dict[int, "subprocess.Popen[str]"] = {}
+        self._threads: List[threading.Thread] = []
+        self._tmp = tempfile.TemporaryDirectory(prefix="dora-doctor-")
+
+    def start(self) -> None:
+        for node in self.nodes:
+            for gil in (False, True):
+                thread = threading.Thread(
+                    target=self._loop,
+                    args=(node, gil),
+                    name=f"sampler-{node.id}-{'gil' if gil else 'stacks'}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+
+    def done(self) -> bool:
+        """True once every node's recorders have ended (its process exited, or stop())."""
+        return all(not t.is_alive() for t in self._threads)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End every recorder, keeping the samples of the segment under way."""
+        self._stopping.set()
+        with self._lock:
+            running = list(self._running.values())
+        for proc in running:
+            _signal(proc, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            leftovers = list(self._running.values())
+        for proc in leftovers:  # py-spy ignored SIGINT: killing the tracer detaches it
+            _signal(proc, signal.SIGKILL)
+        for thread in self._threads:
+            thread.join(1.0)
+        self._tmp.cleanup()
+
+    def _loop(self, node: NodeProcess, gil: bool) -> None:
+        assert node.sample_pid is not None
+        pid = node.sample_pid
+        failures = 0
+        segment = 0
+        while not self._stopping.is_set():
+            if not is_alive(pid):
+                if not gil:
+                    self._emit_exit(node, pid)
+                return
+            segment += 1
+            out = Path(self._tmp.name) / f"{pid}-{'gil' if gil else 'stacks'}-{segment}"
+            argv = pyspy.record_argv(
+                self.pyspy,
+                pid,
+                out,
+                gil=gil,
+                rate=self.options.rate,
+                duration_s=self.options.segment_s,
+                nonblocking=self.options.nonblocking,
+            )
+            start = time.time()
+            proc = self._launch(argv)
+            if proc is None:
+                return
+            try:
+                stdout, stderr = proc.communicate(timeout=self.options.segment_s + 30)
+            except subprocess.TimeoutExpired:
+                _signal(proc, signal.SIGINT)
+                stdout, stderr = proc.communicate()
+            finally:
+                with self._lock:
+                    self._running.pop(id(proc), None)
+            end = time.time()
+            summary = pyspy.parse_summary(stdout)
+            if summary is None:
+                if not is_alive(pid) or self._stopping.is_set():
+                    continue
+                kind, message = pyspy.classify_error(stderr + stdout, pid)
+                failures += 1
+                if kind in _FATAL or failures >= _MAX_FAILURES:
+                    if not gil:
+                        self.output.put(
+                            ProcessEvent(node.dataflow, node.id, pid, end, "sampler-error", message)
+                        )
+                    return
+                continue
+            failures = 0
+            samples, errors = summary
+            self.output.put(self._segment(node, pid, gil, out, start, end, samples, errors))
+            out.unlink(missing_ok=True)
+
+    def _launch(self, argv: List[str]) -> "Optional[subprocess.Popen[str]]":
+        with self._lock:
+            if self._stopping.is_set():
+                return None
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=pyspy.pyspy_env(),
+                start_new_session=True,  # our Ctrl-C is forwarded by stop(), once, as SIGINT
+            )
+            self._running[id(proc)] = proc
+            return proc
+
+    @staticmethod
+    def _segment(
+        node: NodeProcess,
+        pid: int,
+        gil: bool,
+        out: Path,
+        start: float,
+        end: float,
+        samples: int,
+        errors: int,
+    ) -> SamplerOutput:
+        if gil:
+            try:
+                text = out.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                text = ""
+            return GilSegment(
+                node.dataflow, node.id, pid, start, end, samples, errors, pyspy.parse_raw(text)
+            )
+        threads = pyspy.load_chrometrace(out, origin=start)
+        ticks = pyspy.ticks_from_samples(samples, threads)
+        return StackSegment(node.dataflow, node.id, pid, start, end, ticks, errors, threads)
+
+    def _emit_exit(self, node: NodeProcess, pid: int) -> None:
+        self.output.put(ProcessEvent(node.dataflow, node.id, pid, time.time(), "exited"))
+
+
+def _signal(proc: "subprocess.Popen[str]", sig: signal.Signals) -> None:
+    try:
+        proc.send_signal(sig)
+    except (ProcessLookupError, OSError):
+        pass
+
+
+def preflight(nodes: List[NodeProcess], pyspy_path: Optional[str] = None) -> None:
+    """One quick ``py-spy dump`` before the watch, so a missing permission is one clear
+    line up front instead of an empty table later."""
+    if not nodes:
+        return
+    binary = pyspy_path or pyspy.find_pyspy()
+    for node in nodes:
+        assert node.sample_pid is not None
+        try:
+            result = subprocess.run(
+                [binary, "dump", "--pid", str(node.sample_pid), "--nonblocking"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=20,
+                env=pyspy.pyspy_env(),
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            continue
+        if result.returncode == 0:
+            return
+        kind, message = pyspy.classify_error(result.stderr + result.stdout, node.sample_pid)
+        if kind == "permission":
+            raise DoctorError(message, FAILURE)
