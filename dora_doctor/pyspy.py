@@ -23,7 +23,7 @@ from dora_doctor.model import Frame, GilStack, Span, Stack, ThreadTrack
 # "thread (2056): cruncher" (Linux: native thread id in decimal) or "thread (0x7F3A...)".
 _THREAD_ROOT = re.compile(r"^thread \((?P<id>0x[0-9a-fA-F]+|\d+)\)(?:: (?P<name>.*))?$")
 # raw format frame: "crunch (/tmp/x/hold.py:7)"
-_RAW_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
+_RAW_FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 # closing line of `py-spy record`, e.g. "Wrote raw flamegraph data to 'x'. Samples: 199 Errors: 0"
 _SUMMARY = re.compile(r"Samples: (?P<samples>\d+) Errors: (?P<errors>\d+)")
 

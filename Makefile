@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Everything goes into ./.venv (created with the first python3 on PATH, >= 3.8).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.dora-doctor-installed
+
+.PHONY: install demo test test-fast lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Start a private dora (loopback, free ports, .demo/), run a sample dataflow, inspect it
+# while it is stopped, print the diagnosis, and tear everything down, also on failure.
+demo: $(STAMP)
+	$(PY) samples/demo.py
+
+# The whole suite, against a real dora coordinator and daemon.
+test: $(STAMP)
+	$(PY) -m pytest -ra
+
+# Unit tests only (no dora processes).
+test-fast: $(STAMP)
+	$(PY) -m pytest -ra -m "not dora"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check dora_doctor tests samples bench
+	$(VENV)/bin/ruff format --check dora_doctor tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

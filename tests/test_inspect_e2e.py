@@ -1,0 +1,147 @@
+"""``dora-doctor inspect`` against a real dora coordinator and daemon, real sample nodes
+and real py-spy: the proof that discovery, sampling, recording and reporting work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import psutil
+import pytest
+
+from dora_doctor.localdora import LocalDora
+from dora_doctor.recording import read_recording
+
+pytestmark = pytest.mark.dora
+
+def doctor(local: LocalDora, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dora_doctor", *args],
+        env=local.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def nodes_of(report: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    (dataflow,) = report["dataflows"]
+    return {n["id"]: n for n in dataflow["nodes"]}
+
+
+def process_state(pid: int) -> str:
+    """The State letter of /proc/PID/status ('T' = stopped, what a paused target shows)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return line.split()[1]
+    except OSError:
+        return "gone"
+    return "?"
+
+
+def pyspy_children_of(pids: List[int]) -> List[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "py-spy" and any(str(p) in cmdline for p in pids):
+            found.append(proc)
+    return found
+
+
+def test_gil_holder_of_the_c_call_sample_is_named(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    local_dora.start_dataflow(samples / "gil_contention.yml", "gil")
+    local_dora.wait_running("gil", nodes=1)
+    record = tmp_path / "gil.ddrec"
+    result = doctor(local_dora, "inspect", "--duration", "4", "--json", "--record", str(record))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["schema"] == "dora-doctor.report/1"
+    assert report["dora_version"] == "1.1.0"
+    assert {"tool_version", "dataflows"} <= set(report)
+    (dataflow,) = report["dataflows"]
+    assert dataflow["name"] == "gil" and "suggestion" in dataflow
+    crunch = nodes_of(report)["crunch"]
+    assert crunch["python"] is True
+    assert crunch["samples"] >= 100, crunch
+    holder = crunch["gil"]["holders"][0]
+    assert holder["thread"] == "cruncher"
+    assert holder["function"] == "crunch_numbers"
+    assert holder["file"].endswith("samples/nodes/c_call_holder.py")
+    assert isinstance(holder["line"], int) and holder["line"] > 0
+    assert holder["native"] is True
+    assert crunch["gil"]["held_share"] > 0.5
+    for key in ("outcome", "stop_duration_s", "cause", "evidence", "advice"):
+        assert key in crunch
+    recording = read_recording(record)
+    assert recording.stacks and recording.gil and not recording.truncated
+    assert recording.header["dataflows"][0]["name"] == "gil"
+
+
+def test_non_python_node_skipped_and_exiting_node_handled(
+    local_dora: LocalDora, samples: Path
+) -> None:
+    local_dora.start_dataflow(samples / "mixed.yml", "mixed")
+    pids = local_dora.wait_running("mixed", nodes=3)
+    result = doctor(local_dora, "inspect", "mixed", "--duration", "6", "--json")
+    assert result.returncode == 0, result.stderr
+    nodes = nodes_of(json.loads(result.stdout))
+    non_python = [n for n in nodes.values() if not n["python"]]
+    assert len(non_python) == 1
+    assert non_python[0]["samples"] == 0 and non_python[0]["skipped"] == "not Python"
+    early = nodes["early"]
+    assert early["python"] is True and early["samples"] > 0
+    assert not psutil.pid_exists(pids["early"]) or process_state(pids["early"]) == "Z"
+    assert nodes["steady"]["samples"] > early["samples"]
+
+
+def test_ctrl_c_keeps_a_valid_recording_and_leaves_no_node_paused(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    local_dora.start_dataflow(samples / "well_behaved.yml", "calm")
+    pids = local_dora.wait_running("calm", nodes=2)
+    record = tmp_path / "calm.ddrec"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dora_doctor", "inspect", "calm", "--record", str(record)],
+        env=local_dora.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # ready: the first stack segment is on disk
+        if record.exists() and '"type":"stacks"' in record.read_text():
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("inspect wrote no samples within 30 s")
+    os.kill(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "interrupted (Ctrl-C)" in stderr
+    recording = read_recording(record)
+    assert recording.stacks and not recording.truncated
+    for pid in pids.values():
+        assert process_state(pid) in ("S", "R", "D"), f"node {pid} left in state {process_state(pid)}"
+    assert pyspy_children_of(list(pids.values())) == []
+    assert "talker" in stdout
+
+
+def test_unknown_dataflow_lists_the_running_ones(local_dora: LocalDora, samples: Path) -> None:
+    local_dora.start_dataflow(samples / "well_behaved.yml", "present")
+    local_dora.wait_running("present", nodes=2)
+    result = doctor(local_dora, "inspect", "absent", "--duration", "1")
+    assert result.returncode == 2
+    assert "no dataflow named 'absent' is running" in result.stderr
+    assert "present" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
