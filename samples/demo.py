@@ -35,7 +35,9 @@ def main() -> int:
         dora.start_dataflow(HERE / "robot.yml", "robot")
         pids = dora.wait_running("robot", nodes=4)
         say(f"nodes running: {', '.join(f'{n} (pid {p})' for n, p in sorted(pids.items()))}")
-        say(f"dora-doctor inspect robot --record {record.name}  (the demo stops the dataflow in {WATCH_BEFORE_STOP_S} s)")
+        say(
+            f"dora-doctor inspect robot --record {record.name}  (the demo stops the dataflow in {WATCH_BEFORE_STOP_S} s)"
+        )
         inspect = subprocess.Popen(
             [sys.executable, "-m", "dora_doctor", "inspect", "robot", "--record", str(record)],
             env=dora.env,

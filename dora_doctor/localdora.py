@@ -1,0 +1,394 @@
+"""A private dora coordinator + daemon, for tests, ``make demo`` and ``tune-grace --local``.
+
+Why a private instance: a user's dora listens on the default port 6013 and keeps its state in
+the shared ``~/.dora/coordinator.redb``; rehearsing stops against it could stop their dataflows
+or mix our runs into their history. Parallel test runs would also find each other. So every
+:class:`LocalDora` gets its own free loopback ports, its own state file and its own working
+directory (where the coordinator and daemon write ``out/dora-*.txt``), a daemon without zenoh
+multicast scouting, and the CLI is pointed at it only through the environment it hands out.
+
+Node interpreter: the daemon runs a ``.py`` node as ``python -u FILE`` found on its PATH, so
+the directory of the running ``sys.executable`` is put first on PATH: nodes then import the same
+``dora`` package as the code that drives them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Dict, List, Optional, Set, Type
+
+import psutil
+
+from dora_doctor.errors import FAILURE, DoctorError
+from dora_doctor.units import parse_duration
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_POLL = 0.1
+
+
+class LocalDoraError(DoctorError):
+    """The private dora instance could not be started or did not do what was asked."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, FAILURE)
+
+
+def node_environment(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """``base`` (default: ours) without RUST_BACKTRACE, with this Python's directory first on PATH.
+
+    RUST_BACKTRACE=1 turns every dora error into pages of backtrace; the PATH order makes the
+    daemon start ``.py`` nodes with this interpreter.
+    """
+    env = dict(os.environ if base is None else base)
+    env.pop("RUST_BACKTRACE", None)
+    bindir = str(Path(sys.executable).parent)
+    rest = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir]
+    env["PATH"] = os.pathsep.join([bindir, *rest])
+    return env
+
+
+def locate_dora(env: Optional[Dict[str, str]] = None) -> Optional[str]:
+    """The ``dora`` executable that nodes' PATH would find first (beside this Python if any)."""
+    path = node_environment(env)["PATH"]
+    return shutil.which("dora", path=path)
+
+
+def _free_ports(count: int) -> List[int]:
+    """Distinct free loopback ports (held open together, so no two are the same)."""
+    sockets: List[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _alive(proc: Optional[subprocess.Popen[bytes]]) -> bool:
+    return proc is not None and proc.poll() is None
+
+
+@dataclass
+class LocalDora:
+    """A private coordinator + daemon on loopback with free ports in its own directory."""
+
+    workdir: Path
+    coordinator_port: int
+    daemon_listen_port: int
+    dora: str
+    env: Dict[str, str] = field(repr=False)
+    _coordinator: Optional[subprocess.Popen[bytes]] = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _daemon: Optional[subprocess.Popen[bytes]] = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _closed: bool = field(default=False, init=False, repr=False, compare=False)
+
+    @classmethod
+    def start(cls, workdir: Path, dora: Optional[str] = None, timeout: float = 30.0) -> LocalDora:
+        """Start coordinator, then daemon, and return once the daemon is registered.
+
+        Ready means ``dora status`` reports both running (the coordinator only counts a daemon
+        once it has connected) and ``dora list`` answers. A port taken between choosing it and
+        binding it makes a process exit at once; that is retried with new ports.
+        """
+        workdir = Path(workdir).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        executable = dora or locate_dora()
+        if executable is None:
+            raise LocalDoraError(
+                "the dora command was not found: pip install dora-rs-cli (or pass dora=PATH)"
+            )
+        deadline = time.monotonic() + timeout
+        last_error: Optional[LocalDoraError] = None
+        for _attempt in range(3):
+            coordinator_port, listen_port = _free_ports(2)
+            env = node_environment()
+            env["DORA_COORDINATOR_ADDR"] = "127.0.0.1"
+            env["DORA_COORDINATOR_PORT"] = str(coordinator_port)
+            instance = cls(workdir, coordinator_port, listen_port, executable, env)
+            try:
+                instance._launch(deadline)
+                return instance
+            except LocalDoraError as err:
+                instance.close()
+                last_error = err
+                if time.monotonic() >= deadline:
+                    break
+            except BaseException:
+                instance.close()
+                raise
+        assert last_error is not None
+        raise last_error
+
+    @property
+    def coordinator_pid(self) -> Optional[int]:
+        """PID of the coordinator process (None before start)."""
+        return self._coordinator.pid if self._coordinator else None
+
+    @property
+    def daemon_pid(self) -> Optional[int]:
+        """PID of the daemon process; nodes are its children."""
+        return self._daemon.pid if self._daemon else None
+
+    def _spawn(self, role: str, args: List[str]) -> subprocess.Popen[bytes]:
+        # Own session: a Ctrl-C in the user's terminal must not reach dora behind our back.
+        with open(self.workdir / f"{role}.console.txt", "ab") as console:
+            return subprocess.Popen(
+                [self.dora, role, *args],
+                cwd=self.workdir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=console,
+                start_new_session=True,
+            )
+
+    def _launch(self, deadline: float) -> None:
+        # A fresh state file: a store left by an earlier run (same workdir, e.g. `make demo`)
+        # would bring back its dataflows, and a stale "Running" name makes `dora stop` ambiguous.
+        store = self.workdir / "coordinator.redb"
+        store.unlink(missing_ok=True)
+        self._coordinator = self._spawn(
+            "coordinator",
+            [
+                "--interface",
+                "127.0.0.1",
+                "--port",
+                str(self.coordinator_port),
+                "--store",
+                f"redb:{store}",
+                "--quiet",
+            ],
+        )
+        self._wait_status(deadline, need_daemon=False)
+        self._daemon = self._spawn(
+            "daemon",
+            [
+                "--coordinator-addr",
+                "127.0.0.1",
+                "--coordinator-port",
+                str(self.coordinator_port),
+                "--local-listen-port",
+                str(self.daemon_listen_port),
+                "--zenoh-no-multicast",
+                "--quiet",
+            ],
+        )
+        self._wait_status(deadline, need_daemon=True)
+        listing = self.cli(
+            "list", "--format", "json", timeout=max(1.0, deadline - time.monotonic())
+        )
+        if listing.returncode != 0:
+            raise self._failure(f"`dora list` failed: {listing.stderr.strip()}")
+
+    def _wait_status(self, deadline: float, need_daemon: bool) -> None:
+        """Poll ``dora status --format json`` until the coordinator (and daemon) run."""
+        while True:
+            for role, proc in (("coordinator", self._coordinator), ("daemon", self._daemon)):
+                if proc is not None and proc.poll() is not None:
+                    raise self._failure(f"dora {role} exited with code {proc.returncode}")
+            try:
+                status = self.cli("status", "--format", "json", timeout=5.0)
+                report = json.loads(status.stdout)
+            except (LocalDoraError, ValueError):
+                report = None
+            if isinstance(report, dict):
+                coordinator = report.get("coordinator") or {}
+                daemon = report.get("daemon") or {}
+                if coordinator.get("status") == "running" and (
+                    not need_daemon or daemon.get("status") == "running"
+                ):
+                    return
+            if time.monotonic() >= deadline:
+                what = "daemon to connect" if need_daemon else "coordinator to listen"
+                raise self._failure(f"timed out waiting for the dora {what}")
+            time.sleep(_POLL)
+
+    def _failure(self, message: str) -> LocalDoraError:
+        parts = [f"{message} (port {self.coordinator_port}, in {self.workdir})"]
+        for role in ("coordinator", "daemon"):
+            tail = _tail(self.workdir / f"{role}.console.txt")
+            if tail:
+                parts.append(f"--- dora {role} output:\n{tail}")
+        return LocalDoraError("\n".join(parts))
+
+    def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run ``dora ARGS`` against this instance; the caller checks ``returncode``."""
+        try:
+            return subprocess.run(
+                [self.dora, *args],
+                cwd=self.workdir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise LocalDoraError(f"`dora {' '.join(args)}` took more than {timeout:g} s") from err
+
+    def start_dataflow(self, yml: Path, name: str) -> str:
+        """``dora start YML --name NAME --detach``; returns the dataflow UUID.
+
+        Node logs go to ``<yml's directory>/out/<uuid>/``, so callers that want them out of a
+        source tree copy the dataflow somewhere first.
+        """
+        result = self.cli("start", str(Path(yml).resolve()), "--name", name, "--detach")
+        if result.returncode != 0:
+            raise LocalDoraError(f"`dora start {yml}` failed:\n{result.stderr.strip()}")
+        match = _UUID.search(result.stdout + result.stderr)
+        if not match:
+            raise LocalDoraError(f"`dora start {yml}` printed no dataflow UUID: {result.stdout!r}")
+        return match.group(0)
+
+    def stop_dataflow(
+        self, name: str, grace: Optional[str] = None, timeout: Optional[float] = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``dora stop NAME [--grace-duration GRACE]``; returned as is, since a node killed by
+        SIGKILL makes dora exit 1, which is an outcome to report, not an error.
+
+        ``timeout`` defaults to dora's own SIGKILL point (1.5 × grace, 10 s default grace) + 30 s.
+        """
+        args = ["stop", name]
+        if grace is not None:
+            args += ["--grace-duration", grace]
+        if timeout is None:
+            timeout = 1.5 * (parse_duration(grace, "grace") if grace else 10.0) + 30.0
+        return self.cli(*args, timeout=timeout)
+
+    def node_pids(self, name: str) -> Dict[str, int]:
+        """Node id → PID for the nodes of dataflow NAME that are running now."""
+        result = self.cli("node", "list", "--dataflow", name, "--format", "json", timeout=15.0)
+        if result.returncode != 0:
+            raise LocalDoraError(f"`dora node list` failed: {result.stderr.strip()}")
+        pids: Dict[str, int] = {}
+        for line in result.stdout.splitlines():
+            try:
+                row = json.loads(line)
+                pid = int(row["pid"])  # "-" before spawn, "0" once stopped
+            except (ValueError, KeyError, TypeError):
+                continue
+            if pid > 0:
+                pids[str(row["node"])] = pid
+        return pids
+
+    def wait_running(self, name: str, nodes: int, timeout: float = 30.0) -> Dict[str, int]:
+        """Poll until ``nodes`` nodes of NAME have a live PID; returns node id → PID."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = {
+                node: pid for node, pid in self.node_pids(name).items() if psutil.pid_exists(pid)
+            }
+            if len(pids) >= nodes:
+                return pids
+            if time.monotonic() >= deadline:
+                raise LocalDoraError(
+                    f"dataflow {name}: {len(pids)} of {nodes} nodes running after {timeout:g} s "
+                    f"({', '.join(sorted(pids)) or 'none'})"
+                )
+            time.sleep(_POLL)
+
+    def _members(self) -> List[psutil.Process]:
+        """Coordinator, daemon, their descendants and anything left in their sessions."""
+        leaders: Set[int] = {p.pid for p in (self._coordinator, self._daemon) if p is not None}
+        found: Dict[int, psutil.Process] = {}
+        for pid in leaders:
+            try:
+                proc = psutil.Process(pid)
+                found[pid] = proc
+                for child in proc.children(recursive=True):
+                    found[child.pid] = child
+            except psutil.Error:
+                pass
+        # Orphaned nodes keep the session of the daemon that spawned them (unless they setsid).
+        for proc in psutil.process_iter():
+            try:
+                if proc.pid not in found and os.getsid(proc.pid) in leaders:
+                    found[proc.pid] = proc
+            except (OSError, psutil.Error):
+                pass
+        return list(found.values())
+
+    def close(self) -> None:
+        """Stop every dataflow, ``dora down``, then end whatever of ours is still alive.
+
+        Idempotent and never raises: it runs in ``finally`` blocks and fixtures, where an error
+        would hide the one that matters. The polite path first (nodes get STOP and a 1 s grace),
+        then SIGTERM and SIGKILL to the coordinator, daemon and any node left in their trees.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            members = self._members()
+        except Exception:
+            members = []
+        if _alive(self._coordinator):
+            for args in (("stop", "--all", "--grace-duration", "1s"), ("down", "--force")):
+                try:
+                    self.cli(*args, timeout=15.0)
+                except Exception:
+                    pass
+        for proc in (self._coordinator, self._daemon):
+            try:
+                if proc is not None:
+                    proc.wait(timeout=3.0)  # `dora down` ends both within milliseconds
+            except Exception:
+                pass
+        try:
+            leftovers = [p for p in members if p.is_running()]
+            for member in leftovers:
+                try:
+                    member.terminate()
+                except psutil.Error:
+                    pass
+            _, still = psutil.wait_procs(leftovers, timeout=2.0)
+            for member in still:
+                try:
+                    member.kill()
+                except psutil.Error:
+                    pass
+            psutil.wait_procs(still, timeout=2.0)
+        except Exception:
+            pass
+        for proc in (self._coordinator, self._daemon):
+            try:
+                if proc is not None:
+                    proc.wait(timeout=1.0)  # reap: they are our children
+            except Exception:
+                pass
+
+    def __enter__(self) -> LocalDora:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
