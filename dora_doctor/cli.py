@@ -61,6 +61,18 @@ def inspect(
     nonblocking: bool = typer.Option(
         False, "--nonblocking", help="Let py-spy read without pausing the nodes (less exact)."
     ),
+    stop: bool = typer.Option(
+        False,
+        "--stop",
+        help="Ask dora to stop the dataflow after --stop-after and diagnose its shutdown "
+        "(the only way dora-doctor ever stops anything).",
+    ),
+    grace_duration: Optional[str] = typer.Option(
+        None, "--grace-duration", help="With --stop: the grace period to stop with (2s, 500ms)."
+    ),
+    stop_after: str = typer.Option(
+        "3s", "--stop-after", help="With --stop: sample this long first, as the baseline."
+    ),
     as_json: bool = JSON,
     coordinator_addr: Optional[str] = COORDINATOR_ADDR,
     coordinator_port: Optional[int] = COORDINATOR_PORT,
@@ -68,31 +80,38 @@ def inspect(
 ) -> None:
     """Attach to a running dataflow and sample every Python node's threads.
 
-    Shows a live table, keeps sampling until the dataflow's processes are gone, Ctrl-C, or
-    --duration, then prints per node who held the GIL and where.
+    Shows a live table and keeps sampling until the dataflow's processes are gone, Ctrl-C,
+    or --duration. Whoever stops the dataflow (you with `dora stop`, or dora-doctor with
+    --stop), it then says per node whether it reacted to STOP, who held the GIL meanwhile,
+    whether dora terminated or killed it, and what to change.
 
     \b
     Examples:
       sudo dora-doctor inspect robot
+      dora-doctor inspect robot --stop --grace-duration 2s
       dora-doctor inspect --duration 20s --record robot.ddrec
       dora-doctor inspect robot --json > report.json
     """
     from rich.console import Console
     from rich.live import Live
 
-    from dora_doctor import diagnose, discover, doracli, watch
+    from dora_doctor import diagnose, discover, doracli, stopwatch, watch
     from dora_doctor.report import json as json_report
     from dora_doctor.report import live, terminal
     from dora_doctor.sampler import SamplerOptions, preflight
     from dora_doctor.units import parse_duration
 
     duration_s = parse_duration(duration, "--duration") if duration else None
+    if grace_duration is not None and not stop:
+        raise DoctorError("--grace-duration goes with --stop (dora-doctor only stops when asked)")
+    grace_s = parse_duration(grace_duration, "--grace-duration") if grace_duration else None
+    stop_after_s = parse_duration(stop_after, "--stop-after")
     if record is not None and record.exists():
         raise DoctorError(
             f"{record} already exists: dora-doctor does not overwrite files, "
             "choose another --record path"
         )
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     cli = doracli.DoraCli(doracli.find_dora(dora), coordinator_addr, coordinator_port)
     found = discover.discover(cli)
     chosen = discover.select_dataflow(found.dataflows, dataflow)
@@ -103,10 +122,27 @@ def inspect(
         highlight=False,
     )
     preflight(python_nodes)
+    plan = None
+    if stop:
+        plan = watch.StopPlan(cli, after_s=stop_after_s, grace_s=grace_s)
+        err.print(
+            f"As asked with --stop, dora-doctor will run `dora stop {chosen.label}"
+            + (f" --grace-duration {grace_duration}" if grace_duration else "")
+            + f"` in {stop_after_s:g} s.",
+            highlight=False,
+        )
+    files = stopwatch.find_log_files(chosen.nodes, cli.port())
+    if not files.daemons:
+        err.print(
+            "dora's daemon log is not readable from here: how nodes ended will be partly unknown.",
+            highlight=False,
+        )
     options = watch.InspectOptions(
         duration_s=duration_s,
         record=record,
         sampler=SamplerOptions(rate=rate, nonblocking=nonblocking),
+        log_files=files,
+        stop=plan,
     )
     if err.is_terminal:
         with Live(console=err, auto_refresh=False, transient=False) as screen:

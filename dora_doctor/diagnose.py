@@ -1,25 +1,58 @@
-"""Turn a recording into findings: per node, how much it was sampled and who held the GIL.
+"""Turn a recording into findings: per node, how it ended, why, and what to change.
 
 Pure functions over :class:`~dora_doctor.recording.Recording`; nothing here talks to a
 process, so every result can be reproduced from the file alone.
+
+The shutdown diagnosis compares the thread that reads dora's events (MainThread) before and
+after the stop request. Before the stop it spends its time in one place, the event wait
+(``for event in node`` / ``node.next()``); if it never leaves that place after the stop, it
+never saw STOP, and the GIL counts say whether another thread kept it from running
+(``gil-contention``) or it was waiting on something else (``stuck``). If it left, it reacted,
+and whatever it was doing when dora ended it is a ``slow-shutdown``.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from dora_doctor.findings import DataflowFinding, GilFinding, Holder, NodeFinding, Report
-from dora_doctor.model import Frame, GilSegment, StackSegment
+from dora_doctor import grace as grace_mod
+from dora_doctor.doracli import has_sigterm_step
+from dora_doctor.findings import (
+    Advice,
+    DataflowFinding,
+    GilFinding,
+    Holder,
+    NodeFinding,
+    Report,
+    Suggestion,
+)
+from dora_doctor.model import Frame, GilSegment, NodeProcess, Stack, StackSegment
 from dora_doctor.recording import Recording
+from dora_doctor.timeline import (
+    DEADLINE_TOLERANCE_S,
+    NodeEnd,
+    Shutdown,
+    build_shutdown,
+    main_thread_spans,
+)
 
 # A holder whose innermost Python frame did not move for this long while it held the GIL
 # was inside one C call: Python code moves from line to line far faster than this.
 NATIVE_MIN_STILL_S = 0.25
 MAX_HOLDERS = 5
+# Fewer samples than this in the shutdown window say nothing reliable.
+MIN_WINDOW_SAMPLES = 5
+# Another thread holding the GIL this much of the time is what kept MainThread from running.
+CONTENTION_SHARE = 0.5
+# A reaction this late after the stop is worth reporting even when the node stopped in time.
+NOTABLE_DELAY_S = 0.5
+BASELINE_S = 10.0
 
 Window = Tuple[float, float]
+SpanTuple = Tuple[float, float, Stack]
 
 
 @dataclass(frozen=True)
@@ -29,10 +62,11 @@ class HolderKey:
     leaf: Frame
 
 
-def report_from_recording(recording: Recording, window: Optional[Window] = None) -> Report:
+def report_from_recording(recording: Recording, margin: float = 1.5) -> Report:
     report = Report(dora_version=recording.dora_version)
     report.recording = str(recording.path) if recording.path else None
     for dataflow in recording.dataflows:
+        shutdown = build_shutdown(recording, dataflow)
         finding = DataflowFinding(uuid=dataflow.uuid, name=dataflow.name)
         for node in dataflow.nodes:
             stacks = [
@@ -46,17 +80,22 @@ def report_from_recording(recording: Recording, window: Optional[Window] = None)
                 python_version=node.python_version,
                 skipped=node.skip_reason,
             )
-            fill_sampling(node_finding, stacks, gil, window)
             for event in recording.events:
-                if (
-                    event.dataflow == dataflow.uuid
-                    and event.node == node.id
-                    and event.kind == "sampler-error"
-                ):
-                    node_finding.skipped = event.detail
+                if event.dataflow == dataflow.uuid and event.node == node.id:
+                    if event.kind == "sampler-error":
+                        node_finding.skipped = event.detail
+            fill_sampling(node_finding, stacks, gil)
+            diagnose_shutdown(node_finding, node, stacks, gil, shutdown)
             finding.nodes.append(node_finding)
+        if shutdown.request is not None:
+            finding.suggestion = suggestion_from_findings(
+                finding, dataflow.label, margin, shutdown.grace.seconds if shutdown.grace else None
+            )
         report.dataflows.append(finding)
     return report
+
+
+# --- sampling figures -------------------------------------------------------------------
 
 
 def fill_sampling(
@@ -66,12 +105,16 @@ def fill_sampling(
     window: Optional[Window] = None,
 ) -> None:
     """Sample count, rate, GIL share and holders of one node over ``window`` (or all)."""
-    ticks = sum(_share_of(s.start, s.end, window) * s.ticks for s in stacks)
+    ticks = window_ticks(stacks, window)
     covered = sum(_overlap(s.start, s.end, window) for s in stacks)
     finding.samples = int(round(ticks))
     finding.sample_rate_hz = round(ticks / covered, 1) if covered > 0 else None
     finding.gil = gil_finding(stacks, gil, window, ticks, finding.sample_rate_hz)
     finding.top_frame = top_frame(stacks, gil)
+
+
+def window_ticks(stacks: Iterable[StackSegment], window: Optional[Window]) -> float:
+    return sum(_share_of(s.start, s.end, window) * s.ticks for s in stacks)
 
 
 def gil_finding(
@@ -105,7 +148,7 @@ def gil_finding(
             else False,
         )
         for key, count in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_HOLDERS]
-        if count > 0
+        if round(count / ticks, 3) > 0
     ]
     return GilFinding(held_share=round(min(1.0, held / ticks), 3), holders=holders)
 
@@ -143,6 +186,453 @@ def top_frame(stacks: List[StackSegment], gil: List[GilSegment]) -> Optional[str
             leaf = main.spans[-1].stack[-1]
             return f"{main.name}: {leaf.function} ({leaf.where()})"
     return None
+
+
+# --- the shutdown ---------------------------------------------------------------------------
+
+
+def outcome_of(end: Optional[NodeEnd], shutdown: Shutdown) -> Tuple[Optional[str], Optional[float]]:
+    """(outcome, stop→exit seconds) from how the process ended relative to the stop."""
+    request = shutdown.request
+    if end is None:
+        return "unknown", None
+    duration = None
+    if request is not None and end.time is not None and end.time >= request.time:
+        duration = round(end.time - request.time, 3)
+    if end.grace_kill is not None or end.signal == 9:
+        return "killed", duration
+    if end.signal == 15:
+        return "terminated", duration
+    if end.signal is not None:
+        return "failed", duration
+    if end.exit_code not in (None, 0):
+        return "failed", duration
+    if end.time is None:
+        return ("running" if end.running_at_end else "unknown"), None
+    if shutdown.daemon_log_read:
+        return "clean", duration
+    return "unknown", duration
+
+
+def diagnose_shutdown(
+    finding: NodeFinding,
+    node: NodeProcess,
+    stacks: List[StackSegment],
+    gil: List[GilSegment],
+    shutdown: Shutdown,
+) -> None:
+    end = shutdown.end_of(node.id)
+    finding.outcome, finding.stop_duration_s = outcome_of(end, shutdown)
+    request = shutdown.request
+    if end is not None:
+        finding.evidence.extend(end.evidence)
+    if request is None:
+        if finding.outcome in ("running", "unknown"):
+            finding.outcome = "running" if finding.outcome == "running" else None
+        return
+    finding.evidence.insert(0, _stop_sentence(shutdown, finding))
+    if finding.outcome == "terminated" and has_sigterm_step(shutdown.dora_version):
+        finding.evidence.append(
+            "Ended by SIGTERM at the grace deadline: dora ≥ 0.4 reports this as a clean stop "
+            "('treating as clean'), but the node's own cleanup never ran."
+        )
+    if not node.python or finding.skipped:
+        return
+    window_end = (end.time if end and end.time else None) or shutdown.recording_end
+    if window_end is None or window_end <= request.time:
+        finding.cause = "none" if finding.outcome == "clean" else "unknown"
+        if finding.cause == "unknown":
+            finding.evidence.append("The node ended before the stop request: nothing to diagnose.")
+        return
+    window = (request.time, window_end)
+    ticks = window_ticks(stacks, window)
+    rate = finding.sample_rate_hz
+    finding.gil = gil_finding(stacks, gil, window, ticks, rate)
+    if ticks < MIN_WINDOW_SAMPLES:
+        finding.cause = "unknown"
+        finding.evidence.append(
+            f"Only {ticks:.0f} samples between the stop request and the end "
+            f"({window_end - request.time:.2f} s): too few to say what the node was doing."
+        )
+        return
+    _classify(finding, stacks, gil, shutdown, window, ticks)
+
+
+def _classify(
+    finding: NodeFinding,
+    stacks: List[StackSegment],
+    gil: List[GilSegment],
+    shutdown: Shutdown,
+    window: Window,
+    ticks: float,
+) -> None:
+    request = shutdown.request
+    assert request is not None
+    main = main_thread_spans(stacks)
+    main_name = _main_name(stacks)
+    wait_stack = event_wait_stack(main, request.time)
+    wait_leaf = wait_stack[-1] if wait_stack else None
+    deadline = request.time + shutdown.grace.seconds if shutdown.grace else None
+    reaction = reaction_time(main, wait_leaf, request.time, window[1])
+    late = (
+        reaction is not None
+        and deadline is not None
+        and reaction >= deadline - DEADLINE_TOLERANCE_S
+    )
+    reacted = reaction is not None and not late
+    others = [h for h in finding.gil.holders if h.thread != main_name]
+    other_share = sum(h.share for h in others)
+    ended_by_dora = finding.outcome in ("terminated", "killed", "running", "unknown")
+
+    if finding.outcome == "failed":
+        finding.cause = "unknown"
+        finding.evidence.append("It exited with an error of its own, not because of the stop.")
+        return
+    if not ended_by_dora:  # clean
+        before = (request.time, reaction) if reaction is not None else window
+        share_before = _other_share(stacks, gil, before, main_name)
+        delay = (reaction - request.time) if reaction is not None else 0.0
+        if delay >= NOTABLE_DELAY_S and share_before >= CONTENTION_SHARE:
+            _gil_contention(
+                finding, others, delay, share_before, main_name, wait_stack, stopped_in_time=True
+            )
+        else:
+            finding.cause = "none"
+        return
+    if not reacted:
+        if other_share >= CONTENTION_SHARE:
+            _gil_contention(
+                finding, others, window[1] - window[0], other_share, main_name, wait_stack
+            )
+        else:
+            _stuck(finding, wait_stack, window, main_name)
+        if late and reaction is not None:
+            _late_handler(finding, main, reaction, window[1], main_name)
+        return
+    assert reaction is not None
+    after = (reaction, window[1])
+    share_after = _other_share(stacks, gil, after, main_name)
+    if share_after >= CONTENTION_SHARE:
+        others_after = [
+            h
+            for h in gil_finding(stacks, gil, after, window_ticks(stacks, after)).holders
+            if h.thread != main_name
+        ]
+        _gil_contention(
+            finding,
+            others_after,
+            after[1] - after[0],
+            share_after,
+            main_name,
+            wait_stack,
+            reacted_at=reaction - request.time,
+        )
+        return
+    exit_wait = _waiting_at_exit(main, after)
+    if exit_wait is not None:
+        finding.cause = "stuck"
+        finding.evidence.append(
+            f"{main_name} left the event loop {reaction - request.time:.2f} s after the stop "
+            "but then "
+            f"waited in {exit_wait.function} ({exit_wait.where()}) until the end: "
+            "a non-daemon thread's join or a lock that is never released."
+        )
+        finding.advice.append(
+            Advice(
+                "code",
+                "Mark worker threads daemon=True, or tell them to stop and join them with a "
+                "timeout before returning.",
+                exit_wait.where(),
+            )
+        )
+        finding.advice.append(Advice("grace", "No grace period helps: the wait does not end."))
+        return
+    _slow_shutdown(finding, stacks, gil, main, main_name, reaction, request.time, after)
+
+
+def _stop_sentence(shutdown: Shutdown, finding: NodeFinding) -> str:
+    request = shutdown.request
+    assert request is not None
+    source = {
+        "dora-doctor": "asked by dora-doctor",
+        "coordinator": "coordinator log",
+    }.get(request.source, request.source)
+    grace = (
+        f"grace {shutdown.grace.seconds:g} s ({shutdown.grace.source})"
+        if shutdown.grace
+        else "grace unknown"
+    )
+    when = (
+        time.strftime("%H:%M:%S", time.localtime(request.time))
+        + f".{int(request.time % 1 * 1000):03d}"
+    )
+    ending = {
+        "clean": "exited on its own",
+        "terminated": "was terminated (SIGTERM)",
+        "killed": "was killed (SIGKILL)",
+        "failed": "exited with an error",
+        "running": "was still running when the watch ended",
+        "unknown": "ended, how is unknown",
+    }.get(finding.outcome or "unknown", "")
+    if finding.stop_duration_s is not None:
+        after = f" {finding.stop_duration_s:.2f} s later"
+    elif finding.outcome in ("clean", "failed", "terminated", "killed"):
+        after = " before the stop request"
+    else:
+        after = ""
+    return f"STOP requested at {when} ({source}); {grace}; the node {ending}{after}."
+
+
+def _main_name(stacks: List[StackSegment]) -> str:
+    for seg in stacks:
+        for thread in seg.threads:
+            if thread.name == "MainThread":
+                return "MainThread"
+    return "MainThread"
+
+
+def event_wait_stack(main: Sequence[SpanTuple], stop: float) -> Optional[Stack]:
+    """Where the event thread spent most of its time before the stop: its event wait."""
+    time_at: Dict[Stack, float] = defaultdict(float)
+    for start, end, stack in main:
+        if end <= stop - BASELINE_S or start >= stop or not stack:
+            continue
+        time_at[stack] += min(end, stop) - max(start, stop - BASELINE_S)
+    if time_at:
+        return max(time_at, key=lambda f: time_at[f])
+    for _start, end, stack in main:  # attached after the stop: its first known place
+        if end > stop and stack:
+            return stack
+    return None
+
+
+def _describe_wait(stack: Optional[Stack]) -> str:
+    if not stack:
+        return ""
+    leaf, own = stack[-1], user_frame(stack)
+    text = f" in {leaf.function} ({leaf.where()})"
+    if own != leaf:
+        text += f", called from {own.function} ({own.where()}),"
+    return text
+
+
+def reaction_time(
+    main: Sequence[SpanTuple], wait_leaf: Optional[Frame], stop: float, until: float
+) -> Optional[float]:
+    """First moment after the stop at which the event thread is somewhere else."""
+    if wait_leaf is None:
+        return None
+    for start, end, stack in main:
+        if end <= stop or start >= until:
+            continue
+        if stack and stack[-1] != wait_leaf:
+            return max(start, stop)
+    return None
+
+
+def _other_share(
+    stacks: List[StackSegment], gil: List[GilSegment], window: Window, main_name: str
+) -> float:
+    ticks = window_ticks(stacks, window)
+    if ticks <= 0:
+        return 0.0
+    found = gil_finding(stacks, gil, window, ticks)
+    return sum(h.share for h in found.holders if h.thread != main_name)
+
+
+def _time_by_place(main: Sequence[SpanTuple], window: Window) -> Dict[Frame, float]:
+    """Time the event thread spent per place in ``window``, by its innermost own frame."""
+    time_at: Dict[Frame, float] = defaultdict(float)
+    for start, end, stack in main:
+        overlap = min(end, window[1]) - max(start, window[0])
+        if overlap > 0 and stack:
+            time_at[user_frame(stack)] += overlap
+    return time_at
+
+
+def _most(places: Dict[Frame, float]) -> Frame:
+    return max(places, key=lambda f: places[f])
+
+
+def user_frame(stack: Stack) -> Frame:
+    """The innermost frame of the node's own code: library frames say less about what to fix."""
+    for frame in reversed(stack):
+        if not is_library(frame.file):
+            return frame
+    return stack[-1]
+
+
+def is_library(path: str) -> bool:
+    return "/lib/python" in path or "site-packages" in path or path.startswith("<")
+
+
+def _gil_contention(
+    finding: NodeFinding,
+    others: List[Holder],
+    seconds: float,
+    share: float,
+    main_name: str,
+    wait_stack: Optional[Stack],
+    stopped_in_time: bool = False,
+    reacted_at: Optional[float] = None,
+) -> None:
+    finding.cause = "gil-contention"
+    top = others[0] if others else None
+    where = f"{top.file}:{top.line}" if top else None
+    if reacted_at is None:
+        waiting = _describe_wait(wait_stack)
+        finding.evidence.append(
+            f"{main_name} stayed{waiting} for {seconds:.2f} s after the stop request"
+            + (" before it could read STOP" if stopped_in_time else " and never read STOP")
+            + f", while other threads held the GIL {share:.0%} of the time."
+        )
+    else:
+        finding.evidence.append(
+            f"{main_name} reacted {reacted_at:.2f} s after the stop, but other threads held the "
+            f"GIL {share:.0%} of the remaining {seconds:.2f} s, so its cleanup could hardly run."
+        )
+    if top is not None:
+        how = "inside one C call that never released it" if top.native else "running Python code"
+        finding.evidence.append(
+            f"Thread {top.thread} held the GIL in {top.share:.0%} of the samples, in "
+            f"{top.function} ({where}), {how}."
+        )
+        if top.native:
+            text = (
+                f"{top.function} holds the GIL for the whole of one long C call: split the work "
+                "into shorter calls, use a library call that releases the GIL, or run it in a "
+                "separate process (multiprocessing / ProcessPoolExecutor)."
+            )
+        else:
+            text = (
+                f"The loop in {top.function} keeps the GIL busy: check a stop flag in it "
+                "(set it when STOP arrives), or move the work to a separate process."
+            )
+        finding.advice.append(Advice("code", text, where))
+    finding.advice.append(
+        Advice(
+            "grace",
+            "A longer grace period only hides this: STOP is read whenever the holder happens "
+            "to let go of the GIL, which no grace value bounds.",
+        )
+    )
+
+
+def _stuck(
+    finding: NodeFinding,
+    wait_stack: Optional[Stack],
+    window: Window,
+    main_name: str,
+) -> None:
+    finding.cause = "stuck"
+    if not wait_stack:
+        finding.evidence.append(f"No samples of {main_name} after the stop request.")
+        return
+    finding.evidence.append(
+        f"{main_name} stayed{_describe_wait(wait_stack)} from before the stop request until "
+        f"the end, {window[1] - window[0]:.2f} s, and no other thread held the GIL long enough "
+        "to explain it: it never read STOP."
+    )
+    finding.advice.append(
+        Advice(
+            "code",
+            "Read events in the main loop and leave it on STOP "
+            "(`for event in node: if event['type'] == 'STOP': break`), instead of waiting here.",
+            user_frame(wait_stack).where(),
+        )
+    )
+    finding.advice.append(Advice("grace", "No grace period helps: the node never reacts to STOP."))
+
+
+def _late_handler(
+    finding: NodeFinding, main: Sequence[SpanTuple], start: float, end: float, main_name: str
+) -> None:
+    places = _time_by_place(main, (start, end))
+    if not places:
+        return
+    frame = _most(places)
+    finding.evidence.append(
+        f"At the grace deadline (SIGTERM) {main_name} moved to {frame.function} ({frame.where()}) "
+        f"and was still there {end - start:.2f} s later: a SIGTERM handler that delays the exit."
+    )
+    finding.advice.append(
+        Advice(
+            "code",
+            "Keep the SIGTERM handler short: set a flag or exit, no slow work.",
+            frame.where(),
+        )
+    )
+
+
+def _slow_shutdown(
+    finding: NodeFinding,
+    stacks: List[StackSegment],
+    gil: List[GilSegment],
+    main: Sequence[SpanTuple],
+    main_name: str,
+    reaction: float,
+    stop: float,
+    after: Window,
+) -> None:
+    finding.cause = "slow-shutdown"
+    places = _time_by_place(main, after)
+    frame = _most(places) if places else None
+    own = gil_finding(stacks, gil, after, window_ticks(stacks, after))
+    own_share = sum(h.share for h in own.holders if h.thread == main_name)
+    kind = (
+        f"computing in Python (it held the GIL {own_share:.0%} of the time)"
+        if own_share >= CONTENTION_SHARE
+        else f"waiting without the GIL (sleep, I/O; GIL held {own_share:.0%} of the time)"
+    )
+    where = f" in {frame.function} ({frame.where()})" if frame else ""
+    finding.evidence.append(
+        f"{main_name} reacted {reaction - stop:.2f} s after the stop request and spent the "
+        f"remaining {after[1] - after[0]:.2f} s{where}, {kind}, until it was ended."
+    )
+    finding.advice.append(
+        Advice(
+            "grace",
+            "A longer grace period lets this cleanup finish: measure how long it needs with "
+            "`dora-doctor tune-grace`.",
+        )
+    )
+    if frame is not None:
+        finding.advice.append(
+            Advice(
+                "code",
+                f"Or make {frame.function} faster, or bound it (a deadline, less work at stop).",
+                frame.where(),
+            )
+        )
+
+
+def _waiting_at_exit(main: Sequence[SpanTuple], window: Window) -> Optional[Frame]:
+    """The interpreter's exit waiting for non-daemon threads (``threading._shutdown``)."""
+    for start, end, stack in main:
+        if end <= window[0] or start >= window[1] or not stack:
+            continue
+        if (
+            any(f.function in ("_shutdown", "threading._shutdown") for f in stack)
+            and window[1] - max(start, window[0]) > 0.5
+        ):
+            return stack[-1]
+    return None
+
+
+def suggestion_from_findings(
+    finding: DataflowFinding, name: str, margin: float, current_grace_s: Optional[float]
+) -> Suggestion:
+    """inspect's single observation: a clean stop measures the need, an ended one bounds it."""
+    times: Dict[str, List[grace_mod.StopTime]] = {}
+    for node in finding.nodes:
+        if node.stop_duration_s is None:
+            continue
+        censored = node.outcome in ("terminated", "killed", "running")
+        times[node.id] = [grace_mod.StopTime(node.stop_duration_s, censored, node.cause)]
+    return grace_mod.suggest(grace_mod.stats_by_node(times), name, margin, current_grace_s)
+
+
+# --- helpers -------------------------------------------------------------------------------
 
 
 def _overlap(start: float, end: float, window: Optional[Window]) -> float:

@@ -207,6 +207,14 @@ def resolve_process(node: NodeProcess) -> None:
     node.skip_reason = "not Python"
 
 
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie: a node that exited stays a zombie until dora reaps it."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def select_dataflow(dataflows: List[Dataflow], wanted: Optional[str]) -> Dataflow:
     """The dataflow the user means: by name or UUID (or UUID prefix), or the only running one."""
     running = [df for df in dataflows if (df.status or "running").lower() in _RUNNING]

@@ -116,6 +116,14 @@ class DoraCli:
         result = self.run(["--version"])
         return parse_version(result.stdout + result.stderr)
 
+    def port(self) -> Optional[int]:
+        """The coordinator port this CLI talks to, when it is set anywhere."""
+        value = self.coordinator_port or os.environ.get("DORA_COORDINATOR_PORT")
+        try:
+            return int(value) if value else None
+        except ValueError:
+            return None
+
     def where(self) -> str:
         addr = self.coordinator_addr or os.environ.get("DORA_COORDINATOR_ADDR", "127.0.0.1")
         port = self.coordinator_port or os.environ.get("DORA_COORDINATOR_PORT", "default port")
@@ -155,3 +163,30 @@ def _first_error_line(text: str) -> str:
         if line and not line.startswith("[ERROR]") and not line.startswith("Location"):
             return line
     return "no output"
+
+
+def default_grace_s(version: Optional[str]) -> Optional[float]:
+    """dora's grace period when ``dora stop`` is given none (field notes: 0.3.5 → 2 s,
+    0.3.6–0.3.13 → 15 s, 0.4 and later → 10 s)."""
+    parts = version_tuple(version)
+    if parts is None:
+        return None
+    if parts < (0, 3, 6):
+        return 2.0
+    if parts < (0, 4, 0):
+        return 15.0
+    return 10.0
+
+
+def sigkill_factor(version: Optional[str]) -> float:
+    """When dora sends SIGKILL, in multiples of the grace period.
+
+    dora 0.3.x kills at the grace deadline; 0.4 and later send SIGTERM there and SIGKILL at
+    1.5 × grace. An unknown version is taken as current.
+    """
+    parts = version_tuple(version)
+    return 1.0 if parts is not None and parts < (0, 4, 0) else 1.5
+
+
+def has_sigterm_step(version: Optional[str]) -> bool:
+    return sigkill_factor(version) > 1.0

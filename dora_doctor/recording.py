@@ -13,15 +13,15 @@ Analysis reads recordings only through :func:`read_recording`; it never talks to
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from dora_doctor import __version__
 from dora_doctor.errors import DoctorError
+from dora_doctor.logs import LogEvent
 from dora_doctor.model import (
     Dataflow,
     Frame,
@@ -39,7 +39,7 @@ SCHEMA_NAME = "dora-doctor.recording"
 SCHEMA_VERSION = 1
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
 
-Record = Union[StackSegment, GilSegment, ProcessEvent]
+Record = Union[StackSegment, GilSegment, ProcessEvent, LogEvent]
 
 
 @dataclass
@@ -52,6 +52,7 @@ class Recording:
     stacks: List[StackSegment] = field(default_factory=list)
     gil: List[GilSegment] = field(default_factory=list)
     events: List[ProcessEvent] = field(default_factory=list)
+    logs: List[LogEvent] = field(default_factory=list)
     malformed_lines: int = 0
     truncated: bool = False
 
@@ -109,6 +110,8 @@ class RecordingWriter:
         elif isinstance(record, GilSegment):
             self._new_frames(s.stack for s in record.stacks)
             self._line(self._gil_segment(record))
+        elif isinstance(record, LogEvent):
+            self._line({"type": "log", **asdict(record)})
         else:
             self._line({"type": "process", **_event_dict(record)})
 
@@ -293,6 +296,9 @@ def _add_record(recording: Recording, frames: List[Frame], value: Dict[str, Any]
                 detail=value.get("detail"),
             )
         )
+    elif kind == "log":
+        known = {f.name for f in fields(LogEvent)}
+        recording.logs.append(LogEvent(**{k: v for k, v in value.items() if k in known}))
     # unknown record types from a newer minor writer are skipped on purpose
 
 
@@ -374,15 +380,3 @@ def dataflow_from_dict(value: Dict[str, Any]) -> Dataflow:
             if isinstance(n, dict)
         ],
     )
-
-
-def fsync_quietly(path: Path) -> None:
-    """Best effort: make the file durable before reporting its path to the user."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

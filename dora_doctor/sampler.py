@@ -36,9 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
-import psutil
-
 from dora_doctor import pyspy
+from dora_doctor.discover import process_running
 from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.model import GilSegment, NodeProcess, ProcessEvent, StackSegment
 
@@ -53,13 +52,6 @@ class SamplerOptions:
     rate: int = 200
     segment_s: int = 1
     nonblocking: bool = False
-
-
-def is_alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 class Sampler:
@@ -125,10 +117,8 @@ class Sampler:
         failures = 0
         segment = 0
         while not self._stopping.is_set():
-            if not is_alive(pid):
-                if not gil:
-                    self._emit_exit(node, pid)
-                return
+            if not process_running(pid):
+                return  # the stop watch records when and how it ended
             segment += 1
             out = Path(self._tmp.name) / f"{pid}-{'gil' if gil else 'stacks'}-{segment}"
             argv = pyspy.record_argv(
@@ -155,7 +145,7 @@ class Sampler:
             end = time.time()
             summary = pyspy.parse_summary(stdout)
             if summary is None:
-                if not is_alive(pid) or self._stopping.is_set():
+                if not process_running(pid) or self._stopping.is_set():
                     continue
                 kind, message = pyspy.classify_error(stderr + stdout, pid)
                 failures += 1
@@ -209,9 +199,6 @@ class Sampler:
         threads = pyspy.load_chrometrace(out, origin=start)
         ticks = pyspy.ticks_from_samples(samples, threads)
         return StackSegment(node.dataflow, node.id, pid, start, end, ticks, errors, threads)
-
-    def _emit_exit(self, node: NodeProcess, pid: int) -> None:
-        self.output.put(ProcessEvent(node.dataflow, node.id, pid, time.time(), "exited"))
 
 
 def _signal(proc: "subprocess.Popen[str]", sig: signal.Signals) -> None:

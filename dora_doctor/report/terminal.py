@@ -29,9 +29,21 @@ def _dataflow(dataflow: DataflowFinding, report: Report) -> Table:
         f"{dataflow.name or dataflow.uuid} ({dataflow.uuid}) · dora {report.dora_version or '?'}"
     )
     table = Table(title=title, title_justify="left")
-    for column in ("node", "PID", "Python", "samples", "rate", "GIL held", "outcome", "cause"):
+    for column in (
+        "node",
+        "PID",
+        "Python",
+        "samples",
+        "rate",
+        "GIL held",
+        "outcome",
+        "stop→exit",
+        "cause",
+    ):
         table.add_column(
-            column, justify="right" if column in ("PID", "samples", "rate") else "left"
+            column,
+            justify="right" if column in ("PID", "samples", "rate", "stop→exit") else "left",
+            overflow="fold",
         )
     for node in dataflow.nodes:
         table.add_row(
@@ -42,6 +54,7 @@ def _dataflow(dataflow: DataflowFinding, report: Report) -> Table:
             f"{node.sample_rate_hz:.0f}/s" if node.sample_rate_hz else "–",
             f"{node.gil.held_share:.0%}" if node.gil.held_share is not None else "–",
             node.outcome or "–",
+            f"{node.stop_duration_s:.2f} s" if node.stop_duration_s is not None else "–",
             node.cause or (node.skipped or "–"),
         )
     return table

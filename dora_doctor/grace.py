@@ -1,0 +1,126 @@
+"""Choosing a grace period from measured stop→exit times, honest about censoring.
+
+A rehearsal that hit its ceiling (or a node dora ended at the grace deadline) did not show
+how long the node needed, only that it needed at least that long: such a measurement is
+*censored*. Censored values are reported as "≥ value" and never averaged in. The
+suggestion is the slowest node's p99 (its maximum below 20 runs) times a margin, rounded up
+to whole seconds, and it is withheld where more grace cannot help (a node that never
+reacts, or one starved by a GIL holder) or where the ceiling hid the answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+from dora_doctor.findings import Suggestion
+from dora_doctor.units import format_duration
+
+BLOCKING_CAUSES = ("gil-contention", "stuck")
+P99_MIN_RUNS = 20
+
+
+@dataclass
+class StopTime:
+    """One node's stop→exit time in one run; ``censored`` means "at least this long"."""
+
+    seconds: float
+    censored: bool = False
+    cause: Optional[str] = None
+
+
+@dataclass
+class NodeStats:
+    node: str
+    runs: int
+    measured: List[float] = field(default_factory=list)
+    censored: List[float] = field(default_factory=list)
+    causes: List[str] = field(default_factory=list)
+    p50: Optional[float] = None
+    p95: Optional[float] = None
+    max: Optional[float] = None
+
+    @property
+    def blocking_cause(self) -> Optional[str]:
+        """A cause more grace cannot fix, if it was seen in any run."""
+        return next((c for c in BLOCKING_CAUSES if c in self.causes), None)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile: always one of the measured values, never interpolated."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def node_stats(node: str, times: Sequence[StopTime]) -> NodeStats:
+    stats = NodeStats(node=node, runs=len(times))
+    stats.measured = [t.seconds for t in times if not t.censored]
+    stats.censored = [t.seconds for t in times if t.censored]
+    stats.causes = [t.cause for t in times if t.cause]
+    if stats.measured:
+        stats.p50 = percentile(stats.measured, 50)
+        stats.p95 = percentile(stats.measured, 95)
+        stats.max = max(stats.measured)
+    return stats
+
+
+def round_up_seconds(seconds: float) -> float:
+    return float(max(1, math.ceil(seconds - 1e-9)))
+
+
+def suggest(
+    stats: Sequence[NodeStats],
+    dataflow: str,
+    margin: float = 1.5,
+    current_grace_s: Optional[float] = None,
+) -> Suggestion:
+    """The grace to use, or why there is none."""
+    blockers = [s for s in stats if s.blocking_cause]
+    if blockers:
+        names = ", ".join(f"{s.node} ({s.blocking_cause})" for s in blockers)
+        return Suggestion(
+            grace_s=None,
+            command="",
+            would_help=False,
+            reason=f"no grace period fixes {names}: more grace only hides it; change the code "
+            "(see the advice per node)",
+        )
+    hidden = [s for s in stats if s.censored]
+    if hidden:
+        names = ", ".join(f"{s.node} (≥ {max(s.censored):g} s)" for s in hidden)
+        return Suggestion(
+            grace_s=None,
+            command="",
+            would_help=False,
+            reason=f"{names} did not finish before it was ended, so how long it needs is "
+            "unknown: measure with `dora-doctor tune-grace` and a larger --ceiling",
+        )
+    measured = [s for s in stats if s.measured]
+    if not measured:
+        return Suggestion(None, "", False, "no node's stop→exit time was measured")
+    slowest = max(measured, key=lambda s: _basis(s))
+    basis = _basis(slowest)
+    grace = round_up_seconds(basis * margin)
+    how = "p99" if len(slowest.measured) >= P99_MIN_RUNS else "max"
+    command = f"dora stop {dataflow} --grace-duration {format_duration(grace)}"
+    runs = len(slowest.measured)
+    reason = (
+        f"{format_duration(grace)} = {how} of the slowest node ({slowest.node}, "
+        f"{basis:.2f} s over {runs} run{'s' if runs != 1 else ''}) × {margin:g}, rounded up"
+    )
+    would_help = True
+    if current_grace_s is not None and current_grace_s >= grace:
+        reason += f"; the current {current_grace_s:g} s already suffices"
+    return Suggestion(grace_s=grace, command=command, would_help=would_help, reason=reason)
+
+
+def _basis(stats: NodeStats) -> float:
+    if len(stats.measured) >= P99_MIN_RUNS:
+        return percentile(stats.measured, 99)
+    return max(stats.measured)
+
+
+def stats_by_node(times: Dict[str, List[StopTime]]) -> List[NodeStats]:
+    return [node_stats(node, values) for node, values in times.items()]

@@ -1,0 +1,168 @@
+"""Watch the shutdown window while the sampler runs: process exits and dora's log lines.
+
+Nothing in a node's process says when dora asked it to stop or how it ended: dora's
+coordinator logs the stop request and its daemon logs each node's failure (a clean exit
+leaves no line at all). So this follows both log files from where they end when the watch
+starts, and polls every node process for its exit, which gives an end time far more
+precise than the sampler's one-second segments.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import psutil
+
+from dora_doctor import logs
+from dora_doctor.discover import process_running
+from dora_doctor.model import NodeProcess, ProcessEvent
+
+POLL_S = 0.02
+
+WatchOutput = Union[ProcessEvent, logs.LogEvent]
+
+
+@dataclass
+class LogFiles:
+    """Where this dataflow's coordinator and daemon write, when they run on this machine."""
+
+    coordinator: Optional[Path] = None
+    daemons: List[Path] = field(default_factory=list)
+
+    def all(self) -> List[Tuple[str, Path]]:
+        found = [("coordinator", self.coordinator)] if self.coordinator else []
+        return found + [("daemon", p) for p in self.daemons]
+
+
+def find_log_files(nodes: List[NodeProcess], coordinator_port: Optional[int]) -> LogFiles:
+    """The daemon is the parent of its node processes, and both it and the coordinator
+    write ``out/dora-*.txt`` under their working directory (dora ≥ 0.4)."""
+    result = LogFiles()
+    for node in nodes:
+        if node.pid is None:
+            continue
+        try:
+            daemon = psutil.Process(node.pid).parent()
+            cwd = Path(daemon.cwd()) if daemon else None
+        except (psutil.Error, OSError):
+            continue
+        if cwd is not None:
+            log = cwd / "out" / "dora-daemon.txt"
+            if log.is_file() and log not in result.daemons:
+                result.daemons.append(log)
+    result.coordinator = _coordinator_log(coordinator_port)
+    return result
+
+
+def _coordinator_log(port: Optional[int]) -> Optional[Path]:
+    wanted = str(port or 6013)
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if "coordinator" not in cmdline or not any("dora" in part for part in cmdline[:3]):
+            continue
+        given = _option(cmdline, "--port") or (proc_env_port(proc) or "6013")
+        if given != wanted:
+            continue
+        try:
+            log = Path(proc.cwd()) / "out" / "dora-coordinator.txt"
+        except (psutil.Error, OSError):
+            continue
+        if log.is_file():
+            return log
+    return None
+
+
+def proc_env_port(proc: psutil.Process) -> Optional[str]:
+    try:
+        return proc.environ().get("DORA_COORDINATOR_PORT")
+    except (psutil.Error, OSError):
+        return None
+
+
+def _option(cmdline: List[str], name: str) -> Optional[str]:
+    for i, part in enumerate(cmdline):
+        if part == name and i + 1 < len(cmdline):
+            return cmdline[i + 1]
+        if part.startswith(name + "="):
+            return part.split("=", 1)[1]
+    return None
+
+
+class _Tail:
+    """New complete lines of a growing file, from the size it had when the watch began."""
+
+    def __init__(self, source: str, path: Path) -> None:
+        self.source = source
+        self.path = path
+        try:
+            self.offset = path.stat().st_size
+        except OSError:
+            self.offset = 0
+        self.partial = ""
+
+    def lines(self) -> List[str]:
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+                self.offset = handle.tell()
+        except OSError:
+            return []
+        data = self.partial + data
+        *complete, self.partial = data.split("\n")
+        return complete
+
+
+class StopWatch:
+    """Polls node processes and log files in one thread; results go to ``output``."""
+
+    def __init__(
+        self,
+        nodes: List[NodeProcess],
+        files: LogFiles,
+        output: "queue.Queue[WatchOutput]",
+    ) -> None:
+        self.nodes = [n for n in nodes if n.pid is not None]
+        self.tails = [_Tail(source, path) for source, path in files.all()]
+        self.output = output
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stopwatch", daemon=True)
+        self._ended: Dict[str, float] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def all_exited(self) -> bool:
+        return len(self._ended) == len(self.nodes)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self._poll_logs()  # lines written in the last moments
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._poll_processes()
+            self._poll_logs()
+            self._stop.wait(POLL_S)
+
+    def _poll_processes(self) -> None:
+        for node in self.nodes:
+            if node.id in self._ended:
+                continue
+            pid = node.sample_pid or node.pid
+            assert pid is not None
+            if not process_running(pid):
+                now = time.time()
+                self._ended[node.id] = now
+                self.output.put(ProcessEvent(node.dataflow, node.id, pid, now, "exited"))
+
+    def _poll_logs(self) -> None:
+        for tail in self.tails:
+            for event in logs.parse_lines(tail.lines(), tail.source):
+                self.output.put(event)

@@ -1,0 +1,180 @@
+"""When the stop was asked for, when each node ended and how: the facts of one shutdown.
+
+Built from a recording alone (process exits seen by the stop watch, dora's log lines, the
+stop dora-doctor issued itself). What dora's logs do not say is inferred only where the
+inference is exact, and each fact keeps its source so a report can say where it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from dora_doctor import logs
+from dora_doctor.doracli import default_grace_s, sigkill_factor
+from dora_doctor.model import Dataflow, NodeProcess, Stack, StackSegment
+from dora_doctor.recording import Recording
+
+# A node ended "at the grace deadline" when it ended this close to it.
+DEADLINE_TOLERANCE_S = 0.25
+# dora's daemon logs a node's end within this long of the process exit.
+LOG_MATCH_S = 2.0
+
+
+@dataclass
+class StopRequest:
+    time: float
+    source: str  # "dora-doctor", "coordinator", or "inferred"
+    grace_s: Optional[float] = None
+
+
+@dataclass
+class Grace:
+    seconds: float
+    source: str
+
+
+@dataclass
+class NodeEnd:
+    """How one node's process ended (or that it did not, by the end of the recording)."""
+
+    node: NodeProcess
+    time: Optional[float] = None
+    source: Optional[str] = None  # "process" (the stop watch) or "daemon log"
+    signal: Optional[int] = None
+    exit_code: Optional[int] = None
+    grace_kill: Optional[logs.LogEvent] = None
+    running_at_end: bool = False
+    evidence: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Shutdown:
+    dataflow: Dataflow
+    request: Optional[StopRequest]
+    grace: Optional[Grace]
+    ends: List[NodeEnd]
+    recording_end: Optional[float]
+    daemon_log_read: bool
+    dora_version: Optional[str]
+
+    def end_of(self, node_id: str) -> Optional[NodeEnd]:
+        return next((e for e in self.ends if e.node.id == node_id), None)
+
+
+def recording_span(recording: Recording) -> Tuple[Optional[float], Optional[float]]:
+    times = [s.start for s in recording.stacks] + [s.end for s in recording.stacks]
+    times += [e.time for e in recording.events] + [e.time for e in recording.logs if e.time]
+    return (min(times), max(times)) if times else (None, None)
+
+
+def build_shutdown(recording: Recording, dataflow: Dataflow) -> Shutdown:
+    mine = [e for e in recording.logs if e.dataflow in (None, dataflow.uuid)]
+    node_ids = {n.id for n in dataflow.nodes}
+    request = find_request(mine, dataflow.uuid)
+    ends = [node_end(recording, dataflow, n, mine) for n in dataflow.nodes]
+    kills = [e for e in mine if e.kind == logs.GRACE_KILL and e.node in node_ids]
+    daemon_read = bool(recording.header.get("logs", {}).get("daemon")) or any(
+        e.source == "daemon" for e in mine
+    )
+    grace = find_grace(request, kills, ends, recording.dora_version)
+    return Shutdown(
+        dataflow=dataflow,
+        request=request,
+        grace=grace,
+        ends=ends,
+        recording_end=recording_span(recording)[1],
+        daemon_log_read=daemon_read,
+        dora_version=recording.dora_version,
+    )
+
+
+def find_request(events: List[logs.LogEvent], uuid: str) -> Optional[StopRequest]:
+    """dora-doctor's own stop is exact; else the coordinator's "sent stop" line."""
+    requests = [e for e in events if e.kind == logs.STOP_REQUEST and e.time is not None]
+    own = [e for e in requests if e.source == "dora-doctor"]
+    if own:
+        first = min(own, key=lambda e: e.time or 0.0)
+        assert first.time is not None
+        return StopRequest(first.time, "dora-doctor", first.seconds)
+    theirs = [e for e in requests if e.dataflow == uuid]
+    if theirs:
+        first = min(theirs, key=lambda e: e.time or 0.0)
+        assert first.time is not None
+        return StopRequest(first.time, first.source or "coordinator")
+    return None
+
+
+def find_grace(
+    request: Optional[StopRequest],
+    kills: List[logs.LogEvent],
+    ends: List[NodeEnd],
+    dora_version: Optional[str],
+) -> Optional[Grace]:
+    """The grace period in force, from the most to the least direct evidence."""
+    if request is not None and request.grace_s:
+        return Grace(request.grace_s, "--grace-duration of the stop dora-doctor issued")
+    for kill in kills:
+        if kill.seconds:
+            factor = sigkill_factor(dora_version)
+            return Grace(
+                round(kill.seconds / factor, 3),
+                f"dora's kill line ({kill.seconds:g} s = {factor:g} × grace)",
+            )
+    if request is not None:
+        # dora ≥ 0.4 sends SIGTERM exactly at the grace deadline
+        terms = [
+            e.time - request.time
+            for e in ends
+            if e.signal == 15 and e.time is not None and e.time >= request.time
+        ]
+        if terms and (sigkill_factor(dora_version) > 1.0):
+            return Grace(round(min(terms), 1), "time of the first SIGTERM after the stop")
+    default = default_grace_s(dora_version)
+    if default is not None and request is not None:
+        return Grace(default, f"dora {dora_version} default (no --grace-duration seen)")
+    return None
+
+
+def node_end(
+    recording: Recording, dataflow: Dataflow, node: NodeProcess, events: List[logs.LogEvent]
+) -> NodeEnd:
+    end = NodeEnd(node)
+    exits = [
+        e
+        for e in recording.events
+        if e.dataflow == dataflow.uuid and e.node == node.id and e.kind == "exited"
+    ]
+    if exits:
+        end.time, end.source = exits[0].time, "process"
+    failures = [e for e in events if e.kind == logs.NODE_EXIT and e.node == node.id]
+    if end.time is not None:
+        failures = [e for e in failures if e.time is None or abs(e.time - end.time) <= LOG_MATCH_S]
+    if failures:
+        failure = failures[0]
+        end.signal, end.exit_code = failure.signal, failure.exit_code
+        if end.time is None:
+            end.time, end.source = failure.time, "daemon log"
+        end.evidence.append(f"dora's daemon: {failure.text}")
+    kills = [e for e in events if e.kind == logs.GRACE_KILL and e.node == node.id]
+    if kills:
+        end.grace_kill = kills[0]
+        end.evidence.append(f"dora's daemon: {kills[0].text}")
+    if end.time is None:
+        end.running_at_end = bool(recording.stacks or recording.events) and not any(
+            e.node == node.id and e.kind == "sampler-error" for e in recording.events
+        )
+    return end
+
+
+def main_thread_spans(stacks: List[StackSegment]) -> List[Tuple[float, float, Stack]]:
+    """The spans of the thread that reads dora events: MainThread, as in the dora API docs."""
+    spans: List[Tuple[float, float, Stack]] = []
+    for seg in stacks:
+        thread = next((t for t in seg.threads if t.name == "MainThread"), None)
+        if thread is None and seg.threads:
+            thread = min(seg.threads, key=lambda t: t.thread_id)
+        if thread is not None:
+            spans.extend((s.start, s.end, s.stack) for s in thread.spans)
+    spans.sort(key=lambda s: s[0])
+    return spans

@@ -1,0 +1,102 @@
+"""The shutdown diagnosis on recordings captured from real runs (fixtures/recordings/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from dora_doctor.diagnose import report_from_recording
+from dora_doctor.findings import NodeFinding, Report
+from dora_doctor.recording import read_recording
+
+REC = Path(__file__).parent / "fixtures" / "recordings"
+
+
+def analyse(name: str) -> Report:
+    return report_from_recording(read_recording(REC / f"{name}.ddrec"))
+
+
+def nodes(report: Report) -> Dict[str, NodeFinding]:
+    return {n.id: n for df in report.dataflows for n in df.nodes}
+
+
+def test_c_call_holder_is_gil_contention_naming_the_holder() -> None:
+    report = analyse("gil")
+    crunch = nodes(report)["crunch"]
+    assert crunch.outcome == "terminated"
+    assert crunch.stop_duration_s == pytest.approx(2.07, abs=0.05)
+    assert crunch.cause == "gil-contention"
+    holder = crunch.gil.holders[0]
+    assert (holder.thread, holder.function, holder.native) == ("cruncher", "crunch_numbers", True)
+    assert holder.file.endswith("c_call_holder.py") and holder.share > 0.9
+    assert any("cruncher" in e and "C call" in e for e in crunch.evidence)
+    code = [a for a in crunch.advice if a.kind == "code"]
+    assert code and code[0].location == f"{holder.file}:{holder.line}"
+    suggestion = report.dataflows[0].suggestion
+    assert suggestion is not None and suggestion.would_help is False and suggestion.grace_s is None
+    assert "crunch (gil-contention)" in suggestion.reason
+
+
+def test_pure_python_stop_handler_is_slow_shutdown_in_its_function() -> None:
+    stubborn = nodes(analyse("slow"))["stubborn"]
+    assert (stubborn.outcome, stubborn.cause) == ("terminated", "slow-shutdown")
+    assert any("flush_state" in e and "computing in Python" in e for e in stubborn.evidence)
+    locations = [a.location or "" for a in stubborn.advice if a.kind == "code"]
+    assert any("python_stop_handler.py:" in loc for loc in locations)
+    assert any(a.kind == "grace" for a in stubborn.advice)
+
+
+def test_gil_free_cleanup_is_slow_shutdown_waiting_without_the_gil() -> None:
+    saver = nodes(analyse("saver"))["saver"]
+    assert (saver.outcome, saver.cause) == ("terminated", "slow-shutdown")
+    assert any("save_to_disk" in e and "without the GIL" in e for e in saver.evidence)
+
+
+def test_node_that_never_reads_stop_is_stuck_where_it_waits() -> None:
+    report = analyse("deaf")
+    deaf = nodes(report)["deaf"]
+    assert (deaf.outcome, deaf.cause) == ("terminated", "stuck")
+    assert any("wait_for_job" in e and "never read STOP" in e for e in deaf.evidence)
+    assert any(a.kind == "grace" and "No grace period helps" in a.text for a in deaf.advice)
+    suggestion = report.dataflows[0].suggestion
+    assert suggestion is not None and not suggestion.would_help
+
+
+def test_sigterm_handler_that_sleeps_is_killed() -> None:
+    sleeper = nodes(analyse("sl"))["sleeper"]
+    assert sleeper.outcome == "killed"
+    assert sleeper.stop_duration_s == pytest.approx(3.05, abs=0.1)
+    assert sleeper.cause == "stuck"
+    assert any("on_sigterm" in e for e in sleeper.evidence)
+    assert any("SIGTERM handler" in a.text for a in sleeper.advice)
+
+
+def test_well_behaved_nodes_get_none_and_a_grace_suggestion() -> None:
+    report = analyse("wb")
+    for node in nodes(report).values():
+        assert (node.outcome, node.cause) == ("clean", "none")
+        assert node.stop_duration_s is not None and node.stop_duration_s < 1.0
+        assert node.advice == []
+    suggestion = report.dataflows[0].suggestion
+    assert suggestion is not None and suggestion.grace_s == 1.0
+    assert suggestion.command == "dora stop wb --grace-duration 1s"
+
+
+def test_mixed_dataflow_early_exit_and_non_python_node() -> None:
+    found = nodes(analyse("mx"))
+    assert (found["steady"].outcome, found["steady"].cause) == ("clean", "none")
+    assert found["early"].outcome == "clean" and found["early"].stop_duration_s is None
+    assert any("before the stop request" in e for e in found["early"].evidence)
+    native = found["native"]
+    assert native.python is False and native.cause is None
+    assert native.outcome == "terminated" and native.samples == 0
+
+
+def test_report_of_a_recording_without_a_stop_has_no_cause() -> None:
+    recording = read_recording(REC / "gil.ddrec")
+    recording.logs = [e for e in recording.logs if e.kind != "stop-request"]
+    crunch = nodes(report_from_recording(recording))["crunch"]
+    assert crunch.cause is None
+    assert crunch.gil.holders[0].thread == "cruncher"

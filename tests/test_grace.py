@@ -1,0 +1,66 @@
+"""Grace arithmetic: percentiles, censoring, margin and rounding."""
+
+from __future__ import annotations
+
+import pytest
+
+from dora_doctor.grace import StopTime, node_stats, percentile, round_up_seconds, suggest
+
+
+def test_nearest_rank_percentile_is_always_a_measured_value() -> None:
+    values = [0.5, 0.1, 0.3, 0.2, 0.4]
+    assert percentile(values, 50) == 0.3
+    assert percentile(values, 95) == 0.5
+    assert percentile(values, 99) == 0.5
+    assert percentile([7.0], 99) == 7.0
+    assert percentile(list(range(1, 101)), 99) == 99
+
+
+def test_censored_runs_are_kept_apart_never_averaged() -> None:
+    stats = node_stats("saver", [StopTime(3.1), StopTime(3.0), StopTime(60.0, censored=True)])
+    assert stats.measured == [3.1, 3.0]
+    assert stats.censored == [60.0]
+    assert stats.max == 3.1 and stats.p50 == 3.0
+
+
+def test_suggestion_is_max_times_margin_rounded_up_for_few_runs() -> None:
+    stats = [
+        node_stats("saver", [StopTime(3.1), StopTime(3.05), StopTime(3.2)]),
+        node_stats("talker", [StopTime(0.1)] * 3),
+    ]
+    result = suggest(stats, "robot", margin=1.5)
+    assert result.grace_s == 5.0  # 3.2 × 1.5 = 4.8 → 5
+    assert result.command == "dora stop robot --grace-duration 5s"
+    assert result.would_help is True
+    assert "saver" in result.reason and "max" in result.reason
+
+
+def test_p99_is_used_from_twenty_runs() -> None:
+    times = [StopTime(1.0)] * 19 + [StopTime(1.1)] * 80 + [StopTime(9.0)]
+    result = suggest([node_stats("n", times)], "df", margin=1.2)
+    assert result.grace_s == 2.0  # p99 = 1.1 × 1.2 = 1.32 → 2; the single 9 s outlier is p100
+    assert "p99" in result.reason
+
+
+def test_a_node_that_hit_the_ceiling_withholds_the_number() -> None:
+    stats = [node_stats("slow", [StopTime(4.0), StopTime(60.0, censored=True)])]
+    result = suggest(stats, "df")
+    assert result.grace_s is None and result.would_help is False
+    assert "≥ 60 s" in result.reason and "--ceiling" in result.reason
+
+
+def test_blocking_causes_say_no_grace_helps() -> None:
+    stats = [
+        node_stats("crunch", [StopTime(60.0, True, "gil-contention")]),
+        node_stats("saver", [StopTime(3.0, False, "none")]),
+    ]
+    result = suggest(stats, "df")
+    assert result.grace_s is None and result.would_help is False
+    assert (
+        "crunch (gil-contention)" in result.reason and "more grace only hides it" in result.reason
+    )
+
+
+@pytest.mark.parametrize(("seconds", "rounded"), [(0.2, 1.0), (1.0, 1.0), (1.01, 2.0), (4.8, 5.0)])
+def test_round_up_to_whole_seconds(seconds: float, rounded: float) -> None:
+    assert round_up_seconds(seconds) == rounded
