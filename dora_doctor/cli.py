@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from dora_doctor.errors import USAGE, DoctorError
+
+if TYPE_CHECKING:
+    from dora_doctor.rehearse import Rehearsal
 
 app = typer.Typer(
     name="dora-doctor",
@@ -187,6 +191,158 @@ def report(
         sys.stdout.write(json_report.render(result))
     else:
         terminal.render(result, Console())
+
+
+@app.command("tune-grace")
+def tune_grace(
+    dataflow_file: Path = typer.Argument(..., help="The dataflow YAML to rehearse."),
+    runs: int = typer.Option(5, "--runs", "-n", min=1, max=100, help="How many rehearsals."),
+    warmup: str = typer.Option("3s", "--warmup", help="How long each run runs before the stop."),
+    ceiling: str = typer.Option(
+        "60s", "--ceiling", help="The grace each rehearsal stops with: generous, to measure."
+    ),
+    margin: float = typer.Option(1.5, "--margin", min=1.0, max=10.0, help="Safety factor."),
+    local: bool = typer.Option(
+        False, "--local", help="Rehearse on a private coordinator and daemon, not the running one."
+    ),
+    record_dir: Optional[Path] = typer.Option(
+        None, "--record-dir", help="Keep each run's recording in this directory."
+    ),
+    rate: int = typer.Option(200, "--rate", min=1, max=1000, help="Samples per second per node."),
+    as_json: bool = JSON,
+    coordinator_addr: Optional[str] = COORDINATOR_ADDR,
+    coordinator_port: Optional[int] = COORDINATOR_PORT,
+    dora: Optional[str] = DORA,
+) -> None:
+    """Rehearse start and stop several times and suggest a grace period from the measurements.
+
+    Each run starts the dataflow (named dora-doctor-rehearsal-…), lets it run --warmup,
+    stops it with --ceiling as the grace while sampling, and measures stop→exit per node.
+    Runs that hit the ceiling count as "≥ ceiling", never as the value. Where a node is
+    starved of the GIL or never reacts to STOP, it says that no grace value helps.
+
+    \b
+    Examples:
+      dora-doctor tune-grace robot.yml
+      dora-doctor tune-grace robot.yml --runs 10 --ceiling 30s --margin 1.2
+      dora-doctor tune-grace robot.yml --local --json > grace.json
+    """
+    from rich.console import Console
+
+    from dora_doctor.report import rehearsal as render
+
+    rehearsal = _rehearse(
+        dataflow_file, runs, warmup, ceiling, "--ceiling", margin, local, record_dir, rate,
+        coordinator_addr, coordinator_port, dora,
+    )  # fmt: skip
+    if as_json:
+        sys.stdout.write(render.render_json(rehearsal))
+    else:
+        render.render_terminal(rehearsal, Console())
+
+
+@app.command()
+def check(
+    dataflow_file: Path = typer.Argument(..., help="The dataflow YAML to rehearse."),
+    grace: str = typer.Option(..., "--grace", help="The grace period you intend to use (5s)."),
+    runs: int = typer.Option(1, "--runs", "-n", min=1, max=100, help="How many rehearsals."),
+    warmup: str = typer.Option("3s", "--warmup", help="How long each run runs before the stop."),
+    local: bool = typer.Option(
+        False, "--local", help="Rehearse on a private coordinator and daemon, not the running one."
+    ),
+    as_json: bool = JSON,
+    coordinator_addr: Optional[str] = COORDINATOR_ADDR,
+    coordinator_port: Optional[int] = COORDINATOR_PORT,
+    dora: Optional[str] = DORA,
+) -> None:
+    """For CI: does every node stop cleanly within GRACE? Exit 0 if so, 1 if not.
+
+    Stops the dataflow with the stated grace (once, or --runs times) and fails with one line
+    per node that dora had to terminate or kill, or that exited with an error.
+
+    \b
+    Examples:
+      dora-doctor check robot.yml --grace 5s --local
+      dora-doctor check robot.yml --grace 2s --runs 3 --json
+    """
+    from rich.console import Console
+
+    from dora_doctor.rehearse import check_failures
+    from dora_doctor.report import rehearsal as render
+
+    rehearsal = _rehearse(
+        dataflow_file, runs, warmup, grace, "--grace", 1.5, local, None, 200,
+        coordinator_addr, coordinator_port, dora,
+    )  # fmt: skip
+    failures = check_failures(rehearsal)
+    if as_json:
+        data = render.to_dict(rehearsal)
+        data["check"] = {"grace": grace, "passed": not failures, "failures": failures}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        console = Console()
+        console.print(render.runs_table(rehearsal))
+    for line in failures:
+        print(f"dora-doctor: check failed: {line}", file=sys.stderr)
+    if failures:
+        raise typer.Exit(1)
+    if not as_json:
+        print(f"check passed: every node stopped cleanly within {grace}")
+
+
+def _rehearse(
+    dataflow_file: Path,
+    runs: int,
+    warmup: str,
+    stop_grace: str,
+    grace_option: str,
+    margin: float,
+    local: bool,
+    record_dir: Optional[Path],
+    rate: int,
+    coordinator_addr: Optional[str],
+    coordinator_port: Optional[int],
+    dora: Optional[str],
+) -> "Rehearsal":
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dora_doctor import descriptor, doracli, rehearse
+    from dora_doctor.sampler import SamplerOptions
+    from dora_doctor.units import parse_duration
+
+    descriptor.node_ids(dataflow_file)
+    options = rehearse.RehearsalOptions(
+        runs=runs,
+        warmup_s=parse_duration(warmup, "--warmup"),
+        stop_grace_s=parse_duration(stop_grace, grace_option),
+        margin=margin,
+        local=local,
+        record_dir=record_dir,
+        sampler=SamplerOptions(rate=rate),
+    )
+    if record_dir is not None and not record_dir.is_dir():
+        raise DoctorError(f"--record-dir {record_dir}: no such directory")
+    cli = doracli.DoraCli(doracli.find_dora(dora), coordinator_addr, coordinator_port)
+    err = Console(stderr=True, soft_wrap=True)
+    err.print(
+        f"Rehearsing {dataflow_file} {runs} time(s) "
+        + ("on a private dora" if local else f"on the coordinator at {cli.where()}")
+        + f": {warmup} running, then `dora stop --grace-duration {stop_grace}`.",
+        highlight=False,
+    )
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
+        disable=not err.is_terminal,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("starting", total=runs)
+
+        def update(state: "Rehearsal", message: str) -> None:
+            progress.update(task, completed=len(state.runs), description=message)
+            if not err.is_terminal:
+                err.print(message, highlight=False)
+
+        return rehearse.rehearse(dataflow_file, None if local else cli, options, update)
 
 
 def _terminate_as_interrupt(signum: int, frame: Optional[FrameType]) -> None:

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 from dora_doctor.errors import FAILURE, DoctorError
 
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _NOT_RUNNING = re.compile(
     r"cannot connect to coordinator|Connection refused|could not connect", re.I
 )
@@ -147,6 +148,15 @@ class DoraCli:
 
     def list_nodes(self) -> List[Dict[str, object]]:
         return self._json_command(["node", "list", "--format", "json"])
+
+    def start(self, yml: Path, name: str) -> str:
+        """``dora start YML --name NAME --detach``; the new dataflow's UUID."""
+        result = self.run(["start", str(yml.resolve()), "--name", name, "--detach"], timeout=120)
+        match = _UUID.search(result.stdout + result.stderr)
+        if result.returncode != 0 or not match:
+            reason = _first_error_line(result.stderr or result.stdout)
+            raise DoctorError(f"`dora start {yml}` failed: {reason}", FAILURE)
+        return match.group(0)
 
     def stop(
         self, dataflow: str, grace: Optional[str] = None

@@ -76,44 +76,50 @@ def suggest(
     margin: float = 1.5,
     current_grace_s: Optional[float] = None,
 ) -> Suggestion:
-    """The grace to use, or why there is none."""
+    """The grace to use, or why there is none.
+
+    Nodes that more grace cannot fix are named, and the value is still computed from the
+    others, so that fixing the code leaves the user with a number that works.
+    """
     blockers = [s for s in stats if s.blocking_cause]
+    rest = [s for s in stats if not s.blocking_cause]
+    blocked = ""
     if blockers:
         names = ", ".join(f"{s.node} ({s.blocking_cause})" for s in blockers)
-        return Suggestion(
-            grace_s=None,
-            command="",
-            would_help=False,
-            reason=f"no grace period fixes {names}: more grace only hides it; change the code "
-            "(see the advice per node)",
+        blocked = (
+            f"no grace period fixes {names}: more grace only hides it; change the code "
+            "(see the advice per node)"
         )
-    hidden = [s for s in stats if s.censored]
+    hidden = [s for s in rest if s.censored]
     if hidden:
-        names = ", ".join(f"{s.node} (≥ {max(s.censored):g} s)" for s in hidden)
-        return Suggestion(
-            grace_s=None,
-            command="",
-            would_help=False,
-            reason=f"{names} did not finish before it was ended, so how long it needs is "
-            "unknown: measure with `dora-doctor tune-grace` and a larger --ceiling",
+        names = ", ".join(f"{s.node} (≥ {max(s.censored):.2f} s)" for s in hidden)
+        reason = (
+            f"{names} did not finish before it was ended, so how long it needs is unknown: "
+            "measure with `dora-doctor tune-grace` and a larger --ceiling"
         )
-    measured = [s for s in stats if s.measured]
+        return Suggestion(None, "", False, "; ".join(filter(None, [blocked, reason])))
+    measured = [s for s in rest if s.measured]
     if not measured:
-        return Suggestion(None, "", False, "no node's stop→exit time was measured")
-    slowest = max(measured, key=lambda s: _basis(s))
+        return Suggestion(None, "", False, blocked or "no node's stop→exit time was measured")
+    slowest = max(measured, key=_basis)
     basis = _basis(slowest)
     grace = round_up_seconds(basis * margin)
     how = "p99" if len(slowest.measured) >= P99_MIN_RUNS else "max"
-    command = f"dora stop {dataflow} --grace-duration {format_duration(grace)}"
     runs = len(slowest.measured)
     reason = (
         f"{format_duration(grace)} = {how} of the slowest node ({slowest.node}, "
         f"{basis:.2f} s over {runs} run{'s' if runs != 1 else ''}) × {margin:g}, rounded up"
     )
-    would_help = True
-    if current_grace_s is not None and current_grace_s >= grace:
+    if blockers:
+        reason = f"{blocked}; once fixed, {reason} for the other nodes"
+    elif current_grace_s is not None and current_grace_s >= grace:
         reason += f"; the current {current_grace_s:g} s already suffices"
-    return Suggestion(grace_s=grace, command=command, would_help=would_help, reason=reason)
+    return Suggestion(
+        grace_s=grace,
+        command=f"dora stop {dataflow} --grace-duration {format_duration(grace)}",
+        would_help=not blockers,
+        reason=reason,
+    )
 
 
 def _basis(stats: NodeStats) -> float:

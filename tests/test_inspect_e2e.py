@@ -20,6 +20,7 @@ from dora_doctor.recording import read_recording
 
 pytestmark = pytest.mark.dora
 
+
 def doctor(local: LocalDora, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dora_doctor", *args],
@@ -132,7 +133,9 @@ def test_ctrl_c_keeps_a_valid_recording_and_leaves_no_node_paused(
     recording = read_recording(record)
     assert recording.stacks and not recording.truncated
     for pid in pids.values():
-        assert process_state(pid) in ("S", "R", "D"), f"node {pid} left in state {process_state(pid)}"
+        assert process_state(pid) in ("S", "R", "D"), (
+            f"node {pid} left in state {process_state(pid)}"
+        )
     assert pyspy_children_of(list(pids.values())) == []
     assert "talker" in stdout
 

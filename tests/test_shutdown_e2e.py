@@ -1,0 +1,169 @@
+"""The shutdown diagnosis end to end: ``inspect --stop``, ``tune-grace`` and ``check`` on
+the real samples, against a real dora coordinator and daemon, with real py-spy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+import psutil
+import pytest
+
+from dora_doctor.localdora import LocalDora
+
+pytestmark = pytest.mark.dora
+
+
+def doctor(
+    env: Dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dora_doctor", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def inspect_stop(
+    local: LocalDora, samples: Path, yml: str, nodes: int
+) -> Dict[str, Dict[str, Any]]:
+    name = Path(yml).stem.replace("_", "-")
+    local.start_dataflow(samples / yml, name)
+    local.wait_running(name, nodes=nodes)
+    result = doctor(
+        local.env,
+        "inspect",
+        name,
+        "--stop",
+        "--grace-duration",
+        "2s",
+        "--stop-after",
+        "2s",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dora-doctor will run `dora stop" in result.stderr
+    report = json.loads(result.stdout)
+    (dataflow,) = report["dataflows"]
+    return {n["id"]: {**n, "_suggestion": dataflow["suggestion"]} for n in dataflow["nodes"]}
+
+
+def test_c_call_holder_is_gil_contention(local_dora: LocalDora, samples: Path) -> None:
+    crunch = inspect_stop(local_dora, samples, "gil_contention.yml", 1)["crunch"]
+    assert crunch["outcome"] == "terminated"
+    assert 1.9 <= crunch["stop_duration_s"] <= 3.0
+    assert crunch["cause"] == "gil-contention"
+    holder = crunch["gil"]["holders"][0]
+    assert (holder["thread"], holder["function"], holder["native"]) == (
+        "cruncher",
+        "crunch_numbers",
+        True,
+    )
+    assert holder["file"].endswith("c_call_holder.py")
+    assert any(
+        a["kind"] == "code" and a["location"].endswith(f"c_call_holder.py:{holder['line']}")
+        for a in crunch["advice"]
+    )
+    assert crunch["_suggestion"]["would_help"] is False
+
+
+def test_pure_python_stop_handler_is_slow_shutdown(local_dora: LocalDora, samples: Path) -> None:
+    stubborn = inspect_stop(local_dora, samples, "slow_python_stop.yml", 1)["stubborn"]
+    assert (stubborn["outcome"], stubborn["cause"]) == ("terminated", "slow-shutdown")
+    assert any("flush_state" in e for e in stubborn["evidence"])
+
+
+def test_gil_free_cleanup_is_slow_shutdown(local_dora: LocalDora, samples: Path) -> None:
+    saver = inspect_stop(local_dora, samples, "slow_cleanup.yml", 1)["saver"]
+    assert (saver["outcome"], saver["cause"]) == ("terminated", "slow-shutdown")
+    assert any("save_to_disk" in e and "without the GIL" in e for e in saver["evidence"])
+
+
+def test_node_that_never_reads_stop_is_stuck(local_dora: LocalDora, samples: Path) -> None:
+    deaf = inspect_stop(local_dora, samples, "ignores_stop.yml", 1)["deaf"]
+    assert (deaf["outcome"], deaf["cause"]) == ("terminated", "stuck")
+    assert any("wait_for_job" in e for e in deaf["evidence"])
+
+
+def test_well_behaved_nodes_are_none(local_dora: LocalDora, samples: Path) -> None:
+    found = inspect_stop(local_dora, samples, "well_behaved.yml", 2)
+    for node in found.values():
+        assert (node["outcome"], node["cause"]) == ("clean", "none"), node
+        assert node["stop_duration_s"] < 1.5
+    suggestion = found["talker"]["_suggestion"]
+    assert suggestion["would_help"] is True and suggestion["grace_s"] >= 1
+
+
+def test_sigterm_handler_that_sleeps_is_killed(local_dora: LocalDora, samples: Path) -> None:
+    sleeper = inspect_stop(local_dora, samples, "sigterm_handler.yml", 1)["sleeper"]
+    assert sleeper["outcome"] == "killed"
+    assert 2.8 <= sleeper["stop_duration_s"] <= 4.0  # SIGKILL at 1.5 × 2 s
+    assert any("on_sigterm" in e for e in sleeper["evidence"])
+
+
+def test_tune_grace_suggests_above_the_measured_cleanup(
+    local_dora: LocalDora, samples: Path
+) -> None:
+    result = doctor(
+        local_dora.env,
+        "tune-grace", str(samples / "slow_cleanup.yml"),
+        "--runs", "2", "--warmup", "2s", "--ceiling", "6s", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["schema"] == "dora-doctor.tune-grace/1" and len(data["runs"]) == 2
+    (saver,) = data["nodes"]
+    assert saver["node"] == "saver" and saver["censored"] == []
+    assert all(2.8 <= t <= 4.5 for t in saver["measured"]), saver
+    suggestion = data["suggestion"]
+    assert suggestion["would_help"] is True
+    assert suggestion["grace_s"] >= saver["max"] * 1.5 - 1e-9
+    assert (
+        suggestion["command"]
+        == f"dora stop slow_cleanup --grace-duration {int(suggestion['grace_s'])}s"
+    )
+    # it stopped everything it started
+    listed = local_dora.cli("list", "--format", "json").stdout
+    assert '"Running"' not in listed
+
+
+def test_check_passes_and_fails_with_one_line_per_node(samples: Path) -> None:
+    env = dict(__import__("os").environ)
+    env.pop("RUST_BACKTRACE", None)
+    ok = doctor(
+        env,
+        "check",
+        str(samples / "well_behaved.yml"),
+        "--grace",
+        "2s",
+        "--local",
+        "--warmup",
+        "2s",
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "check passed" in ok.stdout
+    bad = doctor(
+        env,
+        "check",
+        str(samples / "ignores_stop.yml"),
+        "--grace",
+        "1s",
+        "--local",
+        "--warmup",
+        "2s",
+    )
+    assert bad.returncode == 1, bad.stderr
+    failures = [ln for ln in bad.stderr.splitlines() if ln.startswith("dora-doctor: check failed:")]
+    assert len(failures) == 1 and "deaf terminated" in failures[0] and "stuck" in failures[0]
+    leftovers = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "ignores_stop.py" in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []
