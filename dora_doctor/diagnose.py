@@ -51,6 +51,10 @@ CONTENTION_SHARE = 0.5
 NOTABLE_DELAY_S = 0.5
 BASELINE_S = 10.0
 
+# A thread can hold the GIL with no Python frame at all: in native code called from C, or
+# while the interpreter finalises after the last line of the script ran.
+NO_PYTHON_FRAME = Frame("(no Python frame: native code or interpreter exit)", "", 0)
+
 Window = Tuple[float, float]
 SpanTuple = Tuple[float, float, Stack]
 

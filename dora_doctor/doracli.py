@@ -82,9 +82,10 @@ class DoraCli:
     coordinator_addr: Optional[str] = None
     coordinator_port: Optional[int] = None
     timeout_s: float = 20.0
+    base_env: Optional[Dict[str, str]] = None  # default: this process's environment
 
     def env(self) -> Dict[str, str]:
-        env = dict(os.environ)
+        env = dict(os.environ if self.base_env is None else self.base_env)
         env.pop("RUST_BACKTRACE", None)
         env.pop("RUST_LIB_BACKTRACE", None)
         if self.coordinator_addr:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -29,10 +28,10 @@ from typing import Dict, List, Optional, Set, Type
 
 import psutil
 
+from dora_doctor.doracli import DoraCli
 from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.units import parse_duration
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _POLL = 0.1
 
 
@@ -235,21 +234,17 @@ class LocalDora:
                 parts.append(f"--- dora {role} output:\n{tail}")
         return LocalDoraError("\n".join(parts))
 
+    @property
+    def client(self) -> DoraCli:
+        """The dora CLI pointed at this instance, as the rest of dora-doctor uses it."""
+        return DoraCli(self.dora, "127.0.0.1", self.coordinator_port, base_env=self.env)
+
     def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run ``dora ARGS`` against this instance; the caller checks ``returncode``."""
         try:
-            return subprocess.run(
-                [self.dora, *args],
-                cwd=self.workdir,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as err:
-            raise LocalDoraError(f"`dora {' '.join(args)}` took more than {timeout:g} s") from err
+            return self.client.run(args, timeout=timeout)
+        except DoctorError as err:
+            raise LocalDoraError(str(err)) from err
 
     def start_dataflow(self, yml: Path, name: str) -> str:
         """``dora start YML --name NAME --detach``; returns the dataflow UUID.
@@ -257,13 +252,10 @@ class LocalDora:
         Node logs go to ``<yml's directory>/out/<uuid>/``, so callers that want them out of a
         source tree copy the dataflow somewhere first.
         """
-        result = self.cli("start", str(Path(yml).resolve()), "--name", name, "--detach")
-        if result.returncode != 0:
-            raise LocalDoraError(f"`dora start {yml}` failed:\n{result.stderr.strip()}")
-        match = _UUID.search(result.stdout + result.stderr)
-        if not match:
-            raise LocalDoraError(f"`dora start {yml}` printed no dataflow UUID: {result.stdout!r}")
-        return match.group(0)
+        try:
+            return self.client.start(Path(yml), name)
+        except DoctorError as err:
+            raise LocalDoraError(str(err)) from err
 
     def stop_dataflow(
         self, name: str, grace: Optional[str] = None, timeout: Optional[float] = None

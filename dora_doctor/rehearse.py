@@ -117,7 +117,7 @@ def rehearse(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="dora-doctor-local-"))
             )
             local = stack.enter_context(LocalDora.start(workdir))
-            cli = DoraCli(local.dora, "127.0.0.1", local.coordinator_port)
+            cli = local.client
         result = Rehearsal(dataflow_file, cli.version(), options)
         result.cleaned_up = clean_leftovers(cli)
         for index in range(1, options.runs + 1):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import List, Optional
+
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -14,14 +18,41 @@ def render(report: Report, console: Console) -> None:
     for dataflow in report.dataflows:
         console.print(_dataflow(dataflow, report))
         for node in dataflow.nodes:
-            if node.python and not node.skipped:
+            if _worth_a_card(node):
                 console.print(_node_card(node))
         if dataflow.suggestion is not None:
             console.print(Text(f"Suggestion: {dataflow.suggestion.reason}", style="bold"))
             if dataflow.suggestion.command:
                 console.print(Text(f"  {dataflow.suggestion.command}"))
     if report.recording:
-        console.print(Text(f"Recording kept in {report.recording}", style="dim"))
+        console.print(Text(f"Recording kept in {short_path(report.recording)}", style="dim"))
+
+
+def short_path(path: str) -> str:
+    """Paths as a person reads them: relative to here when below it, ~ for home."""
+    if not path or path.startswith("<"):
+        return path
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        relative = path
+    if not relative.startswith(".."):
+        return relative
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path.startswith(home + os.sep) else path
+
+
+def _where(file: str, line: Optional[int]) -> str:
+    if not file:
+        return ""
+    return f"{short_path(file)}:{line}" if line else short_path(file)
+
+
+def _worth_a_card(node: NodeFinding) -> bool:
+    """Nodes that stopped well need no more than their table row."""
+    if not node.python or node.skipped:
+        return bool(node.evidence) and node.outcome not in ("clean", None)
+    return node.cause not in ("none",)
 
 
 def _dataflow(dataflow: DataflowFinding, report: Report) -> Table:
@@ -29,53 +60,54 @@ def _dataflow(dataflow: DataflowFinding, report: Report) -> Table:
         f"{dataflow.name or dataflow.uuid} ({dataflow.uuid}) · dora {report.dora_version or '?'}"
     )
     table = Table(title=title, title_justify="left")
-    for column in (
-        "node",
-        "PID",
-        "Python",
-        "samples",
-        "rate",
-        "GIL held",
-        "outcome",
-        "stop→exit",
-        "cause",
-    ):
+    columns = ("node", "outcome", "stop→exit", "cause", "GIL held", "samples")
+    for column in columns:
         table.add_column(
             column,
-            justify="right" if column in ("PID", "samples", "rate", "stop→exit") else "left",
-            overflow="fold",
+            justify="right" if column in ("stop→exit", "samples", "GIL held") else "left",
+            no_wrap=column != "cause",
         )
     for node in dataflow.nodes:
-        table.add_row(
-            node.id,
-            str(node.pid or "–"),
-            node.python_version or ("yes" if node.python else "not Python"),
-            str(node.samples) if node.python else "–",
-            f"{node.sample_rate_hz:.0f}/s" if node.sample_rate_hz else "–",
-            f"{node.gil.held_share:.0%}" if node.gil.held_share is not None else "–",
-            node.outcome or "–",
-            f"{node.stop_duration_s:.2f} s" if node.stop_duration_s is not None else "–",
-            node.cause or (node.skipped or "–"),
-        )
+        stop = f"{node.stop_duration_s:.2f} s" if node.stop_duration_s is not None else "–"
+        gil = f"{node.gil.held_share:.0%}" if node.gil.held_share is not None else "–"
+        if not node.python:
+            why = "not Python"
+        elif node.skipped:
+            why = f"not sampled: {node.skipped}"
+        else:
+            why = node.cause or "–"
+        table.add_row(node.id, node.outcome or "–", stop, why, gil, f"{node.samples:,}")
     return table
 
 
 def _node_card(node: NodeFinding) -> Panel:
-    lines = []
+    lines: List[Text] = []
     if node.gil.holders:
         lines.append(Text("GIL held by:", style="bold"))
-        for h in node.gil.holders:
-            native = " (inside a C call)" if h.native else ""
+        for h in node.gil.holders[:3]:
+            native = " (one C call)" if h.native else ""
             lines.append(
-                Text(f"  {h.share:6.1%}  {h.thread}: {h.function}  {h.file}:{h.line}{native}")
+                Text(
+                    f"  {h.share:4.0%}  {h.thread}: {h.function}{native}  {_where(h.file, h.line)}"
+                )
             )
-    elif node.samples:
-        lines.append(Text("No thread was seen holding the GIL."))
-    else:
-        lines.append(Text("No samples were taken."))
     for item in node.evidence:
-        lines.append(Text(f"• {item}"))
+        lines.append(Text(f"• {_shorten_paths(item)}"))
     for advice in node.advice:
-        where = f" ({advice.location})" if advice.location else ""
-        lines.append(Text(f"→ [{advice.kind}] {advice.text}{where}", style="green"))
-    return Panel(Group(*lines), title=f"{node.id}", title_align="left", expand=False)
+        where = f" ({_shorten_location(advice.location)})" if advice.location else ""
+        lines.append(Text(f"→ {advice.kind}: {advice.text}{where}", style="green"))
+    title = f"{node.id} · pid {node.pid or '?'} · Python {node.python_version or '?'}"
+    if node.sample_rate_hz:
+        title += f" · {node.samples:,} samples at {node.sample_rate_hz:.0f}/s"
+    return Panel(Group(*lines), title=title, title_align="left", expand=False)
+
+
+def _shorten_location(location: str) -> str:
+    file, _, line = location.rpartition(":")
+    return _where(file, int(line)) if file and line.isdigit() else short_path(location)
+
+
+def _shorten_paths(text: str) -> str:
+    here = os.getcwd() + os.sep
+    home = str(Path.home()) + os.sep
+    return text.replace(here, "").replace(home, "~" + os.sep)
