@@ -65,6 +65,14 @@ def inspect(
     nonblocking: bool = typer.Option(
         False, "--nonblocking", help="Let py-spy read without pausing the nodes (less exact)."
     ),
+    segment: int = typer.Option(
+        1,
+        "--segment",
+        min=1,
+        max=60,
+        help="Restart each py-spy recorder every this many seconds (longer: fewer restarts, "
+        "a slower live view).",
+    ),
     stop: bool = typer.Option(
         False,
         "--stop",
@@ -144,7 +152,7 @@ def inspect(
     options = watch.InspectOptions(
         duration_s=duration_s,
         record=record,
-        sampler=SamplerOptions(rate=rate, nonblocking=nonblocking),
+        sampler=SamplerOptions(rate=rate, nonblocking=nonblocking, segment_s=segment),
         log_files=files,
         stop=plan,
     )

@@ -110,7 +110,12 @@ def fill_sampling(
 ) -> None:
     """Sample count, rate, GIL share and holders of one node over ``window`` (or all)."""
     ticks = window_ticks(stacks, window)
-    covered = sum(_overlap(s.start, s.end, window) for s in stacks)
+    # the whole time sampled, gaps between py-spy segments included: an honest rate
+    covered = (
+        _overlap(min(s.start for s in stacks), max(s.end for s in stacks), window)
+        if stacks
+        else 0.0
+    )
     finding.samples = int(round(ticks))
     finding.sample_rate_hz = round(ticks / covered, 1) if covered > 0 else None
     finding.gil = gil_finding(stacks, gil, window, ticks, finding.sample_rate_hz)

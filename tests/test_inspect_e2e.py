@@ -148,3 +148,63 @@ def test_unknown_dataflow_lists_the_running_ones(local_dora: LocalDora, samples:
     assert "no dataflow named 'absent' is running" in result.stderr
     assert "present" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_ptrace_rights_the_error_says_how_to_grant_them(
+    local_dora: LocalDora, samples: Path
+) -> None:
+    """dora-doctor run as an unprivileged user against a node that root started.
+
+    The venv's interpreter lives under /root, which `nobody` cannot enter, so the system
+    interpreter of the same version runs dora-doctor's code (importable via PYTHONPATH).
+    """
+    import pwd
+    import sysconfig
+
+    system_python = Path("/usr/bin/python3")
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user `nobody` on this machine")
+    probe = subprocess.run(
+        [str(system_python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if os.geteuid() != 0 or probe.stdout.strip() != "%d.%d" % sys.version_info[:2]:
+        pytest.skip("needs root and a system python of the same version as the venv")
+    local_dora.start_dataflow(samples / "well_behaved.yml", "mine")
+    pids = local_dora.wait_running("mine", nodes=2)
+    code = (
+        "import sys\n"
+        "from dora_doctor.errors import DoctorError\n"
+        "from dora_doctor.model import NodeProcess\n"
+        "from dora_doctor.sampler import preflight\n"
+        f"pid = {pids['talker']}\n"
+        "node = NodeProcess(id='talker', dataflow='d', pid=pid, sample_pid=pid, python=True)\n"
+        "try:\n"
+        f"    preflight([node], {str(Path(sys.executable).parent / 'py-spy')!r})\n"
+        "except DoctorError as err:\n"
+        "    print(err); sys.exit(err.exit_code)\n"
+    )
+    site = sysconfig.get_paths()["purelib"]
+    result = subprocess.run(
+        [str(system_python), "-c", code],
+        env={
+            "PYTHONPATH": f"{Path(__file__).resolve().parent.parent}:{site}",
+            "PATH": "/usr/bin:/bin",
+            "HOME": "/tmp",
+        },
+        capture_output=True,
+        text=True,
+        user="nobody",
+        cwd="/tmp",
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    message = result.stdout.strip()
+    assert f"py-spy may not read process {pids['talker']}" in message
+    assert "sudo" in message and "CAP_SYS_PTRACE" in message and "ptrace_scope" in message
+    assert process_state(pids["talker"]) in ("S", "R")

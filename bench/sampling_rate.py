@@ -1,0 +1,116 @@
+"""Sampling rate per node at 2, 4 and 8 Python nodes on this machine, against bare py-spy.
+
+For each node count N: a private dora runs a dataflow of N well-behaved nodes (each on a
+100 ms timer), `dora-doctor inspect --duration D --json` samples them, and the report's
+`sample_rate_hz` per node is collected. In the same run, one bare
+`py-spy record -r RATE -d D` on one node of the same dataflow gives the reference rate.
+Results: bench/results/sampling_rate.json.
+
+    python bench/sampling_rate.py [--nodes 2 4 8] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+from dora_doctor.localdora import LocalDora
+from dora_doctor.pyspy import find_pyspy, pyspy_env
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE = ROOT / "samples" / "nodes" / "well_behaved.py"
+RATE = 200
+
+
+def dataflow_yaml(count: int) -> str:
+    lines = ["nodes:"]
+    for i in range(count):
+        lines += [
+            f"  - id: n{i}",
+            f"    path: {NODE}",
+            "    inputs:",
+            "      tick: dora/timer/millis/100",
+            "    outputs:",
+            "      - count",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def bare_pyspy_rate(pid: int, seconds: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            [find_pyspy(), "record", "--pid", str(pid), "--rate", str(RATE), "--duration",
+             str(seconds), "--format", "raw", "--idle", "--output", f"{tmp}/o.txt"],
+            capture_output=True, text=True, env=pyspy_env(), check=True,
+        ).stdout  # fmt: skip
+    samples = int(re.search(r"Samples: (\d+)", out).group(1))  # type: ignore[union-attr]
+    return samples / seconds
+
+
+def measure(count: int, seconds: int, segment: int) -> Dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, LocalDora.start(Path(tmp) / "dora") as dora:
+        yml = Path(tmp) / f"n{count}.yml"
+        yml.write_text(dataflow_yaml(count))
+        dora.start_dataflow(yml, f"bench{count}")
+        pids = dora.wait_running(f"bench{count}", nodes=count)
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "dora_doctor", "inspect", f"bench{count}", "--duration",
+             str(seconds), "--rate", str(RATE), "--segment", str(segment), "--json"],
+            env=dora.env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        wall = time.monotonic() - started
+        report = json.loads(result.stdout)
+        rates: List[float] = [n["sample_rate_hz"] for n in report["dataflows"][0]["nodes"]]
+        gil_known = all(n["gil"]["held_share"] is not None for n in report["dataflows"][0]["nodes"])
+        reference = bare_pyspy_rate(next(iter(pids.values())), seconds)
+        return {
+            "nodes": count,
+            "segment_s": segment,
+            "seconds": seconds,
+            "rate_requested_hz": RATE,
+            "per_node_hz": rates,
+            "min_hz": min(rates),
+            "mean_hz": round(statistics.mean(rates), 1),
+            "bare_pyspy_one_node_hz": round(reference, 1),
+            "ratio_min_to_bare": round(min(rates) / reference, 3),
+            "gil_known_for_every_node": gil_known,
+            "inspect_wall_s": round(wall, 2),
+        }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--segments", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    results = []
+    for count in args.nodes:
+        for segment in args.segments:
+            row = measure(count, args.seconds, segment)
+            print(json.dumps(row), flush=True)
+            results.append(row)
+    out = ROOT / "bench" / "results" / "sampling_rate.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                    "system": platform.platform()},
+        "taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": results,
+    }, indent=2) + "\n")  # fmt: skip
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
