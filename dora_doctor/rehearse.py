@@ -164,6 +164,8 @@ def _one_run(
                 duration_s=options.warmup_s + options.stop_grace_s * 1.5 + 15.0,
             ),
         )
+        if str(recording.header.get("ended_because", "")).startswith("interrupted"):
+            raise KeyboardInterrupt  # Ctrl-C ends the rehearsal, not just this run
     finally:
         _stop_quietly(cli, uuid)
     report = diagnose.report_from_recording(recording, options.margin)

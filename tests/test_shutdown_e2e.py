@@ -12,6 +12,7 @@ from typing import Any, Dict
 import psutil
 import pytest
 
+from dora_doctor.discover import process_running
 from dora_doctor.localdora import LocalDora
 
 pytestmark = pytest.mark.dora
@@ -167,3 +168,90 @@ def test_check_passes_and_fails_with_one_line_per_node(samples: Path) -> None:
         if "ignores_stop.py" in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+
+
+def test_a_stop_by_someone_else_is_noticed_from_the_coordinator_log(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    local_dora.start_dataflow(samples / "gil_contention.yml", "theirs")
+    local_dora.wait_running("theirs", nodes=1)
+    record = tmp_path / "theirs.ddrec"
+    watcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dora_doctor",
+            "inspect",
+            "theirs",
+            "--json",
+            "--record",
+            str(record),
+        ],
+        env=local_dora.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: record.exists() and record.read_text().count('"type":"stacks"') >= 2)
+        stop = local_dora.stop_dataflow("theirs", grace="2s")
+        assert stop.returncode == 0, stop.stderr
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 0, err
+    crunch = json.loads(out)["dataflows"][0]["nodes"][0]
+    assert crunch["outcome"] == "terminated" and crunch["cause"] == "gil-contention"
+    assert any("(coordinator log)" in e for e in crunch["evidence"]), crunch["evidence"]
+
+
+def test_tune_grace_interrupted_stops_what_it_started_and_only_that(
+    local_dora: LocalDora, samples: Path
+) -> None:
+    local_dora.start_dataflow(samples / "well_behaved.yml", "users-own")
+    local_dora.start_dataflow(samples / "well_behaved.yml", "dora-doctor-rehearsal-1-1")
+    local_dora.wait_running("users-own", nodes=2)
+    leftover = local_dora.wait_running("dora-doctor-rehearsal-1-1", nodes=2)
+    rehearsal = subprocess.Popen(
+        [sys.executable, "-m", "dora_doctor", "tune-grace", str(samples / "slow_cleanup.yml"),
+         "--warmup", "60s", "--runs", "3"],
+        env=local_dora.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        own = f"dora-doctor-rehearsal-{rehearsal.pid}-1"
+        started = wait_for(lambda: rehearsal_pids(local_dora, own))
+        assert not any(process_running(p) for p in leftover.values()), "leftover not stopped"
+        rehearsal.send_signal(__import__("signal").SIGINT)
+        _, err = rehearsal.communicate(timeout=60)
+    finally:
+        if rehearsal.poll() is None:
+            rehearsal.kill()
+    assert rehearsal.returncode == 130, err
+    assert "interrupted" in err
+    assert not any(process_running(p) for p in started.values())
+    assert rehearsal_pids(local_dora, "dora-doctor-rehearsal-") == {}
+    assert len(local_dora.wait_running("users-own", nodes=2)) == 2  # the user's dataflow runs on
+
+
+def rehearsal_pids(local: LocalDora, prefix: str) -> Dict[str, int]:
+    rows = [
+        json.loads(ln) for ln in local.cli("list", "--format", "json").stdout.splitlines() if ln
+    ]
+    names = [r["name"] for r in rows if r["name"].startswith(prefix) and r["status"] == "Running"]
+    pids: Dict[str, int] = {}
+    for name in names:
+        pids.update(local.node_pids(name))
+    return pids
+
+
+def wait_for(condition: Any, timeout: float = 60.0) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail("condition not met in time")
