@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dora-doctor-installed
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(STAMP)
 # Unit tests only (no dora processes).
 test-fast: $(STAMP)
 	$(PY) -m pytest -ra -m "not dora"
+
+# Benchmarks: ratios measured side by side in one run, results in bench/results/*.json.
+bench: $(STAMP)
+	$(PY) bench/sampling_rate.py
+	$(PY) bench/tune_grace_overhead.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dora_doctor tests samples bench

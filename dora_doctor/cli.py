@@ -205,7 +205,9 @@ def report(
 def tune_grace(
     dataflow_file: Path = typer.Argument(..., help="The dataflow YAML to rehearse."),
     runs: int = typer.Option(5, "--runs", "-n", min=1, max=100, help="How many rehearsals."),
-    warmup: str = typer.Option("3s", "--warmup", help="How long each run runs before the stop."),
+    warmup: str = typer.Option(
+        "3s", "--warmup", help="How long each run runs before the stop, from `dora start`."
+    ),
     ceiling: str = typer.Option(
         "60s", "--ceiling", help="The grace each rehearsal stops with: generous, to measure."
     ),
@@ -254,7 +256,9 @@ def check(
     dataflow_file: Path = typer.Argument(..., help="The dataflow YAML to rehearse."),
     grace: str = typer.Option(..., "--grace", help="The grace period you intend to use (5s)."),
     runs: int = typer.Option(1, "--runs", "-n", min=1, max=100, help="How many rehearsals."),
-    warmup: str = typer.Option("3s", "--warmup", help="How long each run runs before the stop."),
+    warmup: str = typer.Option(
+        "3s", "--warmup", help="How long each run runs before the stop, from `dora start`."
+    ),
     local: bool = typer.Option(
         False, "--local", help="Rehearse on a private coordinator and daemon, not the running one."
     ),

@@ -31,6 +31,9 @@ from dora_doctor.stopwatch import find_log_files
 from dora_doctor.watch import InspectOptions, StopPlan, inspect_dataflow
 
 NAME_PREFIX = "dora-doctor-rehearsal-"
+# Sampling before the stop gives the baseline the diagnosis compares with; the warm-up
+# counts from `dora start`, so slow node start-up eats into it, but never below this.
+MIN_BASELINE_S = 0.5
 CLEANUP_GRACE_S = 1.0
 
 
@@ -143,13 +146,14 @@ def _one_run(
 ) -> RunResult:
     name = f"{NAME_PREFIX}{os.getpid()}-{index}"
     started = time.time()
+    began = time.monotonic()
     uuid = cli.start(dataflow_file, name)
     try:
         dataflow = wait_for_nodes(cli, uuid, len(node_ids), options.start_timeout_s)
+        baseline = max(MIN_BASELINE_S, options.warmup_s - (time.monotonic() - began))
         if on_progress:
             on_progress(
-                result,
-                f"run {index}/{options.runs}: sampling {options.warmup_s:g} s, then stopping",
+                result, f"run {index}/{options.runs}: sampling {baseline:.1f} s, then stopping"
             )
         record = options.record_dir / f"{name}.ddrec" if options.record_dir else None
         recording = inspect_dataflow(
@@ -159,7 +163,7 @@ def _one_run(
                 record=record,
                 sampler=options.sampler,
                 log_files=find_log_files(dataflow.nodes, cli.port()),
-                stop=StopPlan(cli, after_s=options.warmup_s, grace_s=options.stop_grace_s),
+                stop=StopPlan(cli, after_s=baseline, grace_s=options.stop_grace_s),
                 # a node that outlives 1.5 × the grace has been SIGKILLed: never wait forever
                 duration_s=options.warmup_s + options.stop_grace_s * 1.5 + 15.0,
             ),
