@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from dora_doctor.errors import USAGE, DoctorError
+from dora_doctor.units import format_duration
 
 if TYPE_CHECKING:
-    from dora_doctor.rehearse import Rehearsal
+    from dora_doctor.rehearse import Rehearsal, RehearsalOptions
 
 app = typer.Typer(
     name="dora-doctor",
@@ -218,6 +219,11 @@ def tune_grace(
     record_dir: Optional[Path] = typer.Option(
         None, "--record-dir", help="Keep each run's recording in this directory."
     ),
+    all_runs: bool = typer.Option(
+        False,
+        "--all-runs",
+        help="Do every run even when a node outlasted the ceiling without reacting.",
+    ),
     rate: int = typer.Option(200, "--rate", min=1, max=1000, help="Samples per second per node."),
     as_json: bool = JSON,
     coordinator_addr: Optional[str] = COORDINATOR_ADDR,
@@ -241,10 +247,12 @@ def tune_grace(
 
     from dora_doctor.report import rehearsal as render
 
-    rehearsal = _rehearse(
-        dataflow_file, runs, warmup, ceiling, "--ceiling", margin, local, record_dir, rate,
-        coordinator_addr, coordinator_port, dora,
-    )  # fmt: skip
+    if record_dir is not None and not record_dir.is_dir():
+        raise DoctorError(f"--record-dir {record_dir}: no such directory")
+    options = _rehearsal_options(runs, warmup, ceiling, "--ceiling", local)
+    options.margin, options.record_dir, options.all_runs = margin, record_dir, all_runs
+    options.sampler.rate = rate
+    rehearsal = _rehearse(dataflow_file, options, coordinator_addr, coordinator_port, dora)
     if as_json:
         sys.stdout.write(render.render_json(rehearsal))
     else:
@@ -282,10 +290,8 @@ def check(
     from dora_doctor.rehearse import check_failures
     from dora_doctor.report import rehearsal as render
 
-    rehearsal = _rehearse(
-        dataflow_file, runs, warmup, grace, "--grace", 1.5, local, None, 200,
-        coordinator_addr, coordinator_port, dora,
-    )  # fmt: skip
+    options = _rehearsal_options(runs, warmup, grace, "--grace", local)
+    rehearsal = _rehearse(dataflow_file, options, coordinator_addr, coordinator_port, dora)
     failures = check_failures(rehearsal)
     if as_json:
         data = render.to_dict(rehearsal)
@@ -302,59 +308,58 @@ def check(
         print(f"check passed: every node stopped cleanly within {grace}")
 
 
+def _rehearsal_options(
+    runs: int, warmup: str, stop_grace: str, grace_option: str, local: bool
+) -> "RehearsalOptions":
+    from dora_doctor.rehearse import RehearsalOptions
+    from dora_doctor.units import parse_duration
+
+    return RehearsalOptions(
+        runs=runs,
+        warmup_s=parse_duration(warmup, "--warmup"),
+        stop_grace_s=parse_duration(stop_grace, grace_option),
+        local=local,
+    )
+
+
 def _rehearse(
     dataflow_file: Path,
-    runs: int,
-    warmup: str,
-    stop_grace: str,
-    grace_option: str,
-    margin: float,
-    local: bool,
-    record_dir: Optional[Path],
-    rate: int,
+    options: "RehearsalOptions",
     coordinator_addr: Optional[str],
     coordinator_port: Optional[int],
     dora: Optional[str],
 ) -> "Rehearsal":
-    from rich.console import Console
+    """Run the rehearsals with a progress bar and the table of stop times so far."""
+    from rich.console import Console, Group
+    from rich.live import Live
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from dora_doctor import descriptor, doracli, rehearse
-    from dora_doctor.sampler import SamplerOptions
-    from dora_doctor.units import parse_duration
+    from dora_doctor.report import rehearsal as render
 
     descriptor.node_ids(dataflow_file)
-    options = rehearse.RehearsalOptions(
-        runs=runs,
-        warmup_s=parse_duration(warmup, "--warmup"),
-        stop_grace_s=parse_duration(stop_grace, grace_option),
-        margin=margin,
-        local=local,
-        record_dir=record_dir,
-        sampler=SamplerOptions(rate=rate),
-    )
-    if record_dir is not None and not record_dir.is_dir():
-        raise DoctorError(f"--record-dir {record_dir}: no such directory")
     cli = doracli.DoraCli(doracli.find_dora(dora), coordinator_addr, coordinator_port)
     err = Console(stderr=True, soft_wrap=True)
     err.print(
-        f"Rehearsing {dataflow_file} {runs} time(s) "
-        + ("on a private dora" if local else f"on the coordinator at {cli.where()}")
-        + f": {warmup} running, then `dora stop --grace-duration {stop_grace}`.",
+        f"Rehearsing {dataflow_file} {options.runs} time(s) "
+        + ("on a private dora" if options.local else f"on the coordinator at {cli.where()}")
+        + f": {options.warmup_s:g} s running, then "
+        + f"`dora stop --grace-duration {format_duration(options.stop_grace_s)}`.",
         highlight=False,
     )
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
-        disable=not err.is_terminal,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("starting", total=runs)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    task = progress.add_task("starting", total=options.runs)
+    with Live(console=err, auto_refresh=False, transient=True) as screen:
 
         def update(state: "Rehearsal", message: str) -> None:
             progress.update(task, completed=len(state.runs), description=message)
-            if not err.is_terminal:
+            if err.is_terminal:
+                screen.update(Group(progress, render.runs_table(state)), refresh=True)
+            else:
                 err.print(message, highlight=False)
 
-        return rehearse.rehearse(dataflow_file, None if local else cli, options, update)
+        result = rehearse.rehearse(dataflow_file, None if options.local else cli, options, update)
+    return result
 
 
 def _terminate_as_interrupt(signum: int, frame: Optional[FrameType]) -> None:

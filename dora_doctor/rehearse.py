@@ -47,6 +47,7 @@ class RehearsalOptions:
     record_dir: Optional[Path] = None
     sampler: SamplerOptions = field(default_factory=SamplerOptions)
     start_timeout_s: float = 60.0
+    all_runs: bool = False
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Rehearsal:
     runs: List[RunResult] = field(default_factory=list)
     cleaned_up: List[str] = field(default_factory=list)
     wall_s: float = 0.0
+    ended_early: Optional[str] = None
 
     def stop_times(self) -> Dict[str, List[grace.StopTime]]:
         """Per node, each run's stop→exit time, censored where dora ended the node."""
@@ -131,6 +133,14 @@ def rehearse(
             )
             if on_progress:
                 on_progress(result, f"run {index}/{options.runs}: done")
+            hopeless = _hopeless_nodes(result.runs[-1])
+            if hopeless and index < options.runs and not options.all_runs:
+                result.ended_early = (
+                    f"stopped after run {index} of {options.runs}: {', '.join(hopeless)} "
+                    "outlasted the whole grace without reacting, and more runs cannot change "
+                    "that (--all-runs to do them anyway)"
+                )
+                break
     result.wall_s = time.monotonic() - began
     return result
 
@@ -174,6 +184,15 @@ def _one_run(
         _stop_quietly(cli, uuid)
     report = diagnose.report_from_recording(recording, options.margin)
     return RunResult(index, name, uuid, report, started, time.time(), record)
+
+
+def _hopeless_nodes(run: RunResult) -> List[str]:
+    """Nodes dora had to end that were starved of the GIL or never reacted at all."""
+    return [
+        f"{n.id} ({n.cause})"
+        for n in run.nodes
+        if n.outcome in ("terminated", "killed") and n.cause in grace.BLOCKING_CAUSES
+    ]
 
 
 def wait_for_nodes(cli: DoraCli, uuid: str, count: int, timeout_s: float) -> Dataflow:

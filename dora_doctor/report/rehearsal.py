@@ -63,6 +63,8 @@ def render_terminal(rehearsal: Rehearsal, console: Console) -> None:
             f"Stopped leftovers of an earlier rehearsal: {', '.join(rehearsal.cleaned_up)}"
         )
     console.print(runs_table(rehearsal))
+    if rehearsal.ended_early:
+        console.print(Text(rehearsal.ended_early, style="yellow"))
     stats = rehearsal.stats()
     console.print(stats_table(stats))
     advice_seen = set()
@@ -92,6 +94,7 @@ def to_dict(rehearsal: Rehearsal) -> Dict[str, Any]:
         "stop_grace_s": rehearsal.options.stop_grace_s,
         "margin": rehearsal.options.margin,
         "cleaned_up": rehearsal.cleaned_up,
+        "ended_early": rehearsal.ended_early,
         "runs": [
             {
                 "index": run.index,
