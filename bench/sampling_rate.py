@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import statistics
 import subprocess
@@ -24,6 +23,10 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from dora_doctor.localdora import LocalDora
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import write_results  # noqa: E402
+
 from dora_doctor.pyspy import find_pyspy, pyspy_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,14 +103,7 @@ def main() -> int:
             row = measure(count, args.seconds, segment)
             print(json.dumps(row), flush=True)
             results.append(row)
-    out = ROOT / "bench" / "results" / "sampling_rate.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
-                    "system": platform.platform()},
-        "taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "results": results,
-    }, indent=2) + "\n")  # fmt: skip
+    out = write_results("sampling_rate", results)
     print(f"wrote {out}")
     return 0
 

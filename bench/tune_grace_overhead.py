@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -24,6 +22,9 @@ from pathlib import Path
 from typing import Any, Dict
 
 from dora_doctor.localdora import LocalDora
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,15 +69,7 @@ def main() -> int:
                 row = measure(dora, samples / name, args.runs, args.warmup)
                 print(json.dumps(row), flush=True)
                 results.append(row)
-    out = ROOT / "bench" / "results" / "tune_grace_overhead.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "system": platform.platform()},
-        "taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "target_ratio": 1.2,
-        "results": results,
-    }, indent=2) + "\n")  # fmt: skip
+    out = write_results("tune_grace_overhead", results, target_ratio=1.2)
     print(f"wrote {out}")
     return 0
 

@@ -12,12 +12,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from dora_doctor.errors import FAILURE, DoctorError
+from dora_doctor.executables import beside_python_or_on_path, quiet_rust_env
 
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -32,10 +32,7 @@ def find_dora(explicit: Optional[str] = None) -> str:
         if shutil.which(explicit) is None and not Path(explicit).is_file():
             raise DoctorError(f"--dora {explicit}: no such executable")
         return shutil.which(explicit) or explicit
-    beside = Path(sys.executable).parent / "dora"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("dora")
+    found = beside_python_or_on_path("dora")
     if found:
         return found
     raise DoctorError(
@@ -85,9 +82,7 @@ class DoraCli:
     base_env: Optional[Dict[str, str]] = None  # default: this process's environment
 
     def env(self) -> Dict[str, str]:
-        env = dict(os.environ if self.base_env is None else self.base_env)
-        env.pop("RUST_BACKTRACE", None)
-        env.pop("RUST_LIB_BACKTRACE", None)
+        env = quiet_rust_env(self.base_env)
         if self.coordinator_addr:
             env["DORA_COORDINATOR_ADDR"] = self.coordinator_addr
         if self.coordinator_port:

@@ -30,6 +30,7 @@ import psutil
 
 from dora_doctor.doracli import DoraCli
 from dora_doctor.errors import FAILURE, DoctorError
+from dora_doctor.executables import quiet_rust_env
 from dora_doctor.units import parse_duration
 
 _POLL = 0.1
@@ -48,8 +49,7 @@ def node_environment(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     RUST_BACKTRACE=1 turns every dora error into pages of backtrace; the PATH order makes the
     daemon start ``.py`` nodes with this interpreter.
     """
-    env = dict(os.environ if base is None else base)
-    env.pop("RUST_BACKTRACE", None)
+    env = quiet_rust_env(base)
     bindir = str(Path(sys.executable).parent)
     rest = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir]
     env["PATH"] = os.pathsep.join([bindir, *rest])

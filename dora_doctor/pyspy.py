@@ -8,15 +8,13 @@ Output parsers are small and separate (``parse_summary``, ``parse_raw``,
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from dora_doctor.errors import DoctorError
+from dora_doctor.executables import beside_python_or_on_path, quiet_rust_env
 from dora_doctor.model import Frame, GilStack, Span, Stack, ThreadTrack
 
 # py-spy marks each stack's root with the thread when called with --threads, e.g.
@@ -39,10 +37,7 @@ def find_pyspy() -> str:
 
     A ``sudo dora-doctor`` often runs with a PATH that lacks the virtualenv's ``bin``.
     """
-    beside = Path(sys.executable).parent / "py-spy"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("py-spy")
+    found = beside_python_or_on_path("py-spy")
     if found:
         return found
     raise DoctorError(
@@ -52,11 +47,7 @@ def find_pyspy() -> str:
 
 
 def pyspy_env() -> Dict[str, str]:
-    """py-spy prints Rust backtraces under RUST_BACKTRACE, which drown its one-line errors."""
-    env = dict(os.environ)
-    env.pop("RUST_BACKTRACE", None)
-    env.pop("RUST_LIB_BACKTRACE", None)
-    return env
+    return quiet_rust_env()
 
 
 def record_argv(

@@ -5,27 +5,19 @@ These run the real CLI entry point in a subprocess, as a user would.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Optional
 
 import pytest
+from helpers import run_doctor
 
 HERE = Path(__file__).parent
 
 
-def run(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dora_doctor", *args],
-        capture_output=True,
-        text=True,
-        env=env or dict(os.environ),
-        timeout=120,
-        check=False,
-    )
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_doctor(*args, timeout=120)
 
 
 def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:

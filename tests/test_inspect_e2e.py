@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, List
 
 import psutil
 import pytest
+from helpers import process_state, run_doctor, wait_for
 
 from dora_doctor.localdora import LocalDora
 from dora_doctor.recording import read_recording
@@ -21,31 +21,13 @@ from dora_doctor.recording import read_recording
 pytestmark = pytest.mark.dora
 
 
-def doctor(local: LocalDora, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dora_doctor", *args],
-        env=local.env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def doctor(local: LocalDora, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_doctor(*args, env=local.env, timeout=120)
 
 
 def nodes_of(report: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     (dataflow,) = report["dataflows"]
     return {n["id"]: n for n in dataflow["nodes"]}
-
-
-def process_state(pid: int) -> str:
-    """The State letter of /proc/PID/status ('T' = stopped, what a paused target shows)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("State:"):
-                return line.split()[1]
-    except OSError:
-        return "gone"
-    return "?"
 
 
 def pyspy_children_of(pids: List[int]) -> List[psutil.Process]:
@@ -118,14 +100,11 @@ def test_ctrl_c_keeps_a_valid_recording_and_leaves_no_node_paused(
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # ready: the first stack segment is on disk
-        if record.exists() and '"type":"stacks"' in record.read_text():
-            break
-        time.sleep(0.1)
-    else:
+    try:  # ready: the first stack segment is on disk
+        wait_for(lambda: record.exists() and '"type":"stacks"' in record.read_text(), 30)
+    except BaseException:
         proc.kill()
-        pytest.fail("inspect wrote no samples within 30 s")
+        raise
     os.kill(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr

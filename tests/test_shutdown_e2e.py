@@ -11,6 +11,7 @@ from typing import Any, Dict
 
 import psutil
 import pytest
+from helpers import run_doctor, wait_for
 
 from dora_doctor.discover import process_running
 from dora_doctor.localdora import LocalDora
@@ -18,17 +19,8 @@ from dora_doctor.localdora import LocalDora
 pytestmark = pytest.mark.dora
 
 
-def doctor(
-    env: Dict[str, str], *args: str, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dora_doctor", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def doctor(env: Dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run_doctor(*args, env=env)
 
 
 def inspect_stop(
@@ -243,15 +235,3 @@ def rehearsal_pids(local: LocalDora, prefix: str) -> Dict[str, int]:
     for name in names:
         pids.update(local.node_pids(name))
     return pids
-
-
-def wait_for(condition: Any, timeout: float = 60.0) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail("condition not met in time")
