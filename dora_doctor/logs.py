@@ -171,7 +171,7 @@ MESSAGE_PATTERNS: List[MessagePattern] = [
         "grace-kill",
         GRACE_KILL,
         re.compile(
-            rf"(?P<node>{_NODE}) was killed due to not stopping within the "
+            rf"(?<![\w./-])(?P<node>{_NODE}) was killed due to not stopping within the "
             r"(?P<seconds>\d+(?:\.\d+)?)s grace period"
         ),
         "sleeper was killed due to not stopping within the 3s grace period",
@@ -191,7 +191,7 @@ MESSAGE_PATTERNS: List[MessagePattern] = [
     MessagePattern(
         "finished",
         NODE_FINISHED,
-        re.compile(rf"(?:^|\s)(?P<node>{_NODE}) finished successfully"),
+        re.compile(rf"(?<![\w./-])(?P<node>{_NODE}) finished successfully"),
         "talker finished successfully",
         "1.1.0",
     ),
@@ -361,10 +361,8 @@ def parse_record(line: str) -> Optional[LogRecord]:
 
 
 def _parse_envelope(text: str, syslog: bool) -> Optional[LogRecord]:
-    if text.startswith("{"):
-        record = _json_record(text)
-        if record is not None:
-            return record
+    if text.startswith("{"):  # a JSON line, or a broken one: never read as plain text
+        return _json_record(text)
     found = _TRACING.match(text)
     if found:
         return _tracing_record(found)
@@ -381,8 +379,8 @@ def _parse_envelope(text: str, syslog: bool) -> Optional[LogRecord]:
         found = _SYSLOG.match(text)
         if found and found["host"] not in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR"):
             inner = _parse_envelope(found["rest"].strip(), syslog=False)
-            if inner is None:
-                inner = LogRecord(message=found["rest"].strip(), envelope="bare")
+            if inner is None:  # a broken JSON line behind the prefix
+                return None
             if inner.time is None:
                 stamp = found["stamp"]
                 if stamp[0].isdigit():

@@ -793,6 +793,9 @@ GARBAGE = [
     "Location:",
     "Dataflow 01a2130b-f0fe-78c5-9edb-120a8dd69a68 failed:",
     "killed due to not stopping",  # the start of a line without the rest
+    '{"other": "node exited with error: Signal(15)"}',  # JSON, but no message field
+    '{"fields": {"message": "node exited with error: Signal(15)"',  # a cut JSON line
+    'Nov 25 14:11:25 robot dora[1]: {"fields": {"message": "node exited with error: Signal(9)',
 ]
 
 
