@@ -202,6 +202,49 @@ def report(
         terminal.render(result, Console())
 
 
+@app.command()
+def postmortem(
+    inputs: List[str] = typer.Argument(
+        ..., help="Log files, out/ directories, .gz files, or - for standard input."
+    ),
+    recording: Optional[Path] = typer.Option(
+        None, "--recording", "-r", help="A recording of the same run, for the GIL holders."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Read dora's logs after the fact: every stop, every node's end, grace kills and why.
+
+    Reads coordinator and daemon logs (dora ≥ 0.4 JSON lines or 0.3.x text), node logs,
+    and the output of `dora run` / `dora start --attach` / `dora stop`, with or without
+    colour, behind journald or syslog prefixes, gzip-compressed or not. With --recording,
+    the samples of the same run name who held the GIL when dora ended each node.
+
+    \b
+    Examples:
+      dora-doctor postmortem out/
+      dora-doctor postmortem daemon.log coordinator.log node-logs/ --recording run.ddrec
+      dora run robot.yml 2>&1 | tee run.log; dora-doctor postmortem run.log
+      journalctl -u dora-daemon | dora-doctor postmortem -
+    """
+    from rich.console import Console
+
+    from dora_doctor import postmortem as library
+    from dora_doctor.recording import read_recording
+    from dora_doctor.report import postmortem as render
+
+    recorded = read_recording(recording) if recording else None
+    result = library.postmortem(inputs, recorded)
+    err = Console(stderr=True, soft_wrap=True)
+    for problem in result.scan.stats.problems:
+        err.print(f"dora-doctor: warning: {problem}", highlight=False)
+    if result.scan.stats.files == 0:
+        raise DoctorError("nothing to read: " + "; ".join(result.scan.stats.problems))
+    if as_json:
+        sys.stdout.write(render.render_json(result))
+    else:
+        render.render_terminal(result, Console())
+
+
 @app.command("tune-grace")
 def tune_grace(
     dataflow_file: Path = typer.Argument(..., help="The dataflow YAML to rehearse."),

@@ -208,6 +208,8 @@ def outcome_of(end: Optional[NodeEnd], shutdown: Shutdown) -> Tuple[Optional[str
     duration = None
     if request is not None and end.time is not None and end.time >= request.time:
         duration = round(end.time - request.time, 3)
+    if end.coarse:
+        duration = None  # whole seconds only: see the evidence for the range
     if end.grace_kill is not None or end.signal == 9:
         return "killed", duration
     if end.signal == 15:
@@ -216,7 +218,11 @@ def outcome_of(end: Optional[NodeEnd], shutdown: Shutdown) -> Tuple[Optional[str
         return "failed", duration
     if end.exit_code not in (None, 0):
         return "failed", duration
+    if end.finished:
+        return "clean", duration
     if end.time is None:
+        if shutdown.daemon_log_read and shutdown.ended:
+            return "clean", None  # a clean exit is the one end dora's daemon does not log
         return ("running" if end.running_at_end else "unknown"), None
     if shutdown.daemon_log_read:
         return "clean", duration
@@ -265,6 +271,8 @@ def diagnose_shutdown(
         )
         return
     _classify(finding, stacks, gil, shutdown, window, ticks)
+    if finding.outcome in ("terminated", "killed") and end is not None and end.time:
+        _holders_at_the_end(finding, stacks, gil, end.time)
 
 
 def _classify(
@@ -359,13 +367,33 @@ def _classify(
     _slow_shutdown(finding, stacks, gil, main, main_name, reaction, request.time, after)
 
 
+def _holders_at_the_end(
+    finding: NodeFinding, stacks: List[StackSegment], gil: List[GilSegment], ended: float
+) -> None:
+    """Who held the GIL when dora ended the node: what a post-mortem asks first."""
+    last = (ended - 1.0, ended)
+    ticks = window_ticks(stacks, last)
+    if ticks < MIN_WINDOW_SAMPLES:
+        return
+    found = gil_finding(stacks, gil, last, ticks)
+    if not found.holders:
+        finding.evidence.append("In its last second no thread held the GIL.")
+        return
+    top = found.holders[0]
+    finding.evidence.append(
+        f"In its last second before dora ended it, {top.thread} held the GIL "
+        f"{top.share:.0%} of the time, in {top.function} ({top.file}:{top.line})."
+    )
+
+
 def _stop_sentence(shutdown: Shutdown, finding: NodeFinding) -> str:
     request = shutdown.request
     assert request is not None
     source = {
         "dora-doctor": "asked by dora-doctor",
         "coordinator": "coordinator log",
-    }.get(request.source, request.source)
+        "daemon": "daemon log",
+    }.get(request.source, "dora's output")
     grace = (
         f"grace {shutdown.grace.seconds:g} s ({shutdown.grace.source})"
         if shutdown.grace
@@ -383,9 +411,17 @@ def _stop_sentence(shutdown: Shutdown, finding: NodeFinding) -> str:
         "running": "was still running when the watch ended",
         "unknown": "ended, how is unknown",
     }.get(finding.outcome or "unknown", "")
+    end = shutdown.end_of(finding.id)
     if finding.stop_duration_s is not None:
         after = f" {finding.stop_duration_s:.2f} s later"
-    elif finding.outcome in ("clean", "failed", "terminated", "killed"):
+    elif end is not None and end.time is not None and end.coarse:
+        low, high = max(0.0, end.time - request.time), end.time + 1.0 - request.time
+        after = (
+            f" between {low:.1f} and {high:.1f} s later (dora's output gives whole seconds)"
+            if high > 0
+            else " before the stop request"
+        )
+    elif end is not None and end.time is not None and end.time < request.time:
         after = " before the stop request"
     else:
         after = ""

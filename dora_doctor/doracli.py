@@ -20,6 +20,7 @@ from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.executables import beside_python_or_on_path, quiet_rust_env
 
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_SERIES = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")  # "0.3.x", "≥0.4": a series, from a log format
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _NOT_RUNNING = re.compile(
     r"cannot connect to coordinator|Connection refused|could not connect", re.I
@@ -49,10 +50,10 @@ def parse_version(text: str) -> Optional[str]:
 def version_tuple(version: Optional[str]) -> Optional[tuple[int, int, int]]:
     if not version:
         return None
-    match = _VERSION.search(version)
+    match = _VERSION.search(version) or _SERIES.search(version)
     if not match:
         return None
-    return int(match[1]), int(match[2]), int(match[3])
+    return int(match[1]), int(match[2]), int(match[3] or 0)
 
 
 def parse_json_lines(text: str) -> List[Dict[str, object]]:

@@ -219,6 +219,28 @@ MESSAGE_PATTERNS: List[MessagePattern] = [
     ),
 ]
 
+# Every line a pattern above (or parse_lines' context rules) can use contains one of these
+# literal words. Searching raw bytes for them first lets a post-mortem skip the other 99.9 %
+# of a large log at the speed of a regular-expression scan; tests check every example.
+CANDIDATE_WORDS = (
+    "send stop dataflow",
+    "stop-after timeout reached",
+    "received ctrlc signal",
+    "node exited with error",
+    "during planned stop",
+    "with exit status",
+    "exited with code",
+    "grace period",
+    "react to a stop message",
+    "finished successfully",
+    "DropTokens reply",
+    "failed to send reply to node",
+    "from dataflow:",
+    "exiting daemon because",
+    " failed:",
+)
+CANDIDATE = re.compile("|".join(re.escape(w) for w in CANDIDATE_WORDS).encode())
+
 # Signal names dora writes, as numbers (Linux, where dora's stop ladder sends them).
 _SIGNALS = {"SIGHUP": 1, "SIGINT": 2, "SIGKILL": 9, "SIGSEGV": 11, "SIGTERM": 15}
 

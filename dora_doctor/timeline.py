@@ -45,6 +45,8 @@ class NodeEnd:
     exit_code: Optional[int] = None
     grace_kill: Optional[logs.LogEvent] = None
     running_at_end: bool = False
+    finished: bool = False  # dora said it finished successfully
+    coarse: bool = False  # the time is a CLI time of day: whole seconds, rounded down
     evidence: List[str] = field(default_factory=list)
 
 
@@ -57,6 +59,7 @@ class Shutdown:
     recording_end: Optional[float]
     daemon_log_read: bool
     dora_version: Optional[str]
+    ended: bool = False  # dora said the dataflow (or `dora run`'s daemon) finished
 
     def end_of(self, node_id: str) -> Optional[NodeEnd]:
         return next((e for e in self.ends if e.node.id == node_id), None)
@@ -86,6 +89,7 @@ def build_shutdown(recording: Recording, dataflow: Dataflow) -> Shutdown:
         recording_end=recording_span(recording)[1],
         daemon_log_read=daemon_read,
         dora_version=recording.dora_version,
+        ended=any(e.kind == logs.DATAFLOW_END for e in mine),
     )
 
 
@@ -151,20 +155,35 @@ def node_end(
     if end.time is not None:
         failures = [e for e in failures if e.time is None or abs(e.time - end.time) <= LOG_MATCH_S]
     if failures:
-        failure = failures[0]
+        failure = min(failures, key=_earliest)
         end.signal, end.exit_code = failure.signal, failure.exit_code
         if end.time is None:
-            end.time, end.source = failure.time, "daemon log"
-        end.evidence.append(f"dora's daemon: {failure.text}")
-    kills = [e for e in events if e.kind == logs.GRACE_KILL and e.node == node.id]
+            end.time, end.source, end.coarse = failure.time, "daemon log", failure.clock is not None
+        end.evidence.append(f"dora: {failure.text}")
+    # the daemon's "killed due to not stopping" line and the CLI's "(SIGKILL)" verdict
+    kills = [e for e in events if e.kind in (logs.GRACE_KILL, logs.KILLED) and e.node == node.id]
     if kills:
-        end.grace_kill = kills[0]
-        end.evidence.append(f"dora's daemon: {kills[0].text}")
+        end.grace_kill = min(kills, key=_earliest)
+        end.evidence.append(f"dora: {end.grace_kill.text}")
+        if end.time is None:
+            end.time, end.source = end.grace_kill.time, "daemon log"
+            end.coarse = end.grace_kill.clock is not None
+    finished = [e for e in events if e.kind == logs.NODE_FINISHED and e.node == node.id]
+    if finished and end.time is None and not failures and not kills:
+        # dora ≥ 0.4 also says "finished successfully" after a SIGTERM, hence last in line
+        first = min(finished, key=_earliest)
+        end.finished, end.coarse = True, first.clock is not None
+        end.time, end.source = first.time, "dora log"
     if end.time is None:
         end.running_at_end = bool(recording.stacks or recording.events) and not any(
             e.node == node.id and e.kind == "sampler-error" for e in recording.events
         )
     return end
+
+
+def _earliest(event: logs.LogEvent) -> Tuple[bool, float]:
+    """Exact timestamps before times of day dated afterwards (whole seconds on the CLI)."""
+    return (event.clock is not None, event.time if event.time is not None else float("inf"))
 
 
 def main_thread_spans(stacks: List[StackSegment]) -> List[Tuple[float, float, Stack]]:

@@ -15,12 +15,17 @@ T = TypeVar("T")
 
 
 def run_doctor(
-    *args: str, env: Optional[Dict[str, str]] = None, timeout: float = 300
+    *args: str,
+    env: Optional[Dict[str, str]] = None,
+    timeout: float = 300,
+    stdin: Optional[str] = None,
 ) -> "subprocess.CompletedProcess[str]":
     """``python -m dora_doctor ARGS`` in a subprocess, output captured."""
     return subprocess.run(
         [sys.executable, "-m", "dora_doctor", *args],
         env=dict(os.environ) if env is None else env,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -25,7 +25,7 @@ def render(report: Report, console: Console) -> None:
             if dataflow.suggestion.command:
                 console.print(Text(f"  {dataflow.suggestion.command}"))
     if report.recording:
-        console.print(Text(f"Recording kept in {short_path(report.recording)}", style="dim"))
+        console.print(Text(f"Recording: {short_path(report.recording)}", style="dim"))
 
 
 def short_path(path: str) -> str:

@@ -1,0 +1,162 @@
+"""Finding and reading the log files a post-mortem is given, whatever they are.
+
+Inputs are files, directories (searched for dora's logs), gzip-compressed files (found by
+their magic bytes, not their name) and ``-`` for standard input. Reading streams fixed-size
+chunks, so memory stays flat on a 1 GB log; a line longer than ``MAX_LINE`` is cut (and
+counted), and every problem with an input becomes one line of ``problems``, never an
+exception: a post-mortem of a crashed robot must read whatever is left.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterator, List, Optional, Sequence
+
+CHUNK = 4 << 20
+MAX_LINE = 64 << 10
+GZIP_MAGIC = b"\x1f\x8b"
+
+# dora's own file names: out/dora-coordinator.txt, out/dora-daemon.txt, out/<uuid>/log_<node>.*
+_NODE_LOG = re.compile(r"^log_(?P<node>.+?)\.(?:jsonl|txt)(?:\.gz)?$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_LOG_SUFFIXES = (".txt", ".log", ".jsonl", ".json", ".gz", ".out", ".err")
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """One input, and what its name says about it."""
+
+    name: str
+    kind: str  # "coordinator", "daemon", "node", "stdin" or "other"
+    node: Optional[str] = None
+    dataflow: Optional[str] = None
+
+
+@dataclass
+class ReadStats:
+    files: int = 0
+    bytes: int = 0
+    lines: int = 0
+    cut_lines: int = 0
+    problems: List[str] = field(default_factory=list)
+
+
+def classify(path: Path) -> LogSource:
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    if name.startswith("dora-coordinator"):
+        return LogSource(str(path), "coordinator")
+    if name.startswith("dora-daemon"):
+        return LogSource(str(path), "daemon")
+    match = _NODE_LOG.match(path.name)
+    if match:
+        parent = path.parent.name
+        return LogSource(str(path), "node", match["node"], parent if _UUID.match(parent) else None)
+    return LogSource(str(path), "other")
+
+
+def expand(inputs: Sequence[str], stats: ReadStats) -> List[LogSource]:
+    """Every file to read, in a stable order; directories are searched for log files."""
+    sources: List[LogSource] = []
+    for item in inputs:
+        if item == "-":
+            sources.append(LogSource("-", "stdin"))
+            continue
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(_walk(path))
+            if not found:
+                stats.problems.append(f"{path}: no log files in this directory")
+            sources.extend(classify(p) for p in found)
+        elif path.exists():
+            sources.append(classify(path))
+        else:
+            stats.problems.append(f"{path}: no such file or directory")
+    return sources
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for folder, _dirs, files in os.walk(root, onerror=None):
+        for name in files:
+            if name.endswith(_LOG_SUFFIXES) and not name.endswith(".dora-session.yaml"):
+                yield Path(folder) / name
+
+
+def open_source(source: LogSource, stats: ReadStats) -> Optional[IO[bytes]]:
+    """A binary stream of the source, decompressed if it is gzip; None (and a problem) if not."""
+    if source.kind == "stdin":
+        return sys.stdin.buffer
+    path = Path(source.name)
+    try:
+        raw = open(path, "rb")  # noqa: SIM115
+    except PermissionError:
+        stats.problems.append(f"{path}: permission denied (run as the user who owns it, or sudo)")
+        return None
+    except OSError as err:
+        stats.problems.append(f"{path}: cannot open: {err.strerror}")
+        return None
+    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if head == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    return raw
+
+
+def candidate_lines(
+    source: LogSource, stats: ReadStats, candidate: "re.Pattern[bytes]"
+) -> Iterator[bytes]:
+    """Only the lines that contain a ``candidate`` match; every line is still counted.
+
+    The search runs over whole chunks, in C, and only matching lines are cut out and handed
+    on: a 1 GB daemon log costs a regular-expression scan, not a billion Python calls.
+    """
+    handle = open_source(source, stats)
+    if handle is None:
+        return
+    stats.files += 1
+    tail = b""
+    dropping = False  # inside a line too long to be dora's: skip to its end
+    try:
+        while True:
+            try:
+                chunk = handle.read(CHUNK)
+            except (OSError, EOFError) as err:
+                stats.problems.append(f"{source.name}: read failed part-way: {err}")
+                break
+            if not chunk:
+                break
+            stats.bytes += len(chunk)
+            if dropping:
+                newline = chunk.find(b"\n")
+                if newline < 0:
+                    continue
+                chunk, dropping = chunk[newline + 1 :], False
+                stats.lines += 1
+            data = tail + chunk
+            cut = data.rfind(b"\n") + 1
+            body, tail = data[:cut], data[cut:]
+            if len(tail) > MAX_LINE:
+                stats.cut_lines += 1
+                tail, dropping = b"", True
+            stats.lines += body.count(b"\n")
+            done = 0
+            for found in candidate.finditer(body):
+                start = body.rfind(b"\n", 0, found.start()) + 1
+                if start < done:
+                    continue
+                end = body.find(b"\n", found.end())
+                done = end + 1
+                if end - start > MAX_LINE:
+                    stats.cut_lines += 1
+                    end = start + MAX_LINE
+                yield body[start:end]
+        if tail or dropping:
+            stats.lines += 1
+            if candidate.search(tail):
+                yield tail
+    finally:
+        if handle is not sys.stdin.buffer:
+            handle.close()

@@ -1,0 +1,178 @@
+"""Post-mortems of real dora logs (fixtures captured from dora-rs-cli 1.1.0 and 0.3.13)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from helpers import run_doctor
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dora_doctor import logs
+from dora_doctor.findings import NodeFinding
+from dora_doctor.postmortem import Postmortem, postmortem
+from dora_doctor.recording import read_recording
+
+FIX = Path(__file__).parent / "fixtures"
+V110 = FIX / "dora-1.1.0"
+V0313 = FIX / "dora-0.3.13"
+
+
+def by_node(result: Postmortem) -> Dict[str, List[NodeFinding]]:
+    found: Dict[str, List[NodeFinding]] = {}
+    for dataflow in result.report.dataflows:
+        for node in dataflow.nodes:
+            found.setdefault(node.id, []).append(node)
+    return found
+
+
+def test_dora_1_1_0_detached_stops_name_every_terminated_and_killed_node() -> None:
+    result = postmortem([str(V110 / "detached-stop-grace-2s")])
+    nodes = by_node(result)
+    for name in ("crunch", "stubborn", "saver", "deaf"):
+        (node,) = nodes[name]
+        assert node.outcome == "terminated", name
+        assert node.stop_duration_s == pytest.approx(2.01, abs=0.02)
+        assert any("grace 2 s" in e for e in node.evidence)
+    (sleeper,) = nodes["sleeper"]
+    assert sleeper.outcome == "killed" and sleeper.stop_duration_s == pytest.approx(3.01, abs=0.02)
+    assert any("grace 2 s (dora's kill line (3 s = 1.5 × grace))" in e for e in sleeper.evidence)
+    for name in ("talker", "listener"):  # clean nodes: no false kills
+        assert [n.outcome for n in nodes[name]] == ["clean"]
+    assert result.summary.stops == 6
+    assert result.summary.terminated == {"crunch": 1, "stubborn": 1, "saver": 1, "deaf": 1}
+    assert result.summary.killed == {"sleeper": 1}
+    assert result.report.dora_version == "≥0.4"
+
+
+def test_dora_0_3_13_text_logs_give_kills_at_the_grace() -> None:
+    result = postmortem([str(V0313 / "detached-stop-grace-2s")])
+    nodes = by_node(result)
+    for name in ("crunch", "stubborn", "saver", "deaf", "sleeper"):
+        (node,) = nodes[name]
+        assert node.outcome == "killed", name
+        assert node.stop_duration_s == pytest.approx(2.0, abs=0.01)
+        assert any("grace 2 s (dora's kill line (2 s = 1 × grace))" in e for e in node.evidence)
+    assert [n.outcome for n in nodes["talker"]] == ["clean"]
+    assert result.report.dora_version == "0.3.x"
+    assert result.summary.killed == {
+        n: 1 for n in ("crunch", "stubborn", "saver", "deaf", "sleeper")
+    }
+
+
+@pytest.mark.parametrize("variant", ["", ".color"])
+def test_dora_run_output_infers_the_grace_from_the_sigterm(variant: str) -> None:
+    path = V110 / "run-stop-after-3s" / f"run-gil_contention{variant}.stdout.txt"
+    (crunch,) = by_node(postmortem([str(path)]))["crunch"]
+    assert crunch.outcome == "terminated"
+    assert crunch.stop_duration_s == pytest.approx(10.005, abs=0.01)
+    assert any(
+        "grace 10 s (time of the first SIGTERM after the stop)" in e for e in crunch.evidence
+    )
+
+
+def test_dora_run_sigkill_after_a_sigterm_handler() -> None:
+    path = V110 / "run-stop-after-3s" / "run-sigterm_handler.stdout.txt"
+    (sleeper,) = by_node(postmortem([str(path)]))["sleeper"]
+    assert sleeper.outcome == "killed" and sleeper.stop_duration_s == pytest.approx(15.0, abs=0.05)
+
+
+def test_gzip_stdin_and_journald_prefixes(tmp_path: Path) -> None:
+    daemon = (V110 / "detached-stop-grace-2s" / "dora-daemon.txt").read_bytes()
+    coordinator = (V110 / "detached-stop-grace-2s" / "dora-coordinator.txt").read_text()
+    packed = tmp_path / "daemon.log.1"
+    packed.write_bytes(gzip.compress(daemon))  # compressed, and named as logrotate does
+    journal = "".join(
+        f"Nov 25 14:04:{i % 60:02d} robot dora-coordinator[812]: {line}\n"
+        for i, line in enumerate(coordinator.splitlines())
+    )
+    result = run_doctor("postmortem", str(packed), "-", "--json", timeout=60, stdin=journal)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    outcomes = {
+        n["id"]: n["outcome"] for d in data["dataflows"] for n in d["nodes"] if n["outcome"]
+    }
+    assert outcomes["crunch"] == "terminated" and outcomes["sleeper"] == "killed"
+    assert data["postmortem"]["summary"]["stops"] == 6
+    assert data["postmortem"]["inputs"]["files"] == 2
+
+
+def test_bad_inputs_are_one_line_each_and_never_fatal(tmp_path: Path) -> None:
+    (tmp_path / "empty.log").write_bytes(b"")
+    (tmp_path / "binary.log").write_bytes(bytes(range(256)) * 1000)
+    (tmp_path / "huge.log").write_bytes(b"x" * (300 << 10) + b" grace period\n" + b"y" * (9 << 20))
+    (tmp_path / "latin1.log").write_bytes(
+        "caf\xe9 node exited with error: Signal(15)\n".encode("latin-1")
+    )
+    (tmp_path / "nologs").mkdir()
+    result = run_doctor(
+        "postmortem", str(tmp_path), str(tmp_path / "nologs"), str(tmp_path / "missing.log"),
+        "--json", timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("dora-doctor: warning:")]
+    assert len(warnings) == 2
+    assert any("nologs: no log files" in w for w in warnings)
+    assert any("missing.log: no such file" in w for w in warnings)
+    inputs = json.loads(result.stdout)["postmortem"]["inputs"]
+    assert inputs["files"] == 4 and inputs["cut_lines"] == 2  # one in the middle, one at the end
+    assert "Traceback" not in result.stderr
+
+
+def test_nothing_readable_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_doctor("postmortem", str(tmp_path / "nope"), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("dora-doctor: error: nothing to read")
+
+
+def test_recording_adds_the_gil_holder_at_the_kill() -> None:
+    recording = read_recording(FIX / "recordings" / "gil.ddrec")
+    recording.logs = []  # only the post-mortem's logs say how it ended
+    result = postmortem([str(FIX / "recordings" / "gil-logs")], recording)
+    (crunch,) = by_node(result)["crunch"]
+    assert crunch.outcome == "terminated" and crunch.cause == "gil-contention"
+    assert any(
+        e.startswith("In its last second before dora ended it, cruncher held the GIL")
+        and "crunch_numbers" in e
+        for e in crunch.evidence
+    )
+
+
+REAL_EVENT_LINES = [
+    line
+    for path in sorted((V110 / "detached-stop-grace-2s").glob("dora-*.txt"))
+    for line in path.read_text().splitlines()
+    if logs.parse_line(line) is not None
+]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    garbage=st.lists(
+        st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode)), max_size=30
+    ),
+    seed=st.randoms(use_true_random=False),
+)
+def test_mixed_real_lines_and_garbage_never_crash_and_lose_no_event(
+    tmp_path_factory: pytest.TempPathFactory, garbage: List[bytes], seed: "object"
+) -> None:
+    lines = [ln.encode() for ln in REAL_EVENT_LINES] + [g.replace(b"\n", b" ") for g in garbage]
+    seed.shuffle(lines)  # type: ignore[attr-defined]
+    path = tmp_path_factory.mktemp("mixed") / "mixed.log"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = postmortem([str(path)])
+    kinds = sorted((e.kind, e.node or "", e.dataflow or "") for e in result.scan.events)
+    expected = sorted(
+        (e.kind, e.node or "", e.dataflow or "")
+        for e in (logs.parse_line(line) for line in REAL_EVENT_LINES)
+        if e is not None
+    )
+    for event in expected:
+        assert event[0] in [k for k, _, _ in kinds]
+    assert len(result.scan.events) >= len(expected)
