@@ -33,6 +33,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/sampling_rate.py
 	$(PY) bench/tune_grace_overhead.py
+	$(PY) bench/postmortem_speed.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dora_doctor tests samples bench

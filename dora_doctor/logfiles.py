@@ -59,6 +59,19 @@ def classify(path: Path) -> LogSource:
     return LogSource(str(path), "other")
 
 
+def _hit_lines(body: bytes, anchors: Sequence[bytes]) -> List[tuple[int, int]]:
+    """(start, end) of each line of ``body`` holding an anchor, in order, each once."""
+    starts = set()
+    for anchor in anchors:
+        at = body.find(anchor)
+        while at >= 0:
+            start = body.rfind(b"\n", 0, at) + 1
+            starts.add(start)
+            end = body.find(b"\n", at)
+            at = body.find(anchor, end + 1) if end >= 0 else -1
+    return [(start, body.find(b"\n", start)) for start in sorted(starts)]
+
+
 def expand(inputs: Sequence[str], stats: ReadStats) -> List[LogSource]:
     """Every file to read, in a stable order; directories are searched for log files."""
     sources: List[LogSource] = []
@@ -106,12 +119,13 @@ def open_source(source: LogSource, stats: ReadStats) -> Optional[IO[bytes]]:
 
 
 def candidate_lines(
-    source: LogSource, stats: ReadStats, candidate: "re.Pattern[bytes]"
+    source: LogSource, stats: ReadStats, anchors: Sequence[bytes]
 ) -> Iterator[bytes]:
-    """Only the lines that contain a ``candidate`` match; every line is still counted.
+    """Only the lines that contain one of ``anchors``; every line is still counted.
 
-    The search runs over whole chunks, in C, and only matching lines are cut out and handed
-    on: a 1 GB daemon log costs a regular-expression scan, not a billion Python calls.
+    The search runs over whole chunks with bytes.find, in C, and only the lines around a
+    hit are cut out and handed on: a 1 GB daemon log costs a few fast scans, not a billion
+    Python calls (and not a regular expression, whose alternations run ten times slower).
     """
     handle = open_source(source, stats)
     if handle is None:
@@ -142,20 +156,14 @@ def candidate_lines(
                 stats.cut_lines += 1
                 tail, dropping = b"", True
             stats.lines += body.count(b"\n")
-            done = 0
-            for found in candidate.finditer(body):
-                start = body.rfind(b"\n", 0, found.start()) + 1
-                if start < done:
-                    continue
-                end = body.find(b"\n", found.end())
-                done = end + 1
+            for start, end in _hit_lines(body, anchors):
                 if end - start > MAX_LINE:
                     stats.cut_lines += 1
                     end = start + MAX_LINE
                 yield body[start:end]
         if tail or dropping:
             stats.lines += 1
-            if candidate.search(tail):
+            if any(anchor in tail for anchor in anchors):
                 yield tail
     finally:
         if handle is not sys.stdin.buffer:

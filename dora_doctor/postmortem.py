@@ -53,7 +53,7 @@ def scan(inputs: Sequence[str]) -> Scan:
         generation = None
         if source.kind == "node" and source.node:
             result.node_logs.setdefault(source.dataflow or UNKNOWN_DATAFLOW, []).append(source.node)
-        lines = list(_decoded(candidate_lines(source, result.stats, logs.CANDIDATE)))
+        lines = list(_decoded(candidate_lines(source, result.stats, logs.CANDIDATE_ANCHORS)))
         if source.kind in ("daemon", "coordinator") and lines:
             generation = dora_generation(lines[0])
             if generation and generation not in result.dora_versions:

@@ -104,7 +104,9 @@ def test_gzip_stdin_and_journald_prefixes(tmp_path: Path) -> None:
 def test_bad_inputs_are_one_line_each_and_never_fatal(tmp_path: Path) -> None:
     (tmp_path / "empty.log").write_bytes(b"")
     (tmp_path / "binary.log").write_bytes(bytes(range(256)) * 1000)
-    (tmp_path / "huge.log").write_bytes(b"x" * (300 << 10) + b" grace period\n" + b"y" * (9 << 20))
+    (tmp_path / "huge.log").write_bytes(
+        b"x" * (300 << 10) + b" not stopping within the 2s grace period\n" + b"y" * (9 << 20)
+    )
     (tmp_path / "latin1.log").write_bytes(
         "caf\xe9 node exited with error: Signal(15)\n".encode("latin-1")
     )
