@@ -6,6 +6,7 @@ import time
 
 from rich.table import Table
 
+from dora_doctor.report.terminal import shorten_paths
 from dora_doctor.watch import LiveState
 
 
@@ -35,6 +36,6 @@ def table(state: LiveState) -> Table:
             python,
             str(live.samples),
             gil,
-            now,
+            shorten_paths(now),
         )
     return grid

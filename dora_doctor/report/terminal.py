@@ -48,11 +48,21 @@ def _where(file: str, line: Optional[int]) -> str:
     return f"{short_path(file)}:{line}" if line else short_path(file)
 
 
+# Without a stop to diagnose, a node is worth its card when it kept the GIL this busy.
+BUSY_GIL_SHARE = 0.1
+
+
 def _worth_a_card(node: NodeFinding) -> bool:
-    """Nodes that stopped well need no more than their table row."""
+    """Nodes that stopped well, or idled, need no more than their table row."""
     if not node.python or node.skipped:
-        return bool(node.evidence) and node.outcome not in ("clean", None)
-    return node.cause not in ("none",)
+        return bool(node.evidence) and node.outcome not in ("clean", "running", None)
+    if node.cause is None:
+        return (node.gil.held_share or 0.0) >= BUSY_GIL_SHARE
+    return node.cause != "none"
+
+
+def _share(value: float) -> str:
+    return "<1%" if 0 < value < 0.005 else f"{value:.0%}"
 
 
 def _dataflow(dataflow: DataflowFinding, report: Report) -> Table:
@@ -92,7 +102,7 @@ def _node_card(node: NodeFinding) -> Panel:
                 )
             )
     for item in node.evidence:
-        lines.append(Text(f"• {_shorten_paths(item)}"))
+        lines.append(Text(f"• {shorten_paths(item)}"))
     for advice in node.advice:
         where = f" ({_shorten_location(advice.location)})" if advice.location else ""
         lines.append(Text(f"→ {advice.kind}: {advice.text}{where}", style="green"))
@@ -107,7 +117,7 @@ def _shorten_location(location: str) -> str:
     return _where(file, int(line)) if file and line.isdigit() else short_path(location)
 
 
-def _shorten_paths(text: str) -> str:
+def shorten_paths(text: str) -> str:
     here = os.getcwd() + os.sep
     home = str(Path.home()) + os.sep
     return text.replace(here, "").replace(home, "~" + os.sep)
