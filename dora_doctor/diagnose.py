@@ -33,6 +33,7 @@ from dora_doctor.model import Frame, GilSegment, NodeProcess, Stack, StackSegmen
 from dora_doctor.recording import Recording
 from dora_doctor.timeline import (
     DEADLINE_TOLERANCE_S,
+    EVENT_THREAD,
     NodeEnd,
     Shutdown,
     build_shutdown,
@@ -286,7 +287,7 @@ def _classify(
     request = shutdown.request
     assert request is not None
     main = main_thread_spans(stacks)
-    main_name = _main_name(stacks)
+    main_name = EVENT_THREAD
     wait_stack = event_wait_stack(main, request.time)
     wait_leaf = wait_stack[-1] if wait_stack else None
     deadline = request.time + shutdown.grace.seconds if shutdown.grace else None
@@ -426,14 +427,6 @@ def _stop_sentence(shutdown: Shutdown, finding: NodeFinding) -> str:
     else:
         after = ""
     return f"STOP requested at {when} ({source}); {grace}; the node {ending}{after}."
-
-
-def _main_name(stacks: List[StackSegment]) -> str:
-    for seg in stacks:
-        for thread in seg.threads:
-            if thread.name == "MainThread":
-                return "MainThread"
-    return "MainThread"
 
 
 def event_wait_stack(main: Sequence[SpanTuple], stop: float) -> Optional[Stack]:

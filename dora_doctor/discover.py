@@ -35,9 +35,9 @@ class Discovery:
     source: str
 
 
-def discover(cli: Optional[DoraCli]) -> Discovery:
+def discover(cli: Optional[DoraCli], ask_version: bool = True) -> Discovery:
     """All running dataflows with their node processes resolved for sampling."""
-    version = cli.version() if cli else None
+    version = cli.version() if cli and ask_version else None
     dataflows: Optional[List[Dataflow]] = None
     source = "cli"
     if cli is not None:

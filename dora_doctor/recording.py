@@ -61,11 +61,6 @@ class Recording:
         value = self.header.get("dora_version")
         return str(value) if value else None
 
-    @property
-    def rate(self) -> Optional[int]:
-        sampler = self.header.get("sampler")
-        return int(sampler["rate"]) if isinstance(sampler, dict) and "rate" in sampler else None
-
 
 def make_header(
     dataflows: Sequence[Dataflow],

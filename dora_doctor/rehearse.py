@@ -199,7 +199,7 @@ def wait_for_nodes(cli: DoraCli, uuid: str, count: int, timeout_s: float) -> Dat
     """Poll discovery until every node of the new dataflow has a process."""
     deadline = time.monotonic() + timeout_s
     while True:
-        found = discover.discover(cli)
+        found = discover.discover(cli, ask_version=False)
         dataflow = next((d for d in found.dataflows if d.uuid == uuid), None)
         if dataflow is not None and len([n for n in dataflow.nodes if n.pid]) >= count:
             return dataflow

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 import psutil
 
@@ -23,8 +23,6 @@ from dora_doctor.discover import process_running
 from dora_doctor.model import NodeProcess, ProcessEvent
 
 POLL_S = 0.02
-
-WatchOutput = Union[ProcessEvent, logs.LogEvent]
 
 
 @dataclass
@@ -125,7 +123,7 @@ class StopWatch:
         self,
         nodes: List[NodeProcess],
         files: LogFiles,
-        output: "queue.Queue[WatchOutput]",
+        output: "queue.Queue[Any]",
     ) -> None:
         self.nodes = [n for n in nodes if n.pid is not None]
         self.tails = [_Tail(source, path) for source, path in files.all()]

@@ -15,6 +15,8 @@ from dora_doctor.doracli import default_grace_s, sigkill_factor
 from dora_doctor.model import Dataflow, NodeProcess, Stack, StackSegment
 from dora_doctor.recording import Recording
 
+# The thread that reads dora's events, as every dora Python example does it.
+EVENT_THREAD = "MainThread"
 # A node ended "at the grace deadline" when it ended this close to it.
 DEADLINE_TOLERANCE_S = 0.25
 # dora's daemon logs a node's end within this long of the process exit.
@@ -190,7 +192,7 @@ def main_thread_spans(stacks: List[StackSegment]) -> List[Tuple[float, float, St
     """The spans of the thread that reads dora events: MainThread, as in the dora API docs."""
     spans: List[Tuple[float, float, Stack]] = []
     for seg in stacks:
-        thread = next((t for t in seg.threads if t.name == "MainThread"), None)
+        thread = next((t for t in seg.threads if t.name == EVENT_THREAD), None)
         if thread is None and seg.threads:
             thread = min(seg.threads, key=lambda t: t.thread_id)
         if thread is not None:

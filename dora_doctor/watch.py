@@ -114,7 +114,7 @@ def inspect_dataflow(
         )
     sampler = Sampler(dataflow.nodes, options.sampler, pyspy_path)
     inbox: "queue.Queue[Observation]" = queue.Queue()
-    watch = StopWatch(dataflow.nodes, options.log_files, inbox)  # type: ignore[arg-type]
+    watch = StopWatch(dataflow.nodes, options.log_files, inbox)
     header = make_header(
         [dataflow],
         dora_version,

@@ -59,7 +59,7 @@ def test_round_trip_keeps_every_record(tmp_path: Path) -> None:
     first = json.loads(path.read_text().splitlines()[0])
     assert first["type"] == "header" and first["schema"] == SCHEMA == "dora-doctor.recording/1"
     rec = read_recording(path)
-    assert rec.dora_version == "1.1.0" and rec.rate == 200
+    assert rec.dora_version == "1.1.0" and rec.header["sampler"] == {"rate": 200}
     assert rec.dataflows[0].nodes[0].python_version == "3.11"
     assert rec.stacks[0].threads[0].spans[0].stack == HOLD
     assert rec.stacks[0].threads[1].spans[1].stack == MAIN[:1]

@@ -16,6 +16,8 @@ def table(state: LiveState) -> Table:
         f"dora-doctor inspect · {state.dataflow.label} · dora {state.dora_version or '?'}"
         f" · {elapsed:.0f} s · Ctrl-C to finish"
     )
+    if state.stop_requested:
+        title += f" · STOP sent {time.time() - state.stop_requested:.1f} s ago"
     grid = Table(title=title, title_justify="left", expand=False)
     grid.add_column("node")
     grid.add_column("PID", justify="right")
