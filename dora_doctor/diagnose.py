@@ -252,6 +252,8 @@ def diagnose_shutdown(
             "Ended by SIGTERM at the grace deadline: dora ≥ 0.4 reports this as a clean stop "
             "('treating as clean'), but the node's own cleanup never ran."
         )
+    if finding.outcome == "killed" and has_sigterm_step(shutdown.dora_version):
+        _survived_sigterm(finding, shutdown)
     if not node.python or finding.skipped:
         return
     window_end = (end.time if end and end.time else None) or shutdown.recording_end
@@ -366,6 +368,28 @@ def _classify(
         finding.advice.append(Advice("grace", "No grace period helps: the wait does not end."))
         return
     _slow_shutdown(finding, stacks, gil, main, main_name, reaction, request.time, after)
+
+
+def _survived_sigterm(finding: NodeFinding, shutdown: Shutdown) -> None:
+    """dora ≥ 0.4 sends SIGTERM at the grace deadline: a node it had to SIGKILL outlived it."""
+    grace = shutdown.grace.seconds if shutdown.grace else None
+    lived = (
+        f" {finding.stop_duration_s - grace:.2f} s"
+        if grace is not None and finding.stop_duration_s is not None
+        else ""
+    )
+    finding.evidence.append(
+        f"It outlived dora's SIGTERM at the grace deadline by{lived} until the SIGKILL: Python "
+        "caught SIGTERM (a signal.signal handler) and did not exit, or the handler could not "
+        "even run because the thread that runs handlers was blocked in C (a lock, a wait)."
+    )
+    finding.advice.append(
+        Advice(
+            "code",
+            "Let SIGTERM end the process: remove the SIGTERM handler, or make it exit "
+            "(sys.exit / os._exit) at once; a handler only runs when MainThread runs Python.",
+        )
+    )
 
 
 def _holders_at_the_end(

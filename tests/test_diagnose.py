@@ -70,6 +70,9 @@ def test_sigterm_handler_that_sleeps_is_killed() -> None:
     assert sleeper.stop_duration_s == pytest.approx(3.05, abs=0.1)
     assert sleeper.cause == "stuck"
     assert any("on_sigterm" in e for e in sleeper.evidence)
+    assert any(
+        "outlived dora's SIGTERM at the grace deadline by 1.05 s" in e for e in sleeper.evidence
+    )
     assert any("SIGTERM handler" in a.text for a in sleeper.advice)
 
 

@@ -6,8 +6,10 @@ At the grace, dora sends SIGTERM; the handler runs and keeps sleeping; at 1.5 x 
 sends SIGKILL.
 
 dora-doctor should find: no reaction to STOP; killed by SIGKILL (Signal(9)) at ~3 s for
-``--grace-duration 2s``, inside ``on_sigterm`` (sigterm_sleeper.py); dora reports the dataflow
-as failed. Fix: make the SIGTERM handler exit quickly and handle STOP.
+``--grace-duration 2s``, having outlived the SIGTERM; dora reports the dataflow as failed.
+The handler ``on_sigterm`` shows in the samples when the kernel delivers SIGTERM to the main
+thread; delivered to another thread (dora's Rust threads), it never runs, since MainThread
+stays blocked in its wait. Fix: make the SIGTERM handler exit quickly and handle STOP.
 """
 
 import signal
