@@ -28,6 +28,7 @@ from dora_doctor.localdora import LocalDora
 from dora_doctor.model import Dataflow
 from dora_doctor.sampler import SamplerOptions
 from dora_doctor.stopwatch import find_log_files
+from dora_doctor.units import format_duration
 from dora_doctor.watch import InspectOptions, StopPlan, inspect_dataflow
 
 NAME_PREFIX = "dora-doctor-rehearsal-"
@@ -220,7 +221,7 @@ def clean_leftovers(cli: DoraCli) -> List[str]:
         name = str(row.get("name") or "")
         status = str(row.get("status") or "running").lower()
         if name.startswith(NAME_PREFIX) and status in ("running", "starting", "stopping"):
-            _stop_quietly(cli, str(row.get("uuid") or name))
+            cli.stop(str(row.get("uuid") or name), format_duration(CLEANUP_GRACE_S))
             stopped.append(name)
     return stopped
 
@@ -232,7 +233,7 @@ def _stop_quietly(cli: DoraCli, uuid: str) -> None:
             "running",
             "starting",
         ):
-            cli.stop(uuid, f"{int(CLEANUP_GRACE_S * 1000)}ms")
+            cli.stop(uuid, format_duration(CLEANUP_GRACE_S))
             return
 
 
