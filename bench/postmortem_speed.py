@@ -97,6 +97,10 @@ def main() -> int:
         doctor_argv = [sys.executable, "-m", "dora_doctor", "postmortem", str(log), "--json"]
         doctor = timed(doctor_argv)
         grep_again = timed(["grep", "-c", KILL, str(log)])
+        from dora_doctor.logs import CANDIDATE_ANCHORS
+
+        words = [arg for a in CANDIDATE_ANCHORS for arg in ("-e", a.decode())]
+        grep_same_work = timed(["grep", "-a", "-c", "-F", *words, str(log)])
         found = json.loads(doctor["stdout"]) if doctor["returncode"] == 0 else {}
         killed = sum(found.get("postmortem", {}).get("summary", {}).get("killed", {}).values())
         memory = peak_rss_mb_of(doctor_argv)
@@ -107,6 +111,8 @@ def main() -> int:
         "grep_count": int(grep["stdout"].strip() or 0),
         "postmortem_s": doctor["seconds"],
         "ratio_to_grep": round(doctor["seconds"] / grep_s, 2),
+        "grep_c_F_same_anchors_s": grep_same_work["seconds"],
+        "ratio_to_grep_same_anchors": round(doctor["seconds"] / grep_same_work["seconds"], 2),
         "kill_lines_written": kills,
         "postmortem_peak_rss_mb": memory,
         "postmortem_killed_nodes": killed,
