@@ -178,13 +178,28 @@ def inspect(
 @app.command()
 def report(
     recording: Path = typer.Argument(..., help="A recording made with `inspect --record`."),
+    format: Optional[str] = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="terminal, json, markdown or perfetto (default: from --output's suffix: .md is "
+        "markdown, .json perfetto; else terminal).",
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write to this file (never overwritten) instead of stdout."
+    ),
+    show_paths: bool = typer.Option(
+        False, "--show-paths", help="Markdown: keep absolute paths (they name users and hosts)."
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Analyse a recording again, without any process: the same report inspect printed.
+    """Analyse a recording again, without any process, and render it.
 
     \b
     Examples:
       dora-doctor report robot.ddrec
+      dora-doctor report robot.ddrec --format markdown        # paste into a GitHub issue
+      dora-doctor report robot.ddrec -o trace.json            # open in ui.perfetto.dev
       dora-doctor report robot.ddrec --json
     """
     from rich.console import Console
@@ -192,14 +207,37 @@ def report(
     from dora_doctor import diagnose
     from dora_doctor.recording import read_recording
     from dora_doctor.report import json as json_report
-    from dora_doctor.report import terminal
+    from dora_doctor.report import markdown, perfetto, terminal
 
-    result = diagnose.report_from_recording(read_recording(recording))
+    chosen = "json" if as_json else (format or _format_from_suffix(output))
+    if chosen not in ("terminal", "json", "markdown", "perfetto"):
+        raise DoctorError(f"--format {chosen}: choose terminal, json, markdown or perfetto")
+    if output is not None and output.exists():
+        raise DoctorError(f"{output} already exists: dora-doctor does not overwrite files")
+    loaded = read_recording(recording)
+    result = diagnose.report_from_recording(loaded)
     result.recording = str(recording)
-    if as_json:
-        sys.stdout.write(json_report.render(result))
-    else:
+    if chosen == "terminal":
+        if output is not None:
+            raise DoctorError("--format terminal prints to the screen: leave out --output")
         terminal.render(result, Console())
+        return
+    text = {
+        "json": lambda: json_report.render(result),
+        "markdown": lambda: markdown.render(result, loaded, show_paths),
+        "perfetto": lambda: perfetto.render(loaded),
+    }[chosen]()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {output}", file=sys.stderr)
+
+
+def _format_from_suffix(output: Optional[Path]) -> str:
+    if output is None:
+        return "terminal"
+    return {".md": "markdown", ".json": "perfetto"}.get(output.suffix, "terminal")
 
 
 @app.command()

@@ -1,0 +1,141 @@
+"""Chrome trace-event JSON (opens in ui.perfetto.dev and chrome://tracing).
+
+One process per node, one track per thread with the sampled stacks as nested slices, one
+"GIL" track per node with who held it in each sampling segment, and instant events for the
+stop request, the grace deadline, dora's SIGKILL point and each process exit, so users can
+dig into a shutdown with tools they know.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+
+from dora_doctor.doracli import has_sigterm_step, sigkill_factor
+from dora_doctor.recording import Recording
+from dora_doctor.timeline import build_shutdown
+
+GIL_TID = 0  # thread ids from py-spy are OS ids, never 0
+
+
+def render(recording: Recording) -> str:
+    return json.dumps(trace_events(recording), separators=(",", ":")) + "\n"
+
+
+def trace_events(recording: Recording) -> Dict[str, Any]:
+    times = [s.start for s in recording.stacks] + [g.start for g in recording.gil]
+    times += [e.time for e in recording.events] + [e.time for e in recording.logs if e.time]
+    origin = min(times) if times else 0.0
+
+    def us(t: float) -> int:
+        return int(round((t - origin) * 1e6))
+
+    events: List[Dict[str, Any]] = []
+    for dataflow in recording.dataflows:
+        pids = {}
+        for index, node in enumerate(dataflow.nodes, start=1):
+            pid = node.sample_pid or node.pid or index
+            pids[node.id] = pid
+            events.append(_meta("process_name", pid, 0, f"{node.id} ({dataflow.label})"))
+            events.append(_meta("thread_name", pid, GIL_TID, "GIL holder"))
+        for segment in recording.stacks:
+            if segment.dataflow != dataflow.uuid or segment.node not in pids:
+                continue
+            pid = pids[segment.node]
+            for thread in segment.threads:
+                events.append(_meta("thread_name", pid, thread.thread_id, thread.name))
+                for span in thread.spans:
+                    for depth, frame in enumerate(span.stack):
+                        events.append(
+                            {
+                                "ph": "X",
+                                "name": frame.function,
+                                "cat": "stack",
+                                "pid": pid,
+                                "tid": thread.thread_id,
+                                "ts": us(span.start),
+                                "dur": max(1, us(span.end) - us(span.start)),
+                                "args": {"file": frame.file, "line": frame.line, "depth": depth},
+                            }
+                        )
+        for gil_segment in recording.gil:
+            if (
+                gil_segment.dataflow != dataflow.uuid
+                or gil_segment.node not in pids
+                or not gil_segment.stacks
+            ):
+                continue
+            top = max(gil_segment.stacks, key=lambda s: s.count)
+            leaf = top.stack[-1].function if top.stack else "(no Python frame)"
+            events.append(
+                {
+                    "ph": "X",
+                    "name": f"{top.thread}: {leaf}",
+                    "cat": "gil",
+                    "pid": pids[gil_segment.node],
+                    "tid": GIL_TID,
+                    "ts": us(gil_segment.start),
+                    "dur": max(1, us(gil_segment.end) - us(gil_segment.start)),
+                    "args": {
+                        "samples_with_a_holder": gil_segment.held,
+                        "holders": {
+                            f"{s.thread}:{s.stack[-1].function if s.stack else '-'}": s.count
+                            for s in gil_segment.stacks
+                        },
+                    },
+                }
+            )
+        events += _markers(recording, dataflow.uuid, pids, us)
+    events.sort(key=lambda e: (e["pid"], e["tid"], e["ts"] if e["ph"] != "M" else -1))
+    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": {"origin_unix_s": origin}}
+
+
+def _markers(
+    recording: Recording, uuid: str, pids: Dict[str, int], us: Any
+) -> List[Dict[str, Any]]:
+    dataflow = next(d for d in recording.dataflows if d.uuid == uuid)
+    shutdown = build_shutdown(recording, dataflow)
+    marks: List[Dict[str, Any]] = []
+
+    def instant(name: str, when: float, pid: int, scope: str = "p") -> None:
+        marks.append(
+            {
+                "ph": "i",
+                "name": name,
+                "cat": "shutdown",
+                "s": scope,
+                "pid": pid,
+                "tid": GIL_TID,
+                "ts": us(when),
+            }
+        )
+
+    request = shutdown.request
+    for node_id, pid in pids.items():
+        if request is not None:
+            instant("STOP requested", request.time, pid)
+            if shutdown.grace is not None:
+                deadline = request.time + shutdown.grace.seconds
+                version = shutdown.dora_version
+                instant(
+                    "grace deadline (SIGTERM)"
+                    if has_sigterm_step(version)
+                    else "grace deadline (SIGKILL)",
+                    deadline,
+                    pid,
+                )
+                if has_sigterm_step(version):
+                    instant(
+                        "SIGKILL point",
+                        request.time + shutdown.grace.seconds * sigkill_factor(version),
+                        pid,
+                    )
+        end = shutdown.end_of(node_id)
+        if end is not None and end.time is not None:
+            how: Optional[str] = f"signal {end.signal}" if end.signal else None
+            instant("process exit" + (f" ({how})" if how else ""), end.time, pid)
+    return marks
+
+
+def _meta(name: str, pid: int, tid: int, value: str) -> Dict[str, Any]:
+    return {"ph": "M", "name": name, "pid": pid, "tid": tid, "ts": 0, "args": {"name": value}}

@@ -1,0 +1,74 @@
+"""Markdown and Perfetto renderings of recordings captured from real sample runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+from helpers import run_doctor
+
+from dora_doctor.diagnose import report_from_recording
+from dora_doctor.recording import read_recording
+from dora_doctor.report import markdown, perfetto
+
+REC = Path(__file__).parent / "fixtures" / "recordings"
+
+
+def test_markdown_tells_the_gil_story_without_absolute_paths() -> None:
+    recording = read_recording(REC / "gil.ddrec")
+    text = markdown.render(report_from_recording(recording), recording)
+    assert "| crunch | terminated | 2.07 s | gil-contention | cruncher in `crunch_numbers`" in text
+    assert "<summary>Stack of cruncher while it held the GIL</summary>" in text
+    assert "crunch_numbers (…/nodes/c_call_holder.py:24)" in text
+    assert "dora 1.1.0 · Python 3.11 · Linux x86_64" in text
+    assert "/tmp/" not in text and "/root/" not in text and str(Path.home()) not in text
+    assert "DORA_" not in text  # no environment variables
+    assert text.count("```") % 2 == 0  # every code block closed
+
+
+def test_markdown_keeps_paths_when_asked() -> None:
+    recording = read_recording(REC / "gil.ddrec")
+    text = markdown.render(report_from_recording(recording), recording, show_paths=True)
+    assert "/tmp/exp4/samples/nodes/c_call_holder.py:24" in text
+
+
+def test_perfetto_is_well_formed_trace_event_json_with_markers() -> None:
+    recording = read_recording(REC / "sl.ddrec")
+    data = json.loads(perfetto.render(recording))
+    events = data["traceEvents"]
+    assert events and all({"ph", "pid", "tid", "ts", "name"} <= set(e) for e in events)
+    per_track: Dict[Tuple[int, int], List[int]] = defaultdict(list)
+    for event in events:
+        assert event["ph"] in ("X", "i", "M")
+        if event["ph"] == "X":
+            assert event["dur"] > 0 and event["ts"] >= 0
+        if event["ph"] != "M":
+            per_track[(event["pid"], event["tid"])].append(event["ts"])
+    for times in per_track.values():
+        assert times == sorted(times)  # monotonic per track
+    names = {e["name"] for e in events if e["ph"] == "i"}
+    assert {"STOP requested", "grace deadline (SIGTERM)", "SIGKILL point"} <= names
+    assert any(n.startswith("process exit (signal 9)") for n in names)
+    threads = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {"MainThread", "GIL holder"} <= threads
+    assert any(e["ph"] == "X" and e["name"] == "on_sigterm" for e in events)
+
+
+def test_report_command_writes_files_and_never_overwrites(tmp_path: Path) -> None:
+    md = tmp_path / "report.md"
+    result = run_doctor("report", str(REC / "gil.ddrec"), "-o", str(md), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert md.read_text().startswith("## dora-doctor: gil")
+    trace = tmp_path / "trace.json"
+    assert (
+        run_doctor("report", str(REC / "gil.ddrec"), "-o", str(trace), timeout=60).returncode == 0
+    )
+    assert "traceEvents" in json.loads(trace.read_text())
+    again = run_doctor("report", str(REC / "gil.ddrec"), "-o", str(md), timeout=60)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    bad = run_doctor("report", str(REC / "gil.ddrec"), "--format", "pdf", timeout=60)
+    assert bad.returncode == 2 and "choose terminal, json, markdown or perfetto" in bad.stderr
+    assert os.path.getsize(md) > 0
