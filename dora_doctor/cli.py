@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from dora_doctor.errors import USAGE, DoctorError
+from dora_doctor.report import consoles
 from dora_doctor.units import format_duration
 
 if TYPE_CHECKING:
@@ -29,6 +30,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+@app.callback()
+def _options(
+    no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR works too)."),
+) -> None:
+    """Options for every command."""
+    if no_color:
+        os.environ["NO_COLOR"] = "1"  # read by every rich Console created after this
+
 
 COORDINATOR_ADDR = typer.Option(
     None, "--coordinator-addr", help="Coordinator address (default: dora's, 127.0.0.1)."
@@ -105,7 +116,6 @@ def inspect(
       dora-doctor inspect --duration 20s --record robot.ddrec
       dora-doctor inspect robot --json > report.json
     """
-    from rich.console import Console
     from rich.live import Live
 
     from dora_doctor import diagnose, discover, doracli, stopwatch, watch
@@ -124,7 +134,7 @@ def inspect(
             f"{record} already exists: dora-doctor does not overwrite files, "
             "choose another --record path"
         )
-    err = Console(stderr=True, soft_wrap=True)
+    err = consoles.err()
     cli = doracli.DoraCli(doracli.find_dora(dora), coordinator_addr, coordinator_port)
     found = discover.discover(cli)
     chosen = discover.select_dataflow(found.dataflows, dataflow)
@@ -172,7 +182,7 @@ def inspect(
     if as_json:
         sys.stdout.write(json_report.render(report))
     else:
-        terminal.render(report, Console())
+        terminal.render(report, consoles.out(), recording)
 
 
 @app.command()
@@ -202,8 +212,6 @@ def report(
       dora-doctor report robot.ddrec -o trace.json            # open in ui.perfetto.dev
       dora-doctor report robot.ddrec --json
     """
-    from rich.console import Console
-
     from dora_doctor import diagnose
     from dora_doctor.recording import read_recording
     from dora_doctor.report import json as json_report
@@ -220,7 +228,7 @@ def report(
     if chosen == "terminal":
         if output is not None:
             raise DoctorError("--format terminal prints to the screen: leave out --output")
-        terminal.render(result, Console())
+        terminal.render(result, consoles.out(), loaded)
         return
     text = {
         "json": lambda: json_report.render(result),
@@ -264,15 +272,13 @@ def postmortem(
       dora run robot.yml 2>&1 | tee run.log; dora-doctor postmortem run.log
       journalctl -u dora-daemon | dora-doctor postmortem -
     """
-    from rich.console import Console
-
     from dora_doctor import postmortem as library
     from dora_doctor.recording import read_recording
     from dora_doctor.report import postmortem as render
 
     recorded = read_recording(recording) if recording else None
     result = library.postmortem(inputs, recorded)
-    err = Console(stderr=True, soft_wrap=True)
+    err = consoles.err()
     for problem in result.scan.stats.problems:
         err.print(f"dora-doctor: warning: {problem}", highlight=False)
     if result.scan.stats.files == 0:
@@ -280,7 +286,7 @@ def postmortem(
     if as_json:
         sys.stdout.write(render.render_json(result))
     else:
-        render.render_terminal(result, Console())
+        render.render_terminal(result, consoles.out())
 
 
 @app.command("tune-grace")
@@ -324,8 +330,6 @@ def tune_grace(
       dora-doctor tune-grace robot.yml --runs 10 --ceiling 30s --margin 1.2
       dora-doctor tune-grace robot.yml --local --json > grace.json
     """
-    from rich.console import Console
-
     from dora_doctor.report import rehearsal as render
 
     if record_dir is not None and not record_dir.is_dir():
@@ -337,7 +341,7 @@ def tune_grace(
     if as_json:
         sys.stdout.write(render.render_json(rehearsal))
     else:
-        render.render_terminal(rehearsal, Console())
+        render.render_terminal(rehearsal, consoles.out())
 
 
 @app.command()
@@ -366,8 +370,6 @@ def check(
       dora-doctor check robot.yml --grace 5s --local
       dora-doctor check robot.yml --grace 2s --runs 3 --json
     """
-    from rich.console import Console
-
     from dora_doctor.rehearse import check_failures
     from dora_doctor.report import rehearsal as render
 
@@ -379,7 +381,7 @@ def check(
         data["check"] = {"grace": grace, "passed": not failures, "failures": failures}
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
-        console = Console()
+        console = consoles.out()
         console.print(render.runs_table(rehearsal))
     for line in failures:
         print(f"dora-doctor: check failed: {line}", file=sys.stderr)
@@ -411,7 +413,7 @@ def _rehearse(
     dora: Optional[str],
 ) -> "Rehearsal":
     """Run the rehearsals with a progress bar and the table of stop times so far."""
-    from rich.console import Console, Group
+    from rich.console import Group
     from rich.live import Live
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -420,7 +422,7 @@ def _rehearse(
 
     descriptor.node_ids(dataflow_file)
     cli = doracli.DoraCli(doracli.find_dora(dora), coordinator_addr, coordinator_port)
-    err = Console(stderr=True, soft_wrap=True)
+    err = consoles.err()
     err.print(
         f"Rehearsing {dataflow_file} {options.runs} time(s) "
         + ("on a private dora" if options.local else f"on the coordinator at {cli.where()}")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
+import jsonschema
 import psutil
 import pytest
 from helpers import process_state, run_doctor, wait_for
@@ -48,6 +49,10 @@ def test_gil_holder_of_the_c_call_sample_is_named(
     result = doctor(local_dora, "inspect", "--duration", "4", "--json", "--record", str(record))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    schema = json.loads(
+        (Path(__file__).resolve().parent.parent / "docs" / "report.schema.json").read_text()
+    )
+    jsonschema.validate(report, schema)
     assert report["schema"] == "dora-doctor.report/1"
     assert report["dora_version"] == "1.1.0"
     assert {"tool_version", "dataflows"} <= set(report)

@@ -72,3 +72,26 @@ def test_report_command_writes_files_and_never_overwrites(tmp_path: Path) -> Non
     bad = run_doctor("report", str(REC / "gil.ddrec"), "--format", "pdf", timeout=60)
     assert bad.returncode == 2 and "choose terminal, json, markdown or perfetto" in bad.stderr
     assert os.path.getsize(md) > 0
+
+
+def test_text_timeline_fits_100_columns_and_shows_the_story() -> None:
+    from dora_doctor.report import timeline_text
+
+    recording = read_recording(REC / "slow.ddrec")
+    lines = timeline_text.render(recording, recording.dataflows[0], width=100)
+    assert all(len(line) <= 100 for line in lines)
+    axis, node, main = lines[0], lines[1], lines[2]
+    stop, deadline, end = axis.index("S"), axis.index("T"), node.index("X")
+    assert stop < deadline <= end
+    assert main.strip().startswith("MainThread")
+    row = main[23:]
+    assert set(row[: stop - 24]) <= {".", " "}  # waited without the GIL before the stop
+    assert row[end - 24] == "#"  # computing in flush_state, holding the GIL, when ended
+
+
+def test_no_color_option_and_env_leave_no_escape_codes() -> None:
+    for args, env in ((["--no-color"], None), ([], {"NO_COLOR": "1"})):
+        full_env = dict(os.environ, **(env or {}), FORCE_COLOR="1", TERM="xterm-256color")
+        result = run_doctor(*args, "report", str(REC / "gil.ddrec"), env=full_env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "\x1b[" not in result.stdout

@@ -12,11 +12,21 @@ from rich.table import Table
 from rich.text import Text
 
 from dora_doctor.findings import DataflowFinding, NodeFinding, Report
+from dora_doctor.recording import Recording
+from dora_doctor.report import timeline_text
 
 
-def render(report: Report, console: Console) -> None:
+def render(report: Report, console: Console, recording: Optional[Recording] = None) -> None:
     for dataflow in report.dataflows:
         console.print(_dataflow(dataflow, report))
+        recorded = (
+            next((d for d in recording.dataflows if d.uuid == dataflow.uuid), None)
+            if recording
+            else None
+        )
+        if recording is not None and recorded is not None:
+            for line in timeline_text.render(recording, recorded, min(console.width, 100)):
+                console.print(Text(line), soft_wrap=True)
         for node in dataflow.nodes:
             if _worth_a_card(node):
                 console.print(_node_card(node))

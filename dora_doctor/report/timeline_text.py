@@ -1,0 +1,125 @@
+"""A compact text timeline per node, one character per time bucket, for the terminal.
+
+Per thread: ``#`` it held the GIL most of the bucket, ``+`` some of it, ``.`` it did not
+(waiting, or running C code without the GIL), blank: not sampled. Markers on the axis: ``S``
+stop requested, ``T`` grace deadline (SIGTERM on dora ≥ 0.4), ``K`` SIGKILL point, ``X`` the
+process ended. GIL shares come per py-spy segment (one second), so a bucket shows its
+segment's share for that thread.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from dora_doctor.doracli import has_sigterm_step, sigkill_factor
+from dora_doctor.model import Dataflow
+from dora_doctor.recording import Recording
+from dora_doctor.timeline import build_shutdown
+
+LABEL = 22
+WIDTH = 100
+MAX_THREADS = 4
+LEGEND = "  # held the GIL  + some of it  . without it   S stop  T grace/SIGTERM  K SIGKILL  X exit"
+
+
+def render(recording: Recording, dataflow: Dataflow, width: int = WIDTH) -> List[str]:
+    stacks = [s for s in recording.stacks if s.dataflow == dataflow.uuid]
+    if not stacks:
+        return []
+    start = min(s.start for s in stacks)
+    end = max(s.end for s in stacks)
+    buckets = max(10, width - LABEL - 1)
+    step = (end - start) / buckets or 1.0
+    shutdown = build_shutdown(recording, dataflow)
+    lines = [f"{'':<{LABEL}} {_axis(shutdown, start, step, buckets, None)}"]
+    for node in dataflow.nodes:
+        node_stacks = [s for s in stacks if s.node == node.id]
+        if not node_stacks:
+            continue
+        threads: Dict[int, str] = {}
+        for segment in node_stacks:
+            for thread in segment.threads:
+                threads.setdefault(thread.thread_id, thread.name)
+        ending = _axis(shutdown, start, step, buckets, node.id)
+        lines.append(f"{node.id[:LABEL]:<{LABEL}} {ending}")
+        for thread_id, name in list(threads.items())[:MAX_THREADS]:
+            row = _thread_row(recording, dataflow.uuid, node.id, thread_id, start, step, buckets)
+            lines.append(f"  {name[: LABEL - 2]:<{LABEL - 2}} {row}")
+    lines.append(LEGEND)
+    return lines
+
+
+def _thread_row(
+    recording: Recording,
+    dataflow: str,
+    node: str,
+    thread_id: int,
+    start: float,
+    step: float,
+    buckets: int,
+) -> str:
+    sampled = [" "] * buckets
+    for segment in recording.stacks:
+        if segment.dataflow != dataflow or segment.node != node:
+            continue
+        for thread in segment.threads:
+            if thread.thread_id == thread_id:
+                for span in thread.spans:
+                    for i in _bucket_range(span.start, span.end, start, step, buckets):
+                        sampled[i] = "."
+    shares: List[Tuple[float, float, float]] = []
+    for gil in recording.gil:
+        if gil.dataflow != dataflow or gil.node != node:
+            continue
+        ticks = max(1.0, (gil.end - gil.start) * _rate(recording))
+        held = sum(s.count for s in gil.stacks if s.thread_id == thread_id)
+        shares.append((gil.start, gil.end, held / ticks))
+    for seg_start, seg_end, share in shares:
+        mark = "#" if share >= 0.5 else "+" if share > 0.02 else None
+        if mark is None:
+            continue
+        for i in _bucket_range(seg_start, seg_end, start, step, buckets):
+            if sampled[i] != " ":
+                sampled[i] = mark
+    return "".join(sampled)
+
+
+def _axis(shutdown: object, start: float, step: float, buckets: int, node: Optional[str]) -> str:
+    from dora_doctor.timeline import Shutdown
+
+    assert isinstance(shutdown, Shutdown)
+    row = ["─"] * buckets
+    marks: List[Tuple[float, str]] = []
+    request = shutdown.request
+    if node is None and request is not None:
+        marks.append((request.time, "S"))
+        if shutdown.grace is not None:
+            marks.append((request.time + shutdown.grace.seconds, "T"))
+            if has_sigterm_step(shutdown.dora_version):
+                factor = sigkill_factor(shutdown.dora_version)
+                marks.append((request.time + shutdown.grace.seconds * factor, "K"))
+    if node is not None:
+        end = shutdown.end_of(node)
+        if end is not None and end.time is not None:
+            marks.append((end.time, "X"))
+        if request is not None:
+            marks.append((request.time, "S"))
+    for when, letter in marks:
+        index = int((when - start) / step)
+        if 0 <= index < buckets:
+            row[index] = letter
+        elif index >= buckets and letter == "X":
+            row[-1] = letter
+    return "".join(row)
+
+
+def _bucket_range(a: float, b: float, start: float, step: float, buckets: int) -> range:
+    first = max(0, int((a - start) / step))
+    last = min(buckets - 1, int((b - start) / step))
+    return range(first, last + 1)
+
+
+def _rate(recording: Recording) -> float:
+    sampler = recording.header.get("sampler")
+    rate = sampler.get("rate") if isinstance(sampler, dict) else None
+    return float(rate) if isinstance(rate, (int, float)) and rate > 0 else 100.0
