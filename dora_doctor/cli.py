@@ -97,6 +97,9 @@ def inspect(
     stop_after: str = typer.Option(
         "3s", "--stop-after", help="With --stop: sample this long first, as the baseline."
     ),
+    html_file: Optional[Path] = typer.Option(
+        None, "--html", help="Also write the shutdown as a self-contained HTML page."
+    ),
     as_json: bool = JSON,
     coordinator_addr: Optional[str] = COORDINATOR_ADDR,
     coordinator_port: Optional[int] = COORDINATOR_PORT,
@@ -129,11 +132,9 @@ def inspect(
         raise DoctorError("--grace-duration goes with --stop (dora-doctor only stops when asked)")
     grace_s = parse_duration(grace_duration, "--grace-duration") if grace_duration else None
     stop_after_s = parse_duration(stop_after, "--stop-after")
-    if record is not None and record.exists():
-        raise DoctorError(
-            f"{record} already exists: dora-doctor does not overwrite files, "
-            "choose another --record path"
-        )
+    for target in (record, html_file):
+        if target is not None and target.exists():
+            raise DoctorError(f"{target} already exists: dora-doctor does not overwrite files")
     err = consoles.err()
     cli = doracli.DoraCli(doracli.find_dora(dora), coordinator_addr, coordinator_port)
     found = discover.discover(cli)
@@ -179,6 +180,11 @@ def inspect(
         recording = watch.inspect_dataflow(chosen, found.dora_version, options)
     err.print(f"Stopped watching: {recording.header.get('ended_because')}", highlight=False)
     report = diagnose.report_from_recording(recording)
+    if html_file is not None:
+        from dora_doctor.report import html
+
+        html_file.write_text(html.render(report, recording), encoding="utf-8")
+        err.print(f"wrote {html_file}")
     if as_json:
         sys.stdout.write(json_report.render(report))
     else:
@@ -192,8 +198,8 @@ def report(
         None,
         "--format",
         "-f",
-        help="terminal, json, markdown or perfetto (default: from --output's suffix: .md is "
-        "markdown, .json perfetto; else terminal).",
+        help="terminal, json, markdown, html or perfetto (default: from --output's suffix: "
+        ".md markdown, .html html, .json perfetto; else terminal).",
     ),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="Write to this file (never overwritten) instead of stdout."
@@ -209,17 +215,18 @@ def report(
     Examples:
       dora-doctor report robot.ddrec
       dora-doctor report robot.ddrec --format markdown        # paste into a GitHub issue
+      dora-doctor report robot.ddrec -o shutdown.html         # open in any browser, offline
       dora-doctor report robot.ddrec -o trace.json            # open in ui.perfetto.dev
       dora-doctor report robot.ddrec --json
     """
     from dora_doctor import diagnose
     from dora_doctor.recording import read_recording
+    from dora_doctor.report import html, markdown, perfetto, terminal
     from dora_doctor.report import json as json_report
-    from dora_doctor.report import markdown, perfetto, terminal
 
     chosen = "json" if as_json else (format or _format_from_suffix(output))
-    if chosen not in ("terminal", "json", "markdown", "perfetto"):
-        raise DoctorError(f"--format {chosen}: choose terminal, json, markdown or perfetto")
+    if chosen not in ("terminal", "json", "markdown", "html", "perfetto"):
+        raise DoctorError(f"--format {chosen}: choose terminal, json, markdown, html or perfetto")
     if output is not None and output.exists():
         raise DoctorError(f"{output} already exists: dora-doctor does not overwrite files")
     loaded = read_recording(recording)
@@ -233,6 +240,7 @@ def report(
     text = {
         "json": lambda: json_report.render(result),
         "markdown": lambda: markdown.render(result, loaded, show_paths),
+        "html": lambda: html.render(result, loaded),
         "perfetto": lambda: perfetto.render(loaded),
     }[chosen]()
     if output is None:
@@ -245,7 +253,7 @@ def report(
 def _format_from_suffix(output: Optional[Path]) -> str:
     if output is None:
         return "terminal"
-    return {".md": "markdown", ".json": "perfetto"}.get(output.suffix, "terminal")
+    return {".md": "markdown", ".html": "html", ".json": "perfetto"}.get(output.suffix, "terminal")
 
 
 @app.command()

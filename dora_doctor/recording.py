@@ -57,6 +57,13 @@ class Recording:
     truncated: bool = False
 
     @property
+    def sample_rate(self) -> float:
+        """Samples per second per node the sampler asked py-spy for (100 if unknown)."""
+        sampler = self.header.get("sampler")
+        rate = sampler.get("rate") if isinstance(sampler, dict) else None
+        return float(rate) if isinstance(rate, (int, float)) and rate > 0 else 100.0
+
+    @property
     def dora_version(self) -> Optional[str]:
         value = self.header.get("dora_version")
         return str(value) if value else None

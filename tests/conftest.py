@@ -7,6 +7,7 @@ nor each other, and ``close()`` in a ``finally`` leaves no process behind even w
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +23,8 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 def local_dora(tmp_path: Path) -> Iterator[LocalDora]:
     """A started :class:`LocalDora` in ``tmp_path/dora``; always closed afterwards."""
     if locate_dora() is None:
+        if os.environ.get("DORA_DOCTOR_REQUIRE_DORA"):
+            pytest.fail("dora is required here (make test installs dora-rs-cli==1.1.0)")
         pytest.skip("dora is not installed (pip install dora-rs-cli==1.1.0 dora-rs==1.1.0)")
     dora = LocalDora.start(tmp_path / "dora")
     try:

@@ -70,7 +70,7 @@ def test_report_command_writes_files_and_never_overwrites(tmp_path: Path) -> Non
     again = run_doctor("report", str(REC / "gil.ddrec"), "-o", str(md), timeout=60)
     assert again.returncode == 2 and "already exists" in again.stderr
     bad = run_doctor("report", str(REC / "gil.ddrec"), "--format", "pdf", timeout=60)
-    assert bad.returncode == 2 and "choose terminal, json, markdown or perfetto" in bad.stderr
+    assert bad.returncode == 2 and "choose terminal, json, markdown, html or perfetto" in bad.stderr
     assert os.path.getsize(md) > 0
 
 

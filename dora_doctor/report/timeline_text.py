@@ -71,7 +71,7 @@ def _thread_row(
     for gil in recording.gil:
         if gil.dataflow != dataflow or gil.node != node:
             continue
-        ticks = max(1.0, (gil.end - gil.start) * _rate(recording))
+        ticks = max(1.0, (gil.end - gil.start) * recording.sample_rate)
         held = sum(s.count for s in gil.stacks if s.thread_id == thread_id)
         shares.append((gil.start, gil.end, held / ticks))
     for seg_start, seg_end, share in shares:
@@ -117,9 +117,3 @@ def _bucket_range(a: float, b: float, start: float, step: float, buckets: int) -
     first = max(0, int((a - start) / step))
     last = min(buckets - 1, int((b - start) / step))
     return range(first, last + 1)
-
-
-def _rate(recording: Recording) -> float:
-    sampler = recording.header.get("sampler")
-    rate = sampler.get("rate") if isinstance(sampler, dict) else None
-    return float(rate) if isinstance(rate, (int, float)) and rate > 0 else 100.0

@@ -1,0 +1,238 @@
+"""One self-contained HTML file that shows a shutdown: lanes per thread, markers, cards.
+
+No network at view time: inline CSS, inline SVG, a Content-Security-Policy that forbids any
+fetch, and no script at all: hovering a lane segment shows the sampled stack (SVG
+``<title>``). Per node, a lane per thread over time: GIL held most of the time (solid),
+some of it (hatched light), without it (pale), not sampled (empty); vertical markers for
+the stop request, the grace deadline (SIGTERM), the SIGKILL point and the process exit.
+Above the lanes, the node's diagnosis card. Light and dark follow the viewer's setting.
+
+Lanes are drawn in fixed-width buckets (``BUCKETS`` per lane), merged where a bucket looks
+like the one before, so the file stays small at 10 nodes × 30 s × 100 Hz.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from html import escape
+from typing import Dict, List, Optional, Tuple
+
+from dora_doctor.doracli import has_sigterm_step, sigkill_factor
+from dora_doctor.findings import NodeFinding, Report
+from dora_doctor.model import Dataflow, Stack
+from dora_doctor.recording import Recording
+from dora_doctor.timeline import Shutdown, build_shutdown
+
+WIDTH = 900
+LANE_H = 18
+LABEL_W = 150
+BUCKETS = 450
+
+CSS = """
+:root { --bg:#fff; --fg:#1d1f21; --muted:#6a737d; --card:#f6f8fa; --line:#d0d7de;
+  --held:#cf222e; --some:#f0a0a6; --free:#c9e3f8; --ok:#1a7f37; --warn:#9a6700; }
+@media (prefers-color-scheme: dark) { :root { --bg:#0d1117; --fg:#e6edf3; --muted:#8b949e;
+  --card:#161b22; --line:#30363d; --held:#ff7b72; --some:#8e3a3a; --free:#1f3b57;
+  --ok:#3fb950; --warn:#d29922; } }
+body { background:var(--bg); color:var(--fg); font:14px/1.45 system-ui, sans-serif;
+  margin:24px; max-width:1100px; }
+code, pre { font-family: ui-monospace, monospace; font-size:12.5px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:6px;
+  padding:10px 14px; margin:14px 0 6px; }
+.card h3 { margin:0 0 6px; font-size:15px; }
+.outcome-clean { color:var(--ok); } .outcome-terminated, .outcome-killed { color:var(--held); }
+.cause { color:var(--warn); font-weight:600; }
+.muted { color:var(--muted); }
+ul { margin:4px 0; padding-left:20px; }
+svg { display:block; margin-bottom:10px; }
+svg text { fill:var(--fg); font:11px ui-monospace, monospace; }
+.held { fill:var(--held); } .some { fill:var(--some); } .free { fill:var(--free); }
+.marker { stroke-width:1.5; } .marker-stop { stroke:var(--warn); }
+.marker-grace { stroke:var(--held); stroke-dasharray:4 3; } .marker-kill { stroke:var(--held); }
+.marker-exit { stroke:var(--fg); }
+.legend span { display:inline-block; width:12px; height:10px; margin:0 4px 0 12px; }
+"""
+
+
+def render(report: Report, recording: Recording) -> str:
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'; img-src data:\">",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>dora-doctor: {escape(_title(report))}</title><style>{CSS}</style></head><body>",
+    ]
+    for finding in report.dataflows:
+        dataflow = next((d for d in recording.dataflows if d.uuid == finding.uuid), None)
+        name, uuid = escape(finding.name or "dataflow"), escape(finding.uuid)
+        parts.append(f"<h1>{name} <span class='muted'>{uuid}</span></h1>")
+        versions = f"dora {report.dora_version or 'unknown'} · dora-doctor {report.tool_version}"
+        parts.append(f"<p class='muted'>{escape(versions)}</p>")
+        if finding.suggestion is not None:
+            command = (
+                f"<br><code>{escape(finding.suggestion.command)}</code>"
+                if finding.suggestion.command
+                else ""
+            )
+            parts.append(f"<p><b>Suggestion:</b> {escape(finding.suggestion.reason)}{command}</p>")
+        parts.append(_legend())
+        shutdown = build_shutdown(recording, dataflow) if dataflow else None
+        span = _time_span(recording, finding.uuid)
+        for node in finding.nodes:
+            parts.append(_card(node))
+            if dataflow is not None and span is not None and shutdown is not None:
+                parts.append(_lanes(recording, dataflow, node, shutdown, span))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _title(report: Report) -> str:
+    return ", ".join(d.name or d.uuid for d in report.dataflows) or "report"
+
+
+def _legend() -> str:
+    return (
+        "<p class='legend muted'>GIL:<span class='held' style='background:var(--held)'></span>held"
+        "<span style='background:var(--some)'></span>some of the time"
+        "<span style='background:var(--free)'></span>not held (waiting or in C without it) · "
+        "lines: stop requested, grace deadline (dashed), SIGKILL, process exit · hover a lane "
+        "for the stack</p>"
+    )
+
+
+def _card(node: NodeFinding) -> str:
+    stop = f" after {node.stop_duration_s:.2f} s" if node.stop_duration_s is not None else ""
+    cause = f" · <span class='cause'>{escape(node.cause)}</span>" if node.cause else ""
+    head = (
+        f"<h3>{escape(node.id)} · <span class='outcome-{escape(node.outcome or 'unknown')}'>"
+        f"{escape(node.outcome or 'unknown')}</span>{escape(stop)}{cause}</h3>"
+    )
+    items = [f"<li>{escape(e)}</li>" for e in node.evidence]
+    for advice in node.advice:
+        where = f" <code>{escape(advice.location)}</code>" if advice.location else ""
+        items.append(f"<li><b>{escape(advice.kind)}:</b> {escape(advice.text)}{where}</li>")
+    body = f"<ul>{''.join(items)}</ul>" if items else "<p class='muted'>Nothing to report.</p>"
+    return f"<div class='card' data-node='{escape(node.id)}'>{head}{body}</div>"
+
+
+def _time_span(recording: Recording, uuid: str) -> Optional[Tuple[float, float]]:
+    times = [t for s in recording.stacks if s.dataflow == uuid for t in (s.start, s.end)]
+    times += [e.time for e in recording.events if e.dataflow == uuid]
+    return (min(times), max(times)) if times else None
+
+
+def _lanes(
+    recording: Recording,
+    dataflow: Dataflow,
+    node: NodeFinding,
+    shutdown: Shutdown,
+    span: Tuple[float, float],
+) -> str:
+    start, end = span
+    scale = WIDTH / max(end - start, 1e-6)
+    threads: Dict[int, str] = {}
+    for segment in recording.stacks:
+        if segment.dataflow == dataflow.uuid and segment.node == node.id:
+            for thread in segment.threads:
+                threads.setdefault(thread.thread_id, thread.name)
+    height = LANE_H * max(1, len(threads)) + 22
+    out = [
+        f"<svg class='lanes' data-node='{escape(node.id)}' width='{LABEL_W + WIDTH + 10}' "
+        f"height='{height}' role='img' aria-label='threads of {escape(node.id)} over time'>"
+    ]
+    for row, (thread_id, name) in enumerate(threads.items()):
+        y = 4 + row * LANE_H
+        out.append(
+            f"<g class='lane' data-node='{escape(node.id)}' data-thread='{escape(name)}'>"
+            f"<text x='0' y='{y + 12}'>{escape(name[:20])}</text>"
+        )
+        for first, last, state, stack in _runs(
+            recording, dataflow.uuid, node.id, thread_id, start, end
+        ):
+            x = LABEL_W + first * WIDTH / BUCKETS
+            w = (last - first + 1) * WIDTH / BUCKETS
+            title = escape("\n".join(f"{f.function} ({f.file}:{f.line})" for f in reversed(stack)))
+            out.append(
+                f"<rect class='{state}' x='{x:.1f}' y='{y}' width='{w:.1f}' height='{LANE_H - 4}'>"
+                f"<title>{escape(name)}\n{title}</title></rect>"
+            )
+        out.append("</g>")
+    for index, (kind, when, label) in enumerate(_markers(shutdown, node.id)):
+        x = min(LABEL_W + WIDTH, max(LABEL_W, LABEL_W + (when - start) * scale))
+        # labels alternate left and right of their line, so close markers stay readable
+        anchor, dx = ("end", -3) if index % 2 else ("start", 3)
+        out.append(
+            f"<line class='marker marker-{kind}' data-marker='{kind}' x1='{x:.1f}' y1='0' "
+            f"x2='{x:.1f}' y2='{height - 14}'><title>{escape(label)}</title></line>"
+            f"<text x='{x + dx:.1f}' y='{height - 2}' text-anchor='{anchor}'>{escape(kind)}</text>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _markers(shutdown: Shutdown, node: str) -> List[Tuple[str, float, str]]:
+    marks: List[Tuple[str, float, str]] = []
+    request = shutdown.request
+    if request is not None:
+        marks.append(("stop", request.time, f"STOP requested ({request.source})"))
+        if shutdown.grace is not None:
+            deadline = request.time + shutdown.grace.seconds
+            sigterm = has_sigterm_step(shutdown.dora_version)
+            marks.append(
+                (
+                    "grace",
+                    deadline,
+                    "grace deadline: SIGTERM" if sigterm else "grace deadline: SIGKILL",
+                )
+            )
+            if sigterm:
+                factor = sigkill_factor(shutdown.dora_version)
+                marks.append(
+                    ("kill", request.time + shutdown.grace.seconds * factor, "SIGKILL point")
+                )
+    end = shutdown.end_of(node)
+    if end is not None and end.time is not None:
+        how = f" (signal {end.signal})" if end.signal else ""
+        marks.append(("exit", end.time, f"process exit{how}"))
+    return marks
+
+
+def _runs(
+    recording: Recording, uuid: str, node: str, thread_id: int, start: float, end: float
+) -> List[Tuple[int, int, str, Stack]]:
+    """(first bucket, last bucket, GIL state, dominant stack), merged where alike."""
+    step = (end - start) / BUCKETS or 1.0
+    time_in: Dict[int, Dict[Stack, float]] = defaultdict(lambda: defaultdict(float))
+    for segment in recording.stacks:
+        if segment.dataflow != uuid or segment.node != node:
+            continue
+        for thread in segment.threads:
+            if thread.thread_id != thread_id:
+                continue
+            for span in thread.spans:
+                b0 = max(0, int((span.start - start) / step))
+                b1 = min(BUCKETS - 1, int((span.end - start) / step))
+                for b in range(b0, b1 + 1):
+                    lo, hi = start + b * step, start + (b + 1) * step
+                    time_in[b][span.stack] += max(0.0, min(hi, span.end) - max(lo, span.start))
+    share_at: Dict[int, float] = {}
+    rate = recording.sample_rate
+    for gil in recording.gil:
+        if gil.dataflow != uuid or gil.node != node:
+            continue
+        held = sum(s.count for s in gil.stacks if s.thread_id == thread_id)
+        share = held / max(1.0, (gil.end - gil.start) * rate)
+        for b in range(
+            max(0, int((gil.start - start) / step)), min(BUCKETS, int((gil.end - start) / step) + 1)
+        ):
+            share_at[b] = share
+    runs: List[Tuple[int, int, str, Stack]] = []
+    for b in sorted(time_in):
+        stack = max(time_in[b], key=lambda s: time_in[b][s])
+        share = share_at.get(b, 0.0)
+        state = "held" if share >= 0.5 else "some" if share > 0.02 else "free"
+        if runs and runs[-1][1] == b - 1 and runs[-1][2] == state and runs[-1][3] == stack:
+            runs[-1] = (runs[-1][0], b, state, stack)
+        else:
+            runs.append((b, b, state, stack))
+    return runs
