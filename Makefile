@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/sampling_rate.py
 	$(PY) bench/tune_grace_overhead.py
 	$(PY) bench/postmortem_speed.py
+	$(PY) bench/html_report.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dora_doctor tests samples bench

@@ -95,3 +95,16 @@ def test_no_color_option_and_env_leave_no_escape_codes() -> None:
         result = run_doctor(*args, "report", str(REC / "gil.ddrec"), env=full_env, timeout=60)
         assert result.returncode == 0, result.stderr
         assert "\x1b[" not in result.stdout
+
+
+def test_markdown_renders_through_a_commonmark_parser() -> None:
+    from markdown_it import MarkdownIt
+
+    recording = read_recording(REC / "slow.ddrec")
+    text = markdown.render(report_from_recording(recording), recording)
+    parser = MarkdownIt("commonmark", {"html": True}).enable("table")
+    rendered = parser.render(text)
+    assert "<table>" in rendered and "<th>outcome</th>" in rendered
+    assert "<td>stubborn</td>" in rendered and "<td>slow-shutdown</td>" in rendered
+    assert rendered.count("<h3>") == 1 and "<details>" in rendered
+    assert "<pre><code>" in rendered
