@@ -132,9 +132,7 @@ def inspect(
         raise DoctorError("--grace-duration goes with --stop (dora-doctor only stops when asked)")
     grace_s = parse_duration(grace_duration, "--grace-duration") if grace_duration else None
     stop_after_s = parse_duration(stop_after, "--stop-after")
-    for target in (record, html_file):
-        if target is not None and target.exists():
-            raise DoctorError(f"{target} already exists: dora-doctor does not overwrite files")
+    _refuse_existing(record, html_file)
     err = consoles.err()
     cli = doracli.DoraCli(doracli.find_dora(dora), coordinator_addr, coordinator_port)
     found = discover.discover(cli)
@@ -183,8 +181,7 @@ def inspect(
     if html_file is not None:
         from dora_doctor.report import html
 
-        html_file.write_text(html.render(report, recording), encoding="utf-8")
-        err.print(f"wrote {html_file}")
+        _write(html_file, html.render(report, recording))
     if as_json:
         sys.stdout.write(json_report.render(report))
     else:
@@ -227,8 +224,7 @@ def report(
     chosen = "json" if as_json else (format or _format_from_suffix(output))
     if chosen not in ("terminal", "json", "markdown", "html", "perfetto"):
         raise DoctorError(f"--format {chosen}: choose terminal, json, markdown, html or perfetto")
-    if output is not None and output.exists():
-        raise DoctorError(f"{output} already exists: dora-doctor does not overwrite files")
+    _refuse_existing(output)
     loaded = read_recording(recording)
     result = diagnose.report_from_recording(loaded)
     result.recording = str(recording)
@@ -246,8 +242,25 @@ def report(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
-        print(f"wrote {output}", file=sys.stderr)
+        _write(output, text)
+
+
+def _refuse_existing(*paths: Optional[Path]) -> None:
+    """Nothing the user owns is overwritten: checked before any work starts."""
+    for path in paths:
+        if path is not None and path.exists():
+            raise DoctorError(f"{path} already exists: dora-doctor does not overwrite files")
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        with open(path, "x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError as err:
+        raise DoctorError(f"{path} already exists: dora-doctor does not overwrite files") from err
+    except OSError as err:
+        raise DoctorError(f"cannot write {path}: {err.strerror}") from err
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _format_from_suffix(output: Optional[Path]) -> str:
@@ -263,6 +276,9 @@ def postmortem(
     ),
     recording: Optional[Path] = typer.Option(
         None, "--recording", "-r", help="A recording of the same run, for the GIL holders."
+    ),
+    html_file: Optional[Path] = typer.Option(
+        None, "--html", help="Also write the report as an HTML page (lanes need --recording)."
     ),
     as_json: bool = JSON,
 ) -> None:
@@ -284,6 +300,7 @@ def postmortem(
     from dora_doctor.recording import read_recording
     from dora_doctor.report import postmortem as render
 
+    _refuse_existing(html_file)
     recorded = read_recording(recording) if recording else None
     result = library.postmortem(inputs, recorded)
     err = consoles.err()
@@ -291,6 +308,12 @@ def postmortem(
         err.print(f"dora-doctor: warning: {problem}", highlight=False)
     if result.scan.stats.files == 0:
         raise DoctorError("nothing to read: " + "; ".join(result.scan.stats.problems))
+    if html_file is not None:
+        from dora_doctor.recording import Recording
+        from dora_doctor.report import html
+
+        samples = recorded or Recording(path=None, header={}, dataflows=[])
+        _write(html_file, html.render(result.report, samples))
     if as_json:
         sys.stdout.write(render.render_json(result))
     else:
@@ -319,6 +342,9 @@ def tune_grace(
         "--all-runs",
         help="Do every run even when a node outlasted the ceiling without reacting.",
     ),
+    html_file: Optional[Path] = typer.Option(
+        None, "--html", help="Also write every run's shutdown on one HTML page."
+    ),
     rate: int = typer.Option(200, "--rate", min=1, max=1000, help="Samples per second per node."),
     as_json: bool = JSON,
     coordinator_addr: Optional[str] = COORDINATOR_ADDR,
@@ -342,10 +368,16 @@ def tune_grace(
 
     if record_dir is not None and not record_dir.is_dir():
         raise DoctorError(f"--record-dir {record_dir}: no such directory")
+    _refuse_existing(html_file)
     options = _rehearsal_options(runs, warmup, ceiling, "--ceiling", local)
     options.margin, options.record_dir, options.all_runs = margin, record_dir, all_runs
     options.sampler.rate = rate
     rehearsal = _rehearse(dataflow_file, options, coordinator_addr, coordinator_port, dora)
+    if html_file is not None:
+        from dora_doctor.report import html
+
+        sections = [(run.report, run.recorded) for run in rehearsal.runs if run.recorded]
+        _write(html_file, html.render_many(sections))
     if as_json:
         sys.stdout.write(render.render_json(rehearsal))
     else:

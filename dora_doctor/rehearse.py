@@ -26,6 +26,7 @@ from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.findings import NodeFinding, Report, Suggestion
 from dora_doctor.localdora import LocalDora
 from dora_doctor.model import Dataflow
+from dora_doctor.recording import Recording
 from dora_doctor.sampler import SamplerOptions
 from dora_doctor.stopwatch import find_log_files
 from dora_doctor.units import format_duration
@@ -60,6 +61,7 @@ class RunResult:
     started: float
     ended: float
     recording: Optional[Path] = None
+    recorded: Optional[Recording] = None  # the samples themselves, for the HTML page
 
     @property
     def nodes(self) -> List[NodeFinding]:
@@ -184,7 +186,7 @@ def _one_run(
     finally:
         _stop_quietly(cli, uuid)
     report = diagnose.report_from_recording(recording, options.margin)
-    return RunResult(index, name, uuid, report, started, time.time(), record)
+    return RunResult(index, name, uuid, report, started, time.time(), record, recording)
 
 
 def _hopeless_nodes(run: RunResult) -> List[str]:

@@ -178,3 +178,17 @@ def test_mixed_real_lines_and_garbage_never_crash_and_lose_no_event(
     for event in expected:
         assert event[0] in [k for k, _, _ in kinds]
     assert len(result.scan.events) >= len(expected)
+
+
+def test_postmortem_html_draws_the_recorded_lanes(tmp_path: Path) -> None:
+    page = tmp_path / "pm.html"
+    result = run_doctor(
+        "postmortem", str(FIX / "recordings" / "gil-logs"),
+        "--recording", str(FIX / "recordings" / "gil.ddrec"), "--html", str(page), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text = page.read_text()
+    assert "<g class='lane' data-node='crunch' data-thread='cruncher'>" in text
+    assert "data-marker='stop'" in text and "data-marker='exit'" in text
+    again = run_doctor("postmortem", str(FIX / "recordings" / "gil-logs"), "--html", str(page))
+    assert again.returncode == 2 and "already exists" in again.stderr

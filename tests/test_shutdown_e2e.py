@@ -104,14 +104,16 @@ def test_sigterm_handler_that_sleeps_is_killed(local_dora: LocalDora, samples: P
 
 
 def test_tune_grace_suggests_above_the_measured_cleanup(
-    local_dora: LocalDora, samples: Path
+    local_dora: LocalDora, samples: Path, tmp_path: Path
 ) -> None:
+    page = tmp_path / "runs.html"
     result = doctor(
         local_dora.env,
         "tune-grace", str(samples / "slow_cleanup.yml"),
-        "--runs", "2", "--warmup", "2s", "--ceiling", "6s", "--json",
+        "--runs", "2", "--warmup", "2s", "--ceiling", "6s", "--json", "--html", str(page),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert page.read_text().count("<g class='lane' data-node='saver'") == 2  # one per run
     data = json.loads(result.stdout)
     assert data["schema"] == "dora-doctor.tune-grace/1" and len(data["runs"]) == 2
     (saver,) = data["nodes"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from html import escape
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from dora_doctor.doracli import has_sigterm_step, sigkill_factor
 from dora_doctor.findings import NodeFinding, Report
@@ -55,13 +55,27 @@ svg text { fill:var(--fg); font:11px ui-monospace, monospace; }
 
 
 def render(report: Report, recording: Recording) -> str:
+    return render_many([(report, recording)])
+
+
+def render_many(sections: Sequence[Tuple[Report, Recording]]) -> str:
+    """One page for several reports (a rehearsal's runs), each with its own recording."""
+    title = ", ".join(_title(report) for report, _ in sections)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "style-src 'unsafe-inline'; img-src data:\">",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>dora-doctor: {escape(_title(report))}</title><style>{CSS}</style></head><body>",
+        f"<title>dora-doctor: {escape(title)}</title><style>{CSS}</style></head><body>",
     ]
+    for report, recording in sections:
+        parts += _sections(report, recording)
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _sections(report: Report, recording: Recording) -> List[str]:
+    parts: List[str] = []
     for finding in report.dataflows:
         dataflow = next((d for d in recording.dataflows if d.uuid == finding.uuid), None)
         name, uuid = escape(finding.name or "dataflow"), escape(finding.uuid)
@@ -82,8 +96,7 @@ def render(report: Report, recording: Recording) -> str:
             parts.append(_card(node))
             if dataflow is not None and span is not None and shutdown is not None:
                 parts.append(_lanes(recording, dataflow, node, shutdown, span))
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return parts
 
 
 def _title(report: Report) -> str:
