@@ -199,3 +199,19 @@ def main_thread_spans(stacks: List[StackSegment]) -> List[Tuple[float, float, St
             spans.extend((s.start, s.end, s.stack) for s in thread.spans)
     spans.sort(key=lambda s: s[0])
     return spans
+
+
+def thread_gil_shares(
+    recording: Recording, dataflow: str, node: str, thread_id: int
+) -> List[Tuple[float, float, float]]:
+    """(start, end, share) per sampling segment: how much of it ``thread_id`` held the GIL.
+
+    The timelines draw from this; counts come per segment, so shares do too.
+    """
+    shares = []
+    for gil in recording.gil:
+        if gil.dataflow == dataflow and gil.node == node:
+            held = sum(s.count for s in gil.stacks if s.thread_id == thread_id)
+            ticks = max(1.0, (gil.end - gil.start) * recording.sample_rate)
+            shares.append((gil.start, gil.end, held / ticks))
+    return shares

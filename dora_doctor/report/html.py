@@ -21,7 +21,7 @@ from dora_doctor.doracli import has_sigterm_step, sigkill_factor
 from dora_doctor.findings import NodeFinding, Report
 from dora_doctor.model import Dataflow, Stack
 from dora_doctor.recording import Recording
-from dora_doctor.timeline import Shutdown, build_shutdown
+from dora_doctor.timeline import Shutdown, build_shutdown, thread_gil_shares
 
 WIDTH = 900
 LANE_H = 18
@@ -229,15 +229,9 @@ def _runs(
                     lo, hi = start + b * step, start + (b + 1) * step
                     time_in[b][span.stack] += max(0.0, min(hi, span.end) - max(lo, span.start))
     share_at: Dict[int, float] = {}
-    rate = recording.sample_rate
-    for gil in recording.gil:
-        if gil.dataflow != uuid or gil.node != node:
-            continue
-        held = sum(s.count for s in gil.stacks if s.thread_id == thread_id)
-        share = held / max(1.0, (gil.end - gil.start) * rate)
-        for b in range(
-            max(0, int((gil.start - start) / step)), min(BUCKETS, int((gil.end - start) / step) + 1)
-        ):
+    for seg_start, seg_end, share in thread_gil_shares(recording, uuid, node, thread_id):
+        first, last = int((seg_start - start) / step), int((seg_end - start) / step)
+        for b in range(max(0, first), min(BUCKETS, last + 1)):
             share_at[b] = share
     runs: List[Tuple[int, int, str, Stack]] = []
     for b in sorted(time_in):

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple
 from dora_doctor.doracli import has_sigterm_step, sigkill_factor
 from dora_doctor.model import Dataflow
 from dora_doctor.recording import Recording
-from dora_doctor.timeline import build_shutdown
+from dora_doctor.timeline import build_shutdown, thread_gil_shares
 
 LABEL = 22
 WIDTH = 100
@@ -67,14 +67,7 @@ def _thread_row(
                 for span in thread.spans:
                     for i in _bucket_range(span.start, span.end, start, step, buckets):
                         sampled[i] = "."
-    shares: List[Tuple[float, float, float]] = []
-    for gil in recording.gil:
-        if gil.dataflow != dataflow or gil.node != node:
-            continue
-        ticks = max(1.0, (gil.end - gil.start) * recording.sample_rate)
-        held = sum(s.count for s in gil.stacks if s.thread_id == thread_id)
-        shares.append((gil.start, gil.end, held / ticks))
-    for seg_start, seg_end, share in shares:
+    for seg_start, seg_end, share in thread_gil_shares(recording, dataflow, node, thread_id):
         mark = "#" if share >= 0.5 else "+" if share > 0.02 else None
         if mark is None:
             continue
