@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from helpers import run_doctor
@@ -90,3 +91,23 @@ def test_help_lists_commands_with_examples() -> None:
     assert "inspect" in result.stdout and "report" in result.stdout
     sub = run("inspect", "--help")
     assert "Examples:" in sub.stdout and "dora-doctor inspect robot" in sub.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("nodes: [\n  - id: a\n    path: x.py\n  bad", "is not valid YAML at line"),
+        ("name: robot\n", "has no `nodes:` list"),
+        ("nodes:\n  - path: x.py\n", "node #1 has no `id`"),
+        (None, "no such dataflow file"),
+    ],
+)
+def test_bad_dataflow_files_for_rehearsals(
+    tmp_path: Path, content: Optional[str], needle: str
+) -> None:
+    yml = tmp_path / "robot.yml"
+    if content is not None:
+        yml.write_text(content)
+    for command in (["tune-grace", str(yml)], ["check", str(yml), "--grace", "2s"]):
+        assert_one_line(run(*command), 2, needle)
+    assert not (tmp_path / "out").exists()  # nothing was started
