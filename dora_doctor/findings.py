@@ -14,9 +14,6 @@ from dora_doctor import __version__
 
 REPORT_SCHEMA = "dora-doctor.report/1"
 
-OUTCOMES = ("clean", "terminated", "killed", "failed", "running", "unknown")
-CAUSES = ("none", "gil-contention", "slow-shutdown", "stuck", "unknown")
-
 
 @dataclass
 class Holder:

@@ -49,7 +49,7 @@ import calendar
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 STOP_REQUEST = "stop-request"  # the coordinator sent STOP (or dora-doctor asked for it)
 NODE_EXIT = "node-exit"  # dora saw the node end with a signal or an exit code
@@ -535,9 +535,6 @@ def parse_json_line(line: str, source: str = "") -> Optional[LogEvent]:
     except Exception:
         return None
     return _event(record, source) if record is not None else None
-
-
-LineParser = Callable[[str, str], Optional[LogEvent]]
 
 
 def parse_line(line: str, source: str = "") -> Optional[LogEvent]:

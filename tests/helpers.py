@@ -7,8 +7,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, TypeVar
+from typing import Callable, Dict, List, Optional, TypeVar
 
+import psutil
 import pytest
 
 T = TypeVar("T")
@@ -53,3 +54,37 @@ def process_state(pid: int) -> str:
     except OSError:
         return "gone"
     return "?"
+
+
+def start_inspect(
+    env: Dict[str, str], name: str, record: Path, *extra: str, segments: int = 1
+) -> "subprocess.Popen[str]":
+    """``inspect NAME --record RECORD`` in the background, returned once ``segments`` stack
+    segments are on disk (the ready handshake); killed if they never come."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dora_doctor", "inspect", name, "--record", str(record), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(
+            lambda: record.exists() and record.read_text().count('"type":"stacks"') >= segments,
+            30,
+            "first samples on disk",
+        )
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def pyspy_recorders_of(pids: List[int]) -> List[psutil.Process]:
+    """py-spy processes sampling any of ``pids`` (none should outlive a watch)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "py-spy" and any(str(p) in cmdline for p in pids):
+            found.append(proc)
+    return found

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
-import psutil
 import pytest
-from helpers import process_state, wait_for
+from helpers import process_state, pyspy_recorders_of, start_inspect, wait_for
 
 from dora_doctor import pyspy
 from dora_doctor.errors import DoctorError
@@ -29,31 +27,6 @@ def test_pyspy_missing_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.Mon
     assert "py-spy was not found" in str(err.value) and "pip install py-spy" in str(err.value)
 
 
-def start_inspect(local: LocalDora, name: str, record: Path, *extra: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dora_doctor", "inspect", name, "--record", str(record), *extra],
-        env=local.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(lambda: record.exists() and '"type":"stacks"' in record.read_text(), 30)
-    except BaseException:
-        proc.kill()
-        raise
-    return proc
-
-
-def recorders_of(pids: List[int]) -> List[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if proc.info["name"] == "py-spy" and any(str(p) in cmdline for p in pids):
-            found.append(proc)
-    return found
-
-
 @pytest.mark.dora
 def test_a_node_killed_mid_sample_ends_its_stream_and_is_reported(
     local_dora: LocalDora, samples: Path, tmp_path: Path
@@ -61,7 +34,7 @@ def test_a_node_killed_mid_sample_ends_its_stream_and_is_reported(
     local_dora.start_dataflow(samples / "well_behaved.yml", "victim")
     pids = local_dora.wait_running("victim", nodes=2)
     record = tmp_path / "victim.ddrec"
-    proc = start_inspect(local_dora, "victim", record, "--duration", "6", "--json")
+    proc = start_inspect(local_dora.env, "victim", record, "--duration", "6", "--json")
     os.kill(pids["listener"], signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -79,7 +52,7 @@ def test_sigterm_ends_a_watch_like_ctrl_c(
     local_dora.start_dataflow(samples / "well_behaved.yml", "polite")
     pids = local_dora.wait_running("polite", nodes=2)
     record = tmp_path / "polite.ddrec"
-    proc = start_inspect(local_dora, "polite", record)
+    proc = start_inspect(local_dora.env, "polite", record)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -99,11 +72,11 @@ def test_dora_doctor_killed_outright_twenty_times_leaves_no_node_paused(
     states: Dict[str, int] = {}
     for run in range(20):
         record = tmp_path / f"tough-{run}.ddrec"
-        proc = start_inspect(local_dora, "tough", record)
+        proc = start_inspect(local_dora.env, "tough", record)
         time.sleep(0.05 * (run % 7))  # kill at different points of a segment
         proc.kill()
         proc.communicate(timeout=30)
-        wait_for(lambda: not recorders_of(list(pids.values())), 15, "py-spy recorders ended")
+        wait_for(lambda: not pyspy_recorders_of(list(pids.values())), 15, "py-spy recorders ended")
         for pid in pids.values():
             state = process_state(pid)
             states[state] = states.get(state, 0) + 1

@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import jsonschema
 import psutil
 import pytest
-from helpers import process_state, run_doctor, wait_for
+from helpers import process_state, pyspy_recorders_of, run_doctor, start_inspect
 
 from dora_doctor.localdora import LocalDora
 from dora_doctor.recording import read_recording
@@ -29,15 +29,6 @@ def doctor(local: LocalDora, *args: str) -> subprocess.CompletedProcess[str]:
 def nodes_of(report: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     (dataflow,) = report["dataflows"]
     return {n["id"]: n for n in dataflow["nodes"]}
-
-
-def pyspy_children_of(pids: List[int]) -> List[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if proc.info["name"] == "py-spy" and any(str(p) in cmdline for p in pids):
-            found.append(proc)
-    return found
 
 
 def test_gil_holder_of_the_c_call_sample_is_named(
@@ -98,18 +89,7 @@ def test_ctrl_c_keeps_a_valid_recording_and_leaves_no_node_paused(
     local_dora.start_dataflow(samples / "well_behaved.yml", "calm")
     pids = local_dora.wait_running("calm", nodes=2)
     record = tmp_path / "calm.ddrec"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dora_doctor", "inspect", "calm", "--record", str(record)],
-        env=local_dora.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:  # ready: the first stack segment is on disk
-        wait_for(lambda: record.exists() and '"type":"stacks"' in record.read_text(), 30)
-    except BaseException:
-        proc.kill()
-        raise
+    proc = start_inspect(local_dora.env, "calm", record)
     os.kill(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
@@ -120,7 +100,7 @@ def test_ctrl_c_keeps_a_valid_recording_and_leaves_no_node_paused(
         assert process_state(pid) in ("S", "R", "D"), (
             f"node {pid} left in state {process_state(pid)}"
         )
-    assert pyspy_children_of(list(pids.values())) == []
+    assert pyspy_recorders_of(list(pids.values())) == []
     assert "talker" in stdout
 
 

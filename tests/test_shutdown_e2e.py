@@ -11,7 +11,7 @@ from typing import Any, Dict
 
 import psutil
 import pytest
-from helpers import run_doctor, wait_for
+from helpers import run_doctor, start_inspect, wait_for
 
 from dora_doctor.discover import process_running
 from dora_doctor.localdora import LocalDora
@@ -173,24 +173,8 @@ def test_a_stop_by_someone_else_is_noticed_from_the_coordinator_log(
     local_dora.start_dataflow(samples / "gil_contention.yml", "theirs")
     local_dora.wait_running("theirs", nodes=1)
     record = tmp_path / "theirs.ddrec"
-    watcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dora_doctor",
-            "inspect",
-            "theirs",
-            "--json",
-            "--record",
-            str(record),
-        ],
-        env=local_dora.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    watcher = start_inspect(local_dora.env, "theirs", record, "--json", segments=2)
     try:
-        wait_for(lambda: record.exists() and record.read_text().count('"type":"stacks"') >= 2)
         stop = local_dora.stop_dataflow("theirs", grace="2s")
         assert stop.returncode == 0, stop.stderr
         out, err = watcher.communicate(timeout=60)
