@@ -31,10 +31,14 @@ test-fast: $(STAMP)
 
 # Benchmarks: ratios measured side by side in one run, results in bench/results/*.json.
 bench: $(STAMP)
+	$(PY) bench/cli_startup.py
+	$(PY) bench/attach_latency.py
 	$(PY) bench/sampling_rate.py
+	$(PY) bench/overhead.py
 	$(PY) bench/tune_grace_overhead.py
 	$(PY) bench/postmortem_speed.py
 	$(PY) bench/html_report.py
+	$(PY) bench/table.py --write
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dora_doctor tests samples bench

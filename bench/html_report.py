@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import load as loadavg
 from results_file import write_results  # noqa: E402
 
 from dora_doctor.diagnose import report_from_recording  # noqa: E402
@@ -99,6 +100,7 @@ def chromium_seconds(page: Path, tmp: Path) -> float:
 
 
 def main() -> int:
+    load_before = loadavg()
     recording = synthetic()
     began = time.perf_counter()
     report = report_from_recording(recording)
@@ -116,6 +118,8 @@ def main() -> int:
             row["chromium_empty_page_s"] = round(base, 3)
             row["chromium_report_s"] = round(load, 3)
             row["chromium_extra_s"] = round(load - base, 3)
+    row["loadavg_before"] = load_before
+    row["loadavg_after"] = loadavg()
     print(row)
     print("wrote", write_results("html_report", [row]))
     return 0

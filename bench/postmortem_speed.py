@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_file import write_results  # noqa: E402
+from results_file import load, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures" / "dora-1.1.0" / "detached-stop-grace-2s"
@@ -93,6 +93,7 @@ def main() -> int:
         kills = generate(log, args.size_mb << 20, args.events)
         size = log.stat().st_size
         subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=True)  # warm the cache
+        load_before = load()
         grep = timed(["grep", "-c", KILL, str(log)])
         doctor_argv = [sys.executable, "-m", "dora_doctor", "postmortem", str(log), "--json"]
         doctor = timed(doctor_argv)
@@ -116,6 +117,8 @@ def main() -> int:
         "kill_lines_written": kills,
         "postmortem_peak_rss_mb": memory,
         "postmortem_killed_nodes": killed,
+        "loadavg_before": load_before,
+        "loadavg_after": load(),
     }
     print(json.dumps(row))
     out = write_results("postmortem_speed", [row], target_ratio=3.0, target_memory_mb=100)

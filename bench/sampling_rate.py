@@ -1,4 +1,4 @@
-"""Sampling rate per node at 2, 4 and 8 Python nodes on this machine, against bare py-spy.
+"""Sampling rate per node at 2, 4, 8 and 16 Python nodes on this machine, against bare py-spy.
 
 For each node count N: a private dora runs a dataflow of N well-behaved nodes (each on a
 100 ms timer), `dora-doctor inspect --duration D --json` samples them, and the report's
@@ -6,7 +6,7 @@ For each node count N: a private dora runs a dataflow of N well-behaved nodes (e
 `py-spy record -r RATE -d D` on one node of the same dataflow gives the reference rate.
 Results: bench/results/sampling_rate.json.
 
-    python bench/sampling_rate.py [--nodes 2 4 8] [--seconds 10]
+    python bench/sampling_rate.py [--nodes 2 4 8 16] [--seconds 10] [--segments 1 2]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Dict, List
 from dora_doctor.localdora import LocalDora
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_file import write_results  # noqa: E402
+from results_file import load, write_results  # noqa: E402
 
 from dora_doctor.pyspy import find_pyspy, pyspy_env
 
@@ -64,7 +64,8 @@ def measure(count: int, seconds: int, segment: int) -> Dict[str, Any]:
         yml = Path(tmp) / f"n{count}.yml"
         yml.write_text(dataflow_yaml(count))
         dora.start_dataflow(yml, f"bench{count}")
-        pids = dora.wait_running(f"bench{count}", nodes=count)
+        pids = dora.wait_running(f"bench{count}", nodes=count, timeout=30 + 5 * count)
+        load_before = load()
         started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "-m", "dora_doctor", "inspect", f"bench{count}", "--duration",
@@ -88,12 +89,14 @@ def measure(count: int, seconds: int, segment: int) -> Dict[str, Any]:
             "ratio_min_to_bare": round(min(rates) / reference, 3),
             "gil_known_for_every_node": gil_known,
             "inspect_wall_s": round(wall, 2),
+            "loadavg_before": load_before,
+            "loadavg_after": load(),
         }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[2, 4, 8, 16])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--segments", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()

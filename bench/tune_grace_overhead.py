@@ -24,12 +24,13 @@ from typing import Any, Dict
 from dora_doctor.localdora import LocalDora
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_file import write_results  # noqa: E402
+from results_file import load, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def measure(dora: LocalDora, yml: Path, runs: int, warmup: float) -> Dict[str, Any]:
+    load_before = load()
     began = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "dora_doctor", "tune-grace", str(yml), "--runs", str(runs),
@@ -52,6 +53,8 @@ def measure(dora: LocalDora, yml: Path, runs: int, warmup: float) -> Dict[str, A
         "ratio": round(wall / needed, 3),
         "ratio_rehearsal_only": data["overhead_ratio"],
         "suggestion": data["suggestion"],
+        "loadavg_before": load_before,
+        "loadavg_after": load(),
     }
 
 
