@@ -100,6 +100,12 @@ def inspect(
     html_file: Optional[Path] = typer.Option(
         None, "--html", help="Also write the shutdown as a self-contained HTML page."
     ),
+    machine: Optional[str] = typer.Option(
+        None,
+        "--machine",
+        help="Sample only the nodes of this dora machine id (run it on each machine, then "
+        "`dora-doctor merge` the recordings).",
+    ),
     as_json: bool = JSON,
     coordinator_addr: Optional[str] = COORDINATOR_ADDR,
     coordinator_port: Optional[int] = COORDINATOR_PORT,
@@ -118,10 +124,11 @@ def inspect(
       dora-doctor inspect robot --stop --grace-duration 2s
       dora-doctor inspect --duration 20s --record robot.ddrec
       dora-doctor inspect robot --json > report.json
+      dora-doctor inspect robot --machine B --record B.ddrec   # on machine B of a dataflow
     """
     from rich.live import Live
 
-    from dora_doctor import diagnose, discover, doracli, stopwatch, watch
+    from dora_doctor import diagnose, discover, doracli, machines, stopwatch, watch
     from dora_doctor.report import json as json_report
     from dora_doctor.report import live, terminal
     from dora_doctor.sampler import SamplerOptions, preflight
@@ -137,10 +144,16 @@ def inspect(
     cli = doracli.DoraCli(doracli.find_dora(dora), coordinator_addr, coordinator_port)
     found = discover.discover(cli)
     chosen = discover.select_dataflow(found.dataflows, dataflow)
+    if machine is not None:
+        machines.restrict_to_machine(chosen, machine)
     python_nodes = [n for n in chosen.nodes if n.sample_pid]
+    remote = [n for n in chosen.nodes if n.remote]
     err.print(
         f"dora {found.dora_version or '(unknown version)'} at {cli.where()}: inspecting "
-        f"{chosen.label} ({len(chosen.nodes)} nodes, {len(python_nodes)} Python)",
+        f"{chosen.label} ({len(chosen.nodes)} nodes, {len(python_nodes)} Python"
+        + (f", {len(remote)} elsewhere, not sampled here" if remote else "")
+        + (f"; machine {machine}" if machine else "")
+        + ")",
         highlight=False,
     )
     preflight(python_nodes)
@@ -318,6 +331,39 @@ def postmortem(
         sys.stdout.write(render.render_json(result))
     else:
         render.render_terminal(result, consoles.out())
+
+
+@app.command()
+def merge(
+    recordings: List[Path] = typer.Argument(
+        ..., help="Recordings of one dataflow, e.g. one per machine (inspect --machine ID)."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="The merged recording to write (never overwritten)."
+    ),
+) -> None:
+    """Merge recordings of the same dataflow into one, by wall clock.
+
+    py-spy reads only processes on its own machine: for a dataflow spread over several
+    machines, run `inspect --machine ID --record ID.ddrec` on each, then merge the files
+    and analyse the result with `report` like any recording.
+
+    \b
+    Examples:
+      dora-doctor merge A.ddrec B.ddrec -o robot.ddrec
+      dora-doctor report robot.ddrec
+    """
+    from dora_doctor import merge as library
+
+    result = library.merge(recordings, output)
+    where = "; ".join(
+        f"{', '.join(nodes)} on {machine}" for machine, nodes in sorted(result.machines.items())
+    )
+    print(
+        f"wrote {result.output}: {len(result.inputs)} recordings of {result.dataflow}, "
+        f"{result.records} records" + (f"; sampled {where}" if where else ""),
+        file=sys.stderr,
+    )
 
 
 @app.command("tune-grace")

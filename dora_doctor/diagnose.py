@@ -29,6 +29,7 @@ from dora_doctor.findings import (
     Report,
     Suggestion,
 )
+from dora_doctor.machines import REMOTE
 from dora_doctor.model import Frame, GilSegment, NodeProcess, Stack, StackSegment
 from dora_doctor.recording import Recording
 from dora_doctor.timeline import (
@@ -83,6 +84,7 @@ def report_from_recording(recording: Recording, margin: float = 1.5) -> Report:
                 pid=node.pid,
                 python=node.python,
                 python_version=node.python_version,
+                machine=node.machine,
                 skipped=node.skip_reason,
             )
             for event in recording.events:
@@ -222,6 +224,8 @@ def outcome_of(end: Optional[NodeEnd], shutdown: Shutdown) -> Tuple[Optional[str
     if end.finished:
         return "clean", duration
     if end.time is None:
+        if end.node.skip_reason and end.node.skip_reason.startswith(REMOTE):
+            return "unknown", None  # its own daemon's log, silent on a clean exit, is elsewhere
         if shutdown.daemon_log_read and shutdown.ended:
             return "clean", None  # a clean exit is the one end dora's daemon does not log
         return ("running" if end.running_at_end else "unknown"), None

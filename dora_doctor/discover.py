@@ -4,7 +4,9 @@ The dora CLI (``dora list`` / ``dora node list`` in JSON, dora ≥ 0.4) is asked
 it cannot say (dora 0.3.x has no ``node list``, or the CLI is missing), node processes are
 found by the ``DORA_NODE_CONFIG`` variable dora puts in every node's environment. Either
 way the PID dora knows may be a ``uv run`` wrapper, so the Python interpreter is looked
-for among its descendants before the node is called "not Python".
+for among its descendants before the node is called "not Python". Nodes of a dataflow spread
+over machines get their machine, and those not on this host are left alone
+(:mod:`~dora_doctor.machines`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import psutil
 import yaml
 
+from dora_doctor import machines
 from dora_doctor.doracli import DoraCli
 from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.model import Dataflow, NodeProcess
@@ -48,6 +51,7 @@ def discover(cli: Optional[DoraCli], ask_version: bool = True) -> Discovery:
             dataflows, source = by_env, "environ"
         else:
             _fill_from_environ(dataflows, by_env)
+    machines.locate(dataflows)
     for dataflow in dataflows:
         for node in dataflow.nodes:
             resolve_process(node)
@@ -187,6 +191,8 @@ def python_version_of(proc: psutil.Process) -> Tuple[bool, Optional[str]]:
 
 def resolve_process(node: NodeProcess) -> None:
     """Point ``sample_pid`` at the node's Python interpreter, or say why it has none."""
+    if node.remote:
+        return  # its PID belongs to another machine
     if node.pid is None:
         node.skip_reason = "dora reports no process for this node"
         return

@@ -47,6 +47,7 @@ class NodeFinding:
     python: bool
     samples: int = 0
     python_version: Optional[str] = None
+    machine: Optional[str] = None  # dora's machine id of the daemon that ran it, if it has one
     sample_rate_hz: Optional[float] = None
     skipped: Optional[str] = None
     outcome: Optional[str] = None

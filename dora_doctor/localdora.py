@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -84,6 +85,52 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+# `dora cluster status` names a daemon `<machine id>-<uuid v7>` (a bare UUID without one)
+_DAEMON_ID = re.compile(
+    r"^(\S+?)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\s", re.M
+)
+
+
+@dataclass
+class ExtraDaemon:
+    """A daemon started by :meth:`LocalDora.add_daemon`, in its own working directory."""
+
+    machine_id: str
+    workdir: Path
+    listen_port: int
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def log(self) -> Path:
+        """dora ≥ 0.4 names a daemon's log after its machine id."""
+        return self.workdir / "out" / f"dora-daemon-{self.machine_id}.txt"
+
+
+def absolute_node_paths(yml: Path, target: Path) -> Path:
+    """Write ``yml`` to ``target`` with each node's relative ``path`` made absolute.
+
+    Once a node is pinned to a machine (``deploy: machine: ID``), dora resolves every node's
+    ``path`` on the daemon that runs it, in that daemon's ``_work/<session>/`` folder, not
+    beside the dataflow file: a relative path that works for ``dora start`` on one machine
+    is not found. Paths that are not files beside the dataflow (executables on PATH,
+    ``dynamic``) are left alone.
+    """
+    import yaml
+
+    descriptor = yaml.safe_load(Path(yml).read_text())
+    base = Path(yml).resolve().parent
+    for node in descriptor.get("nodes", []) if isinstance(descriptor, dict) else []:
+        path = node.get("path") if isinstance(node, dict) else None
+        if isinstance(path, str) and not Path(path).is_absolute() and (base / path).exists():
+            node["path"] = str(base / path)
+    Path(target).write_text(yaml.safe_dump(descriptor, sort_keys=False))
+    return Path(target)
+
+
 def _alive(proc: Optional[subprocess.Popen[bytes]]) -> bool:
     return proc is not None and proc.poll() is None
 
@@ -104,6 +151,9 @@ class LocalDora:
         default=None, init=False, repr=False, compare=False
     )
     _closed: bool = field(default=False, init=False, repr=False, compare=False)
+    extra_daemons: List[ExtraDaemon] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def start(cls, workdir: Path, dora: Optional[str] = None, timeout: float = 30.0) -> LocalDora:
@@ -306,7 +356,7 @@ class LocalDora:
 
     def _members(self) -> List[psutil.Process]:
         """Coordinator, daemon, their descendants and anything left in their sessions."""
-        leaders: Set[int] = {p.pid for p in (self._coordinator, self._daemon) if p is not None}
+        leaders: Set[int] = {p.pid for p in self._servers() if p is not None}
         found: Dict[int, psutil.Process] = {}
         for pid in leaders:
             try:
@@ -345,7 +395,7 @@ class LocalDora:
                     self.cli(*args, timeout=15.0)
                 except Exception:
                     pass
-        for proc in (self._coordinator, self._daemon):
+        for proc in self._servers():
             try:
                 if proc is not None:
                     proc.wait(timeout=3.0)  # `dora down` ends both within milliseconds
@@ -367,12 +417,76 @@ class LocalDora:
             psutil.wait_procs(still, timeout=2.0)
         except Exception:
             pass
-        for proc in (self._coordinator, self._daemon):
+        for proc in self._servers():
             try:
                 if proc is not None:
                     proc.wait(timeout=1.0)  # reap: they are our children
             except Exception:
                 pass
+
+    def _servers(self) -> List[Optional[subprocess.Popen[bytes]]]:
+        """Every dora process this instance started: coordinator, daemon, extra daemons."""
+        return [self._coordinator, self._daemon, *(d.process for d in self.extra_daemons)]
+
+    def add_daemon(
+        self, machine_id: str, workdir: Optional[Path] = None, timeout: float = 30.0
+    ) -> ExtraDaemon:
+        """Start one more daemon, ``--machine-id MACHINE_ID``, for dataflows spread over machines.
+
+        It runs in ``workdir`` (default ``<workdir>/<machine_id>``), so it writes its own
+        ``out/dora-daemon-<machine_id>.txt`` there, as a daemon on another machine would, and
+        nodes deployed to it (``deploy: machine: ID`` in the dataflow) run in its
+        ``_work/<session>/`` folder. Ready when ``dora cluster status`` lists it; ``close()``
+        ends it with the rest. dora ≥ 0.4 only (0.3.x has no ``cluster status``).
+        """
+        folder = Path(workdir or self.workdir / machine_id).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        (listen_port,) = _free_ports(1)
+        args = [
+            "daemon",
+            "--machine-id",
+            machine_id,
+            "--coordinator-addr",
+            "127.0.0.1",
+            "--coordinator-port",
+            str(self.coordinator_port),
+            "--local-listen-port",
+            str(listen_port),
+            "--zenoh-no-multicast",
+            "--quiet",
+        ]
+        with open(folder / f"daemon-{machine_id}.console.txt", "ab") as console:
+            process = subprocess.Popen(
+                [self.dora, *args],
+                cwd=folder,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=console,
+                start_new_session=True,
+            )
+        daemon = ExtraDaemon(machine_id, folder, listen_port, process)
+        self.extra_daemons.append(daemon)
+        deadline = time.monotonic() + timeout
+        while machine_id not in self.machines():
+            if process.poll() is not None or time.monotonic() >= deadline:
+                what = f"exited with code {process.returncode}" if process.poll() else "timed out"
+                tail = _tail(folder / f"daemon-{machine_id}.console.txt")
+                raise LocalDoraError(
+                    f"dora daemon --machine-id {machine_id} {what} before it registered "
+                    f"(port {self.coordinator_port}, in {folder})"
+                    + (f"\n--- its output:\n{tail}" if tail else "")
+                )
+            time.sleep(_POLL)
+        return daemon
+
+    def machines(self) -> List[str]:
+        """Machine ids of the daemons the coordinator knows (``dora cluster status``)."""
+        try:
+            result = self.cli("cluster", "status", timeout=10.0)
+        except LocalDoraError:
+            return []
+        return [m.group(1) for m in _DAEMON_ID.finditer(result.stdout)]
 
     def __enter__(self) -> LocalDora:
         return self

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterator, List, Optional, Sequence
 
+from dora_doctor.machines import machine_of_log
+
 CHUNK = 4 << 20
 MAX_LINE = 64 << 10
 GZIP_MAGIC = b"\x1f\x8b"
@@ -35,6 +37,7 @@ class LogSource:
     kind: str  # "coordinator", "daemon", "node", "stdin" or "other"
     node: Optional[str] = None
     dataflow: Optional[str] = None
+    machine: Optional[str] = None  # dora's machine id of the daemon that wrote it, if named
 
 
 @dataclass
@@ -51,11 +54,12 @@ def classify(path: Path) -> LogSource:
     if name.startswith("dora-coordinator"):
         return LogSource(str(path), "coordinator")
     if name.startswith("dora-daemon"):
-        return LogSource(str(path), "daemon")
+        return LogSource(str(path), "daemon", machine=machine_of_log(path))
     match = _NODE_LOG.match(path.name)
     if match:
         parent = path.parent.name
-        return LogSource(str(path), "node", match["node"], parent if _UUID.match(parent) else None)
+        dataflow = parent if _UUID.match(parent) else None
+        return LogSource(str(path), "node", match["node"], dataflow, machine_of_log(path))
     return LogSource(str(path), "other")
 
 

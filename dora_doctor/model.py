@@ -53,6 +53,7 @@ class NodeProcess:
     status: Optional[str] = None
     machine: Optional[str] = None
     skip_reason: Optional[str] = None
+    remote: bool = False  # its process is on another machine: neither sampled nor watched here
 
 
 @dataclass

@@ -14,9 +14,9 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from dora_doctor import diagnose, logs
+from dora_doctor import diagnose, logs, machines
 from dora_doctor.findings import Report
 from dora_doctor.logfiles import LogSource, ReadStats, candidate_lines, expand
 from dora_doctor.model import Dataflow, NodeProcess
@@ -36,6 +36,25 @@ class Scan:
     sources: List[LogSource] = field(default_factory=list)
     node_logs: Dict[str, List[str]] = field(default_factory=dict)  # dataflow → node ids
     dora_versions: List[str] = field(default_factory=list)
+    # where each node ran: (dataflow or "", node) → machine id, from the daemon logs' names and
+    # lines, and dataflow → node → machine from the coordinator's spawn line
+    machines: Dict[Tuple[str, str], str] = field(default_factory=dict)
+    deployed: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    timeline: List["TimelineEntry"] = field(default_factory=list)
+
+
+@dataclass
+class TimelineEntry:
+    """One event of the merged timeline, with the machine whose daemon (or node) wrote it;
+    ``machine`` is None for the coordinator and for inputs that name no machine."""
+
+    event: logs.LogEvent
+    machine: Optional[str]
+    source: str  # the input's kind: coordinator, daemon, node, stdin, other
+
+    @property
+    def time(self) -> Optional[float]:
+        return self.event.time
 
 
 @dataclass
@@ -69,8 +88,35 @@ def scan(inputs: Sequence[str]) -> Scan:
             # a CLI's output (`dora run`, `dora start --attach`) is one dataflow of its own
             for event in found:
                 event.dataflow = event.dataflow or f"(dataflow in {Path(source.name).name})"
+        _place(result, source, lines, found)
         result.events.extend(found)
+    # several daemons' logs make one timeline by wall clock (lines without a time go last)
+    result.events.sort(key=_wall_clock)
+    result.timeline.sort(key=lambda entry: _wall_clock(entry.event))
     return result
+
+
+def _wall_clock(event: logs.LogEvent) -> float:
+    return event.time if event.time is not None else float("inf")
+
+
+def _place(result: Scan, source: LogSource, lines: List[str], found: List[logs.LogEvent]) -> None:
+    """Note which machine each node of this input ran on, and add its events to the timeline."""
+    machine = source.machine
+    if source.kind == "daemon" and machine is None:
+        machine = next((m for m in map(machines.machine_in_line, lines) if m), None)
+    if source.kind == "coordinator":
+        for line in lines:
+            dataflow, deployed = machines.deployments_in_line(line)
+            if dataflow and deployed:
+                result.deployed.setdefault(dataflow, {}).update(deployed)
+    if machine and source.kind == "node" and source.node:
+        result.machines[(source.dataflow or "", source.node)] = machine
+    for event in found:
+        if machine and event.node and source.kind in ("daemon", "node"):
+            result.machines[(event.dataflow or "", event.node)] = machine
+        entry_machine = machine if source.kind != "coordinator" else None
+        result.timeline.append(TimelineEntry(event, entry_machine, source.kind))
 
 
 def dora_generation(line: str) -> Optional[str]:
@@ -154,13 +200,20 @@ def recordings_from_scan(found: Scan) -> List[Recording]:
         for name in names:
             if name not in nodes[key]:
                 nodes[key].append(name)
+    for key, deployed in found.deployed.items():
+        for name in deployed:  # a node that ended cleanly on another machine left no line
+            if key in by_dataflow and name not in nodes[key]:
+                nodes[key].append(name)
     daemon_read = any(s.kind in ("daemon", "stdin", "other") for s in found.sources)
     recordings = []
     for key in sorted(set(by_dataflow) | set(found.node_logs)):
         dataflow = Dataflow(
             uuid=key,
             name=None,
-            nodes=[NodeProcess(id=n, dataflow=key) for n in sorted(nodes[key])],
+            nodes=[
+                NodeProcess(id=n, dataflow=key, machine=_machine(found, key, n))
+                for n in sorted(nodes[key])
+            ],
         )
         header = {
             "type": "header",
@@ -172,6 +225,14 @@ def recordings_from_scan(found: Scan) -> List[Recording]:
             Recording(path=None, header=header, dataflows=[dataflow], logs=by_dataflow[key])
         )
     return recordings
+
+
+def _machine(found: Scan, dataflow: str, node: str) -> Optional[str]:
+    return (
+        found.machines.get((dataflow, node))
+        or found.deployed.get(dataflow, {}).get(node)
+        or found.machines.get(("", node))
+    )
 
 
 def _dataflow_of_node(events: List[logs.LogEvent], event: logs.LogEvent) -> Optional[str]:

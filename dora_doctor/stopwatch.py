@@ -39,10 +39,11 @@ class LogFiles:
 
 def find_log_files(nodes: List[NodeProcess], coordinator_port: Optional[int]) -> LogFiles:
     """The daemon is the parent of its node processes, and both it and the coordinator
-    write ``out/dora-*.txt`` under their working directory (dora ≥ 0.4)."""
+    write ``out/dora-*.txt`` under their working directory (dora ≥ 0.4); a daemon started
+    with ``--machine-id ID`` names its log ``dora-daemon-ID.txt``."""
     result = LogFiles()
     for node in nodes:
-        if node.pid is None:
+        if node.pid is None or node.remote:
             continue
         try:
             daemon = psutil.Process(node.pid).parent()
@@ -50,7 +51,8 @@ def find_log_files(nodes: List[NodeProcess], coordinator_port: Optional[int]) ->
         except (psutil.Error, OSError):
             continue
         if cwd is not None:
-            log = cwd / "out" / "dora-daemon.txt"
+            named = cwd / "out" / f"dora-daemon-{node.machine}.txt"
+            log = named if node.machine and named.is_file() else cwd / "out" / "dora-daemon.txt"
             if log.is_file() and log not in result.daemons:
                 result.daemons.append(log)
     result.coordinator = _coordinator_log(coordinator_port)
@@ -125,7 +127,7 @@ class StopWatch:
         files: LogFiles,
         output: "queue.Queue[Any]",
     ) -> None:
-        self.nodes = [n for n in nodes if n.pid is not None]
+        self.nodes = [n for n in nodes if n.pid is not None and not n.remote]
         self.tails = [_Tail(source, path) for source, path in files.all()]
         self.output = output
         self._stop = threading.Event()

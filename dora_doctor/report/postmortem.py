@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import asdict
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 from rich.console import Console
 from rich.table import Table
 
-from dora_doctor.postmortem import Postmortem
+from dora_doctor.logs import STOP_REQUEST
+from dora_doctor.postmortem import Postmortem, TimelineEntry
 from dora_doctor.report import terminal
 
 
@@ -27,12 +30,87 @@ def to_dict(result: Postmortem) -> Dict[str, Any]:
             "problems": stats.problems,
         },
         "summary": asdict(result.summary),
+        "machines": machines_of(result),
+        "timeline": [_entry_dict(e) for e in result.scan.timeline[:TIMELINE_JSON_MAX]],
     }
     return data
 
 
+# The merged timeline is for reading a shutdown, not a dump of a long log.
+TIMELINE_JSON_MAX = 500
+TIMELINE_LINES = 40
+_REMOVED_MACHINE = re.compile(r"removed machine id: (?P<machine>\S+?)-[0-9a-f]{8}-")
+
+
+def machines_of(result: Postmortem) -> Dict[str, List[str]]:
+    """Machine id → the nodes that ran on it (as far as the logs say)."""
+    found: Dict[str, List[str]] = {}
+    for dataflow in result.report.dataflows:
+        for node in dataflow.nodes:
+            if node.machine and node.id not in found.setdefault(node.machine, []):
+                found[node.machine].append(node.id)
+    return found
+
+
+def _machine_of_entry(entry: TimelineEntry) -> Optional[str]:
+    """The coordinator's "removed machine id: B-…" line is about machine B."""
+    removed = _REMOVED_MACHINE.search(entry.event.text)
+    return entry.machine or (removed["machine"] if removed else None)
+
+
+def _entry_dict(entry: TimelineEntry) -> Dict[str, Any]:
+    event = entry.event
+    return {
+        "time": event.time,
+        "machine": _machine_of_entry(entry),
+        "source": entry.source,
+        "dataflow": event.dataflow,
+        "node": event.node,
+        "kind": event.kind,
+        "text": event.text,
+    }
+
+
+def _clock(value: Optional[float]) -> str:
+    if value is None:
+        return "?"
+    stamp = time.strftime("%H:%M:%S", time.gmtime(value))
+    return f"{stamp}.{int((value % 1) * 1000):03d}"
+
+
+def describe(entry: TimelineEntry) -> str:
+    """The event in a few words; dora's own words where they are short enough."""
+    event = entry.event
+    removed = _REMOVED_MACHINE.search(event.text)
+    if removed:
+        return f"dora: every node on {removed['machine']} has ended"
+    if event.kind == STOP_REQUEST:
+        return "stop requested" + (f" (grace {event.seconds:g} s)" if event.seconds else "")
+    return shorten(event.text)
+
+
 def render_json(result: Postmortem) -> str:
     return json.dumps(to_dict(result), indent=2) + "\n"
+
+
+def _render_timeline(result: Postmortem, console: Console) -> None:
+    """Logs of several machines read together: their events in one wall-clock order."""
+    entries = result.scan.timeline
+    if len({_machine_of_entry(e) for e in entries} - {None}) < 2:
+        return
+    table = Table(title="timeline of all machines (UTC)", title_justify="left")
+    for column in ("time", "machine", "node", "what"):
+        table.add_column(column, no_wrap=column != "what")
+    for entry in entries[:TIMELINE_LINES]:
+        where = _machine_of_entry(entry) or entry.source
+        table.add_row(_clock(entry.time), where, entry.event.node or "–", describe(entry))
+    console.print(table)
+    if len(entries) > TIMELINE_LINES:
+        console.print(f"… {len(entries) - TIMELINE_LINES} more events (--json has them)")
+
+
+def shorten(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def render_terminal(result: Postmortem, console: Console) -> None:
@@ -51,6 +129,7 @@ def render_terminal(result: Postmortem, console: Console) -> None:
             f"{slowest:.2f} s" if slowest is not None else "–",
         )
     console.print(table)
+    _render_timeline(result, console)
     stats = result.scan.stats
     console.print(
         f"{summary.stops} stop request(s); read {stats.files} file(s), {stats.lines:,} lines, "

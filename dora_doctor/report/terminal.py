@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dora_doctor.findings import DataflowFinding, NodeFinding, Report
+from dora_doctor.machines import REMOTE
 from dora_doctor.recording import Recording
 from dora_doctor.report import timeline_text
 
@@ -30,6 +31,9 @@ def render(report: Report, console: Console, recording: Optional[Recording] = No
         for node in dataflow.nodes:
             if _worth_a_card(node):
                 console.print(_node_card(node))
+        for node in dataflow.nodes:
+            if node.skipped and node.skipped.startswith(REMOTE):
+                console.print(Text(f"{node.id}: {node.skipped}", style="yellow"))
         if dataflow.suggestion is not None:
             console.print(Text(f"Suggestion: {dataflow.suggestion.reason}", style="bold"))
             if dataflow.suggestion.command:
@@ -80,7 +84,10 @@ def _dataflow(dataflow: DataflowFinding, report: Report) -> Table:
         f"{dataflow.name or dataflow.uuid} ({dataflow.uuid}) · dora {report.dora_version or '?'}"
     )
     table = Table(title=title, title_justify="left")
-    columns = ("node", "outcome", "stop→exit", "cause", "GIL held", "samples")
+    machines = any(node.machine for node in dataflow.nodes)
+    columns: Tuple[str, ...] = ("node", "outcome", "stop→exit", "cause", "GIL held", "samples")
+    if machines:
+        columns = ("node", "machine", *columns[1:])
     for column in columns:
         table.add_column(
             column,
@@ -92,11 +99,16 @@ def _dataflow(dataflow: DataflowFinding, report: Report) -> Table:
         gil = f"{node.gil.held_share:.0%}" if node.gil.held_share is not None else "–"
         if not node.python:
             why = "not Python"
+        elif node.skipped and node.skipped.startswith(REMOTE):
+            why = node.skipped.split(":", 1)[0]  # what to do about it follows the table
         elif node.skipped:
             why = f"not sampled: {node.skipped}"
         else:
             why = node.cause or "–"
-        table.add_row(node.id, node.outcome or "–", stop, why, gil, f"{node.samples:,}")
+        cells = [node.id, node.outcome or "–", stop, why, gil, f"{node.samples:,}"]
+        if machines:
+            cells.insert(1, node.machine or "–")
+        table.add_row(*cells)
     return table
 
 
@@ -117,6 +129,8 @@ def _node_card(node: NodeFinding) -> Panel:
         where = f" ({_shorten_location(advice.location)})" if advice.location else ""
         lines.append(Text(f"→ {advice.kind}: {advice.text}{where}", style="green"))
     title = f"{node.id} · pid {node.pid or '?'} · Python {node.python_version or '?'}"
+    if node.machine:
+        title += f" · machine {node.machine}"
     if node.sample_rate_hz:
         title += f" · {node.samples:,} samples at {node.sample_rate_hz:.0f}/s"
     return Panel(Group(*lines), title=title, title_align="left", expand=False)

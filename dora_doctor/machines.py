@@ -1,0 +1,239 @@
+"""Which machine each node of a dataflow runs on, and whether dora-doctor can reach it.
+
+A dataflow can be spread over several daemons, one per machine (``dora daemon --machine-id
+ID``; a node is pinned with ``deploy: machine: ID`` in the dataflow). ``dora node list``
+(1.1.0) names no machine and reports each node's PID *on its own machine*, so a PID is only
+worth sampling once the process behind it here is known to be that node. dora gives every
+node process ``DORA_MACHINE_ID`` and ``DORA_NODE_CONFIG`` (which holds the whole dataflow,
+``deploy`` of every node included), so one local node is enough to place all the others.
+
+After the fact, the logs say it too: a daemon with a machine id writes
+``out/dora-daemon-<ID>.txt`` and names itself in its spans (``DaemonId { machine_id:
+Some("B"), … }``), and the coordinator's spawn line carries the dataflow with each node's
+``deploy``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import psutil
+import yaml
+
+from dora_doctor.errors import DoctorError
+from dora_doctor.model import Dataflow, NodeProcess
+
+REMOTE = "remote, not sampled"
+
+_DAEMON_LOG = re.compile(r"^dora-daemon-(?P<machine>.+?)\.txt(?:\.gz)?$")
+_DAEMON_ID = re.compile(r'machine_id: Some\(\\*"(?P<machine>[^"\\]+)\\*"\)')
+_SPAWN = "triggered dataflow spawn"
+_NODE_IN_DESCRIPTOR = re.compile(r'Node \{ id: NodeId\(\\*"(?P<node>[^"\\]+)\\*"\)')
+_DEPLOY_MACHINE = re.compile(r'deploy: Some\(Deploy \{ machine: Some\(\\*"(?P<machine>[^"\\]+)')
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_SPAWN_DATAFLOW = re.compile(rf"dataflow spawn `(?P<dataflow>{_UUID})`")
+
+
+def remote_reason(machine: Optional[str]) -> str:
+    """Why a node is not sampled, and how to get its samples anyway."""
+    where = machine or "ID"
+    on = f" on machine {machine}" if machine else " on another machine"
+    return (
+        f"{REMOTE}: runs{on}; run `dora-doctor inspect --machine {where} --record "
+        f"{where}.ddrec` there and merge the recordings with `dora-doctor merge`"
+    )
+
+
+# --- live: discovery ---------------------------------------------------------------------
+
+
+_UNREADABLE: Dict[str, str] = {"": "unreadable"}
+
+
+def _environ(pid: int) -> Optional[Dict[str, str]]:
+    """The process's environment; None if it is gone, ``_UNREADABLE`` if this user may not
+    read it (a kernel thread's is readable, and empty)."""
+    try:
+        return psutil.Process(pid).environ()
+    except psutil.NoSuchProcess:
+        return None
+    except (psutil.Error, OSError):
+        return _UNREADABLE
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """DORA_NODE_CONFIG is serde's YAML, with Rust enum tags (``daemon_communication: !Tcp``)
+    that a plain safe loader refuses: they are read as the untagged value."""
+
+
+def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_ConfigLoader.add_multi_constructor("!", _untagged)
+
+
+def _load(config: str) -> Dict[str, object]:
+    try:
+        value = yaml.load(config, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def deployments(config: str) -> Dict[str, str]:
+    """Node id → machine from ``deploy: machine:`` of every node in a DORA_NODE_CONFIG."""
+    descriptor = _load(config).get("dataflow_descriptor")
+    nodes = descriptor.get("nodes") if isinstance(descriptor, dict) else None
+    found: Dict[str, str] = {}
+    default = _machine_of(descriptor.get("deploy")) if isinstance(descriptor, dict) else None
+    for node in nodes if isinstance(nodes, list) else []:
+        if isinstance(node, dict) and node.get("id"):
+            machine = _machine_of(node.get("deploy")) or default
+            if machine:
+                found[str(node["id"])] = machine
+    return found
+
+
+def _machine_of(deploy: object) -> Optional[str]:
+    machine = deploy.get("machine") if isinstance(deploy, dict) else None
+    return str(machine) if machine else None
+
+
+def daemon_machine(pid: int) -> Optional[str]:
+    """``--machine-id`` of the ``dora daemon`` that ``pid`` descends from, if any."""
+    try:
+        for parent in psutil.Process(pid).parents():
+            cmdline = parent.cmdline()
+            if "daemon" in cmdline:
+                return _option(cmdline, "--machine-id")
+    except (psutil.Error, OSError):
+        pass
+    return None
+
+
+def _option(cmdline: List[str], name: str) -> Optional[str]:
+    for i, part in enumerate(cmdline):
+        if part == name and i + 1 < len(cmdline):
+            return cmdline[i + 1]
+        if part.startswith(name + "="):
+            return part.split("=", 1)[1]
+    return None
+
+
+def locate(dataflows: Iterable[Dataflow]) -> None:
+    """Give every node its ``machine`` and mark the ones whose process is not on this host.
+
+    A node is here when the process at its PID carries its DORA_NODE_CONFIG. A PID that is
+    another process here (or none) while dora says the node runs is the node's PID on
+    another machine: it is neither sampled nor watched, and says so in ``skip_reason``.
+    A process whose environment cannot be read is taken as the node, as before.
+    """
+    for dataflow in dataflows:
+        deployed: Dict[str, str] = {}
+        local_machines: List[Optional[str]] = []
+        verdicts: List[Tuple[NodeProcess, Optional[bool]]] = []
+        for node in dataflow.nodes:
+            here = _is_here(node, deployed, local_machines)
+            verdicts.append((node, here))
+        for node, here in verdicts:
+            node.machine = node.machine or deployed.get(node.id)
+            gone_elsewhere = (
+                here is None
+                and node.machine is not None
+                and bool(local_machines)
+                and node.machine not in local_machines
+            )
+            if here is False or gone_elsewhere:
+                mark_remote(node, remote_reason(node.machine))
+
+
+def _is_here(
+    node: NodeProcess, deployed: Dict[str, str], local_machines: List[Optional[str]]
+) -> Optional[bool]:
+    """True: the node's process is here; False: dora's PID is another process here; None:
+    cannot tell (no PID, or no such process here: it exited, or runs on another machine,
+    which the machine of a sibling node decides)."""
+    if node.pid is None:
+        return None
+    environ = _environ(node.pid)
+    if environ is None:
+        return None
+    if environ is _UNREADABLE:
+        return True  # not ours to read: as before, trust dora's PID
+    config = environ.get("DORA_NODE_CONFIG") or ""
+    value = _load(config)
+    same_dataflow = str(value.get("dataflow_id")) == node.dataflow or len(node.dataflow) != 36
+    if str(value.get("node_id")) != node.id or not same_dataflow:
+        return False
+    deployed.update(deployments(config))
+    node.machine = node.machine or environ.get("DORA_MACHINE_ID") or daemon_machine(node.pid)
+    local_machines.append(node.machine)
+    return True
+
+
+def mark_remote(node: NodeProcess, reason: str) -> None:
+    node.remote = True
+    node.sample_pid = None
+    node.skip_reason = reason
+
+
+def restrict_to_machine(dataflow: Dataflow, machine: str) -> None:
+    """``inspect --machine ID``: only that machine's nodes are sampled and watched here."""
+    known = sorted({n.machine for n in dataflow.nodes if n.machine})
+    if machine not in known:
+        raise DoctorError(
+            f"--machine {machine}: no node of {dataflow.label} runs on it"
+            + (f" (its machines: {', '.join(known)})" if known else " (no node names a machine)")
+        )
+    for node in dataflow.nodes:
+        if node.machine != machine:
+            mark_remote(node, remote_reason(node.machine).replace(REMOTE, f"{REMOTE} here", 1))
+
+
+# --- after the fact: logs ----------------------------------------------------------------
+
+
+def machine_of_log(path: Path) -> Optional[str]:
+    """``dora-daemon-B.txt`` was written by the daemon of machine B.
+
+    A node log (``<daemon dir>/_work/<session>/out/<uuid>/log_<node>.jsonl``) belongs to the
+    daemon whose ``out/dora-daemon-<ID>.txt`` sits beside that ``_work`` folder.
+    """
+    found = _DAEMON_LOG.match(path.name)
+    if found:
+        return found["machine"]
+    for parent in path.parents:
+        if parent.name == "_work":
+            logs = sorted((parent.parent / "out").glob("dora-daemon-*.txt*"))
+            named = [m for m in (_DAEMON_LOG.match(p.name) for p in logs) if m]
+            return named[0]["machine"] if len(named) == 1 else None
+    return None
+
+
+def machine_in_line(line: str) -> Optional[str]:
+    """A daemon names its own machine in its spans: ``DaemonId { machine_id: Some("B") }``."""
+    found = _DAEMON_ID.search(line) if "machine_id: Some" in line else None
+    return found["machine"] if found else None
+
+
+def deployments_in_line(line: str) -> Tuple[Optional[str], Dict[str, str]]:
+    """(dataflow, node → machine) from the coordinator's ``triggered dataflow spawn`` line,
+    whose span holds the dataflow descriptor with each node's ``deploy``."""
+    if _SPAWN not in line:
+        return None, {}
+    dataflow = _SPAWN_DATAFLOW.search(line)
+    found: Dict[str, str] = {}
+    starts = list(_NODE_IN_DESCRIPTOR.finditer(line))
+    for index, start in enumerate(starts):
+        end = starts[index + 1].start() if index + 1 < len(starts) else len(line)
+        machine = _DEPLOY_MACHINE.search(line, start.end(), end)
+        if machine:
+            found.setdefault(start["node"], machine["machine"])
+    return (dataflow["dataflow"] if dataflow else None), found
