@@ -166,7 +166,7 @@ def inspect(
             + f"` in {stop_after_s:g} s.",
             highlight=False,
         )
-    files = stopwatch.find_log_files(chosen.nodes, cli.port())
+    files = stopwatch.find_log_files(chosen.nodes, cli.control_port())
     if not files.daemons:
         err.print(
             "dora's daemon log is not readable from here: how nodes ended will be partly unknown.",

@@ -14,9 +14,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from dora_doctor.errors import FAILURE, DoctorError
+from dora_doctor.errors import FAILURE, USAGE, DoctorError
 from dora_doctor.executables import beside_python_or_on_path, quiet_rust_env
 
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
@@ -81,6 +81,7 @@ class DoraCli:
     coordinator_port: Optional[int] = None
     timeout_s: float = 20.0
     base_env: Optional[Dict[str, str]] = None  # default: this process's environment
+    known_version: Optional[str] = None  # from `dora --version`, asked once (see version())
 
     def env(self) -> Dict[str, str]:
         env = quiet_rust_env(self.base_env)
@@ -111,8 +112,29 @@ class DoraCli:
             ) from err
 
     def version(self) -> Optional[str]:
-        result = self.run(["--version"])
-        return parse_version(result.stdout + result.stderr)
+        """``dora --version``, asked once per client; a release older than 0.3.7 is refused
+        here, so every command that talks to dora stops with the same one line."""
+        if self.known_version is None:
+            result = self.run(["--version"])
+            self.known_version = parse_version(result.stdout + result.stderr) or ""
+        check_supported(self.known_version or None)
+        return self.known_version or None
+
+    def legacy(self) -> bool:
+        return is_legacy(self.version())
+
+    def connection_args(self) -> List[str]:
+        """0.3.x reads no DORA_COORDINATOR_* variables: the address goes on its command line."""
+        if not self.legacy():
+            return []
+        args: List[str] = []
+        addr = self.coordinator_addr or os.environ.get("DORA_COORDINATOR_ADDR")
+        if addr:
+            args += ["--coordinator-addr", addr]
+        port = self.port()
+        if port:
+            args += ["--coordinator-port", str(port)]
+        return args
 
     def port(self) -> Optional[int]:
         """The coordinator port this CLI talks to, when it is set anywhere."""
@@ -121,6 +143,10 @@ class DoraCli:
             return int(value) if value else None
         except ValueError:
             return None
+
+    def control_port(self) -> int:
+        """The port this CLI talks to, dora's default for its version when none is set."""
+        return self.port() or default_control_port(self.version())
 
     def where(self) -> str:
         addr = self.coordinator_addr or os.environ.get("DORA_COORDINATOR_ADDR", "127.0.0.1")
@@ -141,14 +167,37 @@ class DoraCli:
         return parse_json_lines(result.stdout)
 
     def list_dataflows(self) -> List[Dict[str, object]]:
+        if self.legacy():
+            result = self._checked(["list", *self.connection_args()])
+            return parse_legacy_list(result.stdout)
         return self._json_command(["list", "--format", "json"])
 
     def list_nodes(self) -> List[Dict[str, object]]:
+        """``dora node list`` rows; none on 0.3.x, which has no such command (discovery then
+        finds the nodes by DORA_NODE_CONFIG in their environment)."""
+        if self.legacy():
+            return []
         return self._json_command(["node", "list", "--format", "json"])
+
+    def _checked(self, args: Sequence[str]) -> "subprocess.CompletedProcess[str]":
+        result = self.run(args)
+        if result.returncode != 0:
+            if _NOT_RUNNING.search(result.stderr + result.stdout):
+                raise DoctorError(
+                    f"no dora coordinator answers at {self.where()}: start one with `dora up`, "
+                    "or point dora-doctor at yours with --coordinator-addr/--coordinator-port",
+                    FAILURE,
+                )
+            message = _first_error_line(result.stderr + result.stdout)
+            raise DoctorError(f"`dora {' '.join(args)}` failed: {message}", FAILURE)
+        return result
 
     def start(self, yml: Path, name: str) -> str:
         """``dora start YML --name NAME --detach``; the new dataflow's UUID."""
-        result = self.run(["start", str(yml.resolve()), "--name", name, "--detach"], timeout=120)
+        result = self.run(
+            ["start", str(yml.resolve()), "--name", name, "--detach", *self.connection_args()],
+            timeout=120,
+        )
         match = _UUID.search(result.stdout + result.stderr)
         if result.returncode != 0 or not match:
             reason = _first_error_line(result.stderr or result.stdout)
@@ -158,7 +207,7 @@ class DoraCli:
     def stop(
         self, dataflow: str, grace: Optional[str] = None
     ) -> "subprocess.CompletedProcess[str]":
-        args = ["stop", dataflow]
+        args = ["stop", dataflow, *self.connection_args()]
         if grace:
             args += ["--grace-duration", grace]
         return self.run(args, timeout=600)
@@ -197,3 +246,111 @@ def sigkill_factor(version: Optional[str]) -> float:
 
 def has_sigterm_step(version: Optional[str]) -> bool:
     return sigkill_factor(version) > 1.0
+
+
+# --- what differs between dora releases ------------------------------------------------------
+# 0.3.x (from 0.3.7, the first dora-rs-cli on PyPI) and 0.4 and later (tested: 0.3.13, 1.1.0).
+
+MIN_SUPPORTED = (0, 3, 7)
+
+
+def check_supported(version: Optional[str]) -> None:
+    """Refuse, in one line, a dora older than 0.3.7: its CLI and logs were never checked and
+    its default grace differs (2 s); an unknown version is taken as current."""
+    parts = version_tuple(version)
+    if parts is not None and parts < MIN_SUPPORTED:
+        raise DoctorError(
+            f"dora {version} is not supported: dora-doctor needs dora-rs-cli 0.3.7 or later "
+            "(tested with 0.3.13 and 1.1.0)",
+            USAGE,
+        )
+
+
+def is_legacy(version: Optional[str]) -> bool:
+    """0.3.x: control port 6012, text output, ``destroy``, SIGKILL at the grace, text logs."""
+    parts = version_tuple(version)
+    return parts is not None and parts < (0, 4, 0)
+
+
+def default_control_port(version: Optional[str]) -> int:
+    """The port the CLI talks to when none is given (0.3.x control port / ≥ 0.4 WebSocket)."""
+    return 6012 if is_legacy(version) else 6013
+
+
+def coordinator_args(
+    version: Optional[str], port: int, control_port: int, store: Optional[Path] = None
+) -> List[str]:
+    """``dora coordinator`` on loopback only. 0.3.x listens for daemons (``--port``) and for
+    the CLI (``--control-port``) apart and keeps no store; ≥ 0.4 has one port for both."""
+    if is_legacy(version):
+        return [
+            "--interface",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--control-interface",
+            "127.0.0.1",
+            "--control-port",
+            str(control_port),
+            "--quiet",
+        ]
+    args = ["--interface", "127.0.0.1", "--port", str(control_port)]
+    if store is not None:
+        args += ["--store", f"redb:{store}"]
+    return [*args, "--quiet"]
+
+
+def daemon_args(version: Optional[str], coordinator_port: int, listen_port: int) -> List[str]:
+    """``dora daemon`` without zenoh multicast scouting. 0.3.x has no ``--zenoh-no-multicast``:
+    there it takes :data:`ZENOH_LOOPBACK` through the ``ZENOH_CONFIG`` variable instead."""
+    args = [
+        "--coordinator-addr",
+        "127.0.0.1",
+        "--coordinator-port",
+        str(coordinator_port),
+        "--local-listen-port",
+        str(listen_port),
+    ]
+    if not is_legacy(version):
+        args.append("--zenoh-no-multicast")
+    return [*args, "--quiet"]
+
+
+ZENOH_LOOPBACK = (
+    '{ mode: "peer", listen: { endpoints: ["tcp/127.0.0.1:0"] },'
+    " scouting: { multicast: { enabled: false }, gossip: { enabled: false } } }\n"
+)
+
+
+def teardown_commands(version: Optional[str]) -> List[Tuple[str, ...]]:
+    """Stop every dataflow and end coordinator + daemon. 1.1.0's ``down`` refuses while a
+    dataflow runs, hence ``stop --all`` first; 0.3.x's ``destroy`` stops them itself."""
+    if is_legacy(version):
+        return [("destroy",)]
+    return [("stop", "--all", "--grace-duration", "1s"), ("down", "--force")]
+
+
+_LEGACY_ROW = re.compile(rf"^\s*(?P<uuid>{_UUID.pattern})\s*(?P<rest>.*)$")
+
+
+def parse_legacy_list(text: str) -> List[Dict[str, object]]:
+    """0.3.x ``dora list`` (a text table: ``UUID  Name  Status``) as 1.x-style rows."""
+    rows: List[Dict[str, object]] = []
+    for line in text.splitlines():
+        found = _LEGACY_ROW.match(line)
+        if not found:
+            continue
+        words = found["rest"].split()
+        status = words[-1] if words and words[-1].lower() in _LEGACY_STATES else None
+        name_words = words[:-1] if status else words
+        rows.append(
+            {
+                "uuid": found["uuid"],
+                "name": " ".join(name_words) or None,
+                "status": status,
+            }
+        )
+    return rows
+
+
+_LEGACY_STATES = {"running", "finished", "failed", "stopping", "starting"}

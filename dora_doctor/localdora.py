@@ -9,7 +9,12 @@ multicast scouting, and the CLI is pointed at it only through the environment it
 
 Node interpreter: the daemon runs a ``.py`` node as ``python -u FILE`` found on its PATH, so
 the directory of the running ``sys.executable`` is put first on PATH: nodes then import the same
-``dora`` package as the code that drives them.
+``dora`` package as the code that drives them. A dora installed in another environment (another
+release, for the version matrix) brings its own ``python`` whose ``dora`` matches the daemon's:
+that directory goes first instead, or the one of an explicit ``node_python``.
+
+dora 0.3.x (from 0.3.7) is started too: what its coordinator, daemon and CLI need differently
+comes from :mod:`dora_doctor.doracli`, chosen by the version asked once at start.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from typing import Dict, List, Optional, Set, Type
 
 import psutil
 
+from dora_doctor import doracli
+from dora_doctor.discover import dataflows_from_environ
 from dora_doctor.doracli import DoraCli
 from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.executables import quiet_rust_env
@@ -44,14 +51,17 @@ class LocalDoraError(DoctorError):
         super().__init__(message, FAILURE)
 
 
-def node_environment(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """``base`` (default: ours) without RUST_BACKTRACE, with this Python's directory first on PATH.
+def node_environment(
+    base: Optional[Dict[str, str]] = None, python: Optional[Path] = None
+) -> Dict[str, str]:
+    """``base`` (default: ours) without RUST_BACKTRACE, with this Python's directory (or that
+    of ``python``) first on PATH.
 
     RUST_BACKTRACE=1 turns every dora error into pages of backtrace; the PATH order makes the
     daemon start ``.py`` nodes with this interpreter.
     """
     env = quiet_rust_env(base)
-    bindir = str(Path(sys.executable).parent)
+    bindir = str(Path(python or sys.executable).parent)
     rest = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir]
     env["PATH"] = os.pathsep.join([bindir, *rest])
     return env
@@ -144,6 +154,8 @@ class LocalDora:
     daemon_listen_port: int
     dora: str
     env: Dict[str, str] = field(repr=False)
+    version: Optional[str] = None  # `dora --version`, asked once in start()
+    daemon_port: Optional[int] = None  # 0.3.x: the coordinator's port for daemons (not the CLI's)
     _coordinator: Optional[subprocess.Popen[bytes]] = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -156,7 +168,13 @@ class LocalDora:
     )
 
     @classmethod
-    def start(cls, workdir: Path, dora: Optional[str] = None, timeout: float = 30.0) -> LocalDora:
+    def start(
+        cls,
+        workdir: Path,
+        dora: Optional[str] = None,
+        timeout: float = 30.0,
+        node_python: Optional[Path] = None,
+    ) -> LocalDora:
         """Start coordinator, then daemon, and return once the daemon is registered.
 
         Ready means ``dora status`` reports both running (the coordinator only counts a daemon
@@ -171,13 +189,31 @@ class LocalDora:
                 "the dora command was not found: pip install dora-rs-cli (or pass dora=PATH)"
             )
         deadline = time.monotonic() + timeout
+        try:
+            version = DoraCli(executable).version()
+        except DoctorError as err:
+            raise LocalDoraError(str(err)) from err
+        beside = Path(executable).parent / "python"
+        python = node_python or (beside if beside.exists() else None)
         last_error: Optional[LocalDoraError] = None
         for _attempt in range(3):
-            coordinator_port, listen_port = _free_ports(2)
-            env = node_environment()
+            coordinator_port, listen_port, daemon_port = _free_ports(3)
+            env = node_environment(python=python)
             env["DORA_COORDINATOR_ADDR"] = "127.0.0.1"
             env["DORA_COORDINATOR_PORT"] = str(coordinator_port)
-            instance = cls(workdir, coordinator_port, listen_port, executable, env)
+            if doracli.is_legacy(version):
+                zenoh = workdir / "zenoh.json5"
+                zenoh.write_text(doracli.ZENOH_LOOPBACK)
+                env["ZENOH_CONFIG"] = str(zenoh)
+            instance = cls(
+                workdir,
+                coordinator_port,
+                listen_port,
+                executable,
+                env,
+                version,
+                daemon_port if doracli.is_legacy(version) else None,
+            )
             try:
                 instance._launch(deadline)
                 return instance
@@ -220,50 +256,38 @@ class LocalDora:
         # would bring back its dataflows, and a stale "Running" name makes `dora stop` ambiguous.
         store = self.workdir / "coordinator.redb"
         store.unlink(missing_ok=True)
+        daemons_port = self.daemon_port or self.coordinator_port
         self._coordinator = self._spawn(
             "coordinator",
-            [
-                "--interface",
-                "127.0.0.1",
-                "--port",
-                str(self.coordinator_port),
-                "--store",
-                f"redb:{store}",
-                "--quiet",
-            ],
+            doracli.coordinator_args(self.version, daemons_port, self.coordinator_port, store),
         )
         self._wait_status(deadline, need_daemon=False)
         self._daemon = self._spawn(
-            "daemon",
-            [
-                "--coordinator-addr",
-                "127.0.0.1",
-                "--coordinator-port",
-                str(self.coordinator_port),
-                "--local-listen-port",
-                str(self.daemon_listen_port),
-                "--zenoh-no-multicast",
-                "--quiet",
-            ],
+            "daemon", doracli.daemon_args(self.version, daemons_port, self.daemon_listen_port)
         )
         self._wait_status(deadline, need_daemon=True)
-        listing = self.cli(
-            "list", "--format", "json", timeout=max(1.0, deadline - time.monotonic())
-        )
-        if listing.returncode != 0:
-            raise self._failure(f"`dora list` failed: {listing.stderr.strip()}")
+        try:
+            self.client.list_dataflows()
+        except DoctorError as err:
+            raise self._failure(f"`dora list` failed: {err}") from err
 
     def _wait_status(self, deadline: float, need_daemon: bool) -> None:
-        """Poll ``dora status --format json`` until the coordinator (and daemon) run."""
+        """Poll ``dora status --format json`` (0.3.x: ``dora check``) until the coordinator
+        (and daemon) run."""
         while True:
             for role, proc in (("coordinator", self._coordinator), ("daemon", self._daemon)):
                 if proc is not None and proc.poll() is not None:
                     raise self._failure(f"dora {role} exited with code {proc.returncode}")
-            try:
-                status = self.cli("status", "--format", "json", timeout=5.0)
-                report = json.loads(status.stdout)
-            except (LocalDoraError, ValueError):
+            if doracli.is_legacy(self.version):
+                if self._legacy_check(need_daemon):
+                    return
                 report = None
+            else:
+                try:
+                    status = self.cli("status", "--format", "json", timeout=5.0)
+                    report = json.loads(status.stdout)
+                except (LocalDoraError, ValueError):
+                    report = None
             if isinstance(report, dict):
                 coordinator = report.get("coordinator") or {}
                 daemon = report.get("daemon") or {}
@@ -276,6 +300,18 @@ class LocalDora:
                 raise self._failure(f"timed out waiting for the dora {what}")
             time.sleep(_POLL)
 
+    def _legacy_check(self, need_daemon: bool) -> bool:
+        """0.3.x ``dora check`` prints ``Dora Coordinator: ok`` / ``Dora Daemon: ok`` (or
+        ``not running``) and exits non-zero until both answer."""
+        try:
+            result = self.cli("check", *self.client.connection_args(), timeout=5.0)
+        except LocalDoraError:
+            return False
+        text = (result.stdout + result.stderr).lower()
+        coordinator_ok = re.search(r"coordinator:\s*ok", text) is not None
+        daemon_ok = re.search(r"daemon:\s*ok", text) is not None
+        return coordinator_ok and (daemon_ok or not need_daemon)
+
     def _failure(self, message: str) -> LocalDoraError:
         parts = [f"{message} (port {self.coordinator_port}, in {self.workdir})"]
         for role in ("coordinator", "daemon"):
@@ -287,7 +323,13 @@ class LocalDora:
     @property
     def client(self) -> DoraCli:
         """The dora CLI pointed at this instance, as the rest of dora-doctor uses it."""
-        return DoraCli(self.dora, "127.0.0.1", self.coordinator_port, base_env=self.env)
+        return DoraCli(
+            self.dora,
+            "127.0.0.1",
+            self.coordinator_port,
+            base_env=self.env,
+            known_version=self.version or "",
+        )
 
     def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run ``dora ARGS`` against this instance; the caller checks ``returncode``."""
@@ -315,15 +357,21 @@ class LocalDora:
 
         ``timeout`` defaults to dora's own SIGKILL point (1.5 × grace, 10 s default grace) + 30 s.
         """
-        args = ["stop", name]
+        args = ["stop", name, *self.client.connection_args()]
+        if doracli.is_legacy(self.version):
+            args[1:2] = ["--name", name]  # 0.3.x takes only a UUID as its argument
         if grace is not None:
             args += ["--grace-duration", grace]
         if timeout is None:
-            timeout = 1.5 * (parse_duration(grace, "grace") if grace else 10.0) + 30.0
+            default_grace = doracli.default_grace_s(self.version) or 10.0
+            grace_s = parse_duration(grace, "grace") if grace else default_grace
+            timeout = doracli.sigkill_factor(self.version) * grace_s + 30.0
         return self.cli(*args, timeout=timeout)
 
     def node_pids(self, name: str) -> Dict[str, int]:
         """Node id → PID for the nodes of dataflow NAME that are running now."""
+        if doracli.is_legacy(self.version):
+            return self._legacy_node_pids(name)
         result = self.cli("node", "list", "--dataflow", name, "--format", "json", timeout=15.0)
         if result.returncode != 0:
             raise LocalDoraError(f"`dora node list` failed: {result.stderr.strip()}")
@@ -337,6 +385,23 @@ class LocalDora:
             if pid > 0:
                 pids[str(row["node"])] = pid
         return pids
+
+    def _legacy_node_pids(self, name: str) -> Dict[str, int]:
+        """0.3.x has no ``node list``: the daemon's children name their node and dataflow in
+        DORA_NODE_CONFIG, and ``dora list`` maps the dataflow's name to its UUID."""
+        try:
+            rows = self.client.list_dataflows()
+            children = psutil.Process(self._daemon.pid).children() if self._daemon else []
+        except (DoctorError, psutil.Error) as err:
+            raise LocalDoraError(f"cannot list the nodes of {name}: {err}") from err
+        uuids = {str(row["uuid"]) for row in rows if name in (row.get("name"), row.get("uuid"))}
+        return {
+            node.id: node.pid
+            for dataflow in dataflows_from_environ(children)
+            if dataflow.uuid in uuids
+            for node in dataflow.nodes
+            if node.pid is not None
+        }
 
     def wait_running(self, name: str, nodes: int, timeout: float = 30.0) -> Dict[str, int]:
         """Poll until ``nodes`` nodes of NAME have a live PID; returns node id → PID."""
@@ -390,9 +455,9 @@ class LocalDora:
         except Exception:
             members = []
         if _alive(self._coordinator):
-            for args in (("stop", "--all", "--grace-duration", "1s"), ("down", "--force")):
+            for args in doracli.teardown_commands(self.version):
                 try:
-                    self.cli(*args, timeout=15.0)
+                    self.cli(*args, *self.client.connection_args(), timeout=15.0)
                 except Exception:
                     pass
         for proc in self._servers():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -200,13 +200,53 @@ def ticks_from_samples(samples: int, tracks: Sequence[ThreadTrack]) -> int:
 
 
 def load_chrometrace(path: Path, origin: float) -> List[ThreadTrack]:
+    return load_chrometrace_ids(path, origin)[0]
+
+
+def load_chrometrace_ids(path: Path, origin: float) -> Tuple[List[ThreadTrack], Dict[int, int]]:
+    """The tracks of :func:`parse_chrometrace` and the :func:`os_thread_ids` of the same file."""
     try:
         events = json.loads(path.read_text(encoding="utf-8", errors="replace"))
     except (OSError, ValueError):
-        return []
+        return [], {}
     if not isinstance(events, list):
-        return []
-    return parse_chrometrace(events, origin)
+        return [], {}
+    return parse_chrometrace(events, origin), os_thread_ids(events)
+
+
+# Linux thread ids never exceed PID_MAX_LIMIT (2**22 on 64-bit); a pthread id is an address.
+PID_MAX_LIMIT = 1 << 22
+
+
+def os_thread_ids(events: Sequence[Dict[str, object]]) -> Dict[int, int]:
+    """pthread id → OS thread id, from chrometrace events' ``tid`` and their thread roots.
+
+    Why: on Python < 3.11 the thread state holds no OS thread id, so a ``--nonblocking``
+    recorder (the GIL one) names threads by pthread id, ``thread (0x7F1B8E7C16C0)``, while the
+    pausing ``--idle`` recorder names them by OS id, ``thread (26943)``, and puts the pthread id
+    in ``tid``. With this map both recorders speak of the same thread (3.11+ need none).
+    """
+    ids: Dict[int, int] = {}
+    for event in events:
+        tid, name = event.get("tid"), event.get("name")
+        if not isinstance(tid, int) or not isinstance(name, str) or tid in ids:
+            continue
+        root = parse_thread_root(name)
+        if root is not None and root.id <= PID_MAX_LIMIT:
+            ids[tid] = root.id
+    return ids
+
+
+def with_os_thread_ids(stacks: Sequence[GilStack], ids: Dict[int, int]) -> List[GilStack]:
+    """``stacks`` with every pthread id that ``ids`` knows replaced by its OS thread id."""
+    return [
+        replace(stack, thread_id=ids[stack.thread_id]) if stack.thread_id in ids else stack
+        for stack in stacks
+    ]
+
+
+def needs_os_thread_ids(stacks: Sequence[GilStack]) -> bool:
+    return any(stack.thread_id > PID_MAX_LIMIT for stack in stacks)
 
 
 def _int(value: object) -> int:

@@ -175,7 +175,7 @@ def _one_run(
             InspectOptions(
                 record=record,
                 sampler=options.sampler,
-                log_files=find_log_files(dataflow.nodes, cli.port()),
+                log_files=find_log_files(dataflow.nodes, cli.control_port()),
                 stop=StopPlan(cli, after_s=baseline, grace_s=options.stop_grace_s),
                 # a node that outlives 1.5 × the grace has been SIGKILLed: never wait forever
                 duration_s=options.warmup_s + options.stop_grace_s * 1.5 + 15.0,

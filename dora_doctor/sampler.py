@@ -76,6 +76,10 @@ class Sampler:
         self._running: Dict[int, "subprocess.Popen[str]"] = {}
         self._threads: List[threading.Thread] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="dora-doctor-")
+        # Python < 3.11: per sampled PID, pthread id → OS thread id (see pyspy.os_thread_ids),
+        # learnt by the stacks recorder, and the GIL segment waiting for the map of its second
+        self._os_ids: Dict[int, Dict[int, int]] = {}
+        self._pending: Dict[int, GilSegment] = {}
 
     def start(self) -> None:
         for node in self.nodes:
@@ -109,6 +113,8 @@ class Sampler:
             _signal(proc, signal.SIGKILL)
         for thread in self._threads:
             thread.join(1.0)
+        for pid in list(self._pending):
+            self._flush_pending(pid)
         self._tmp.cleanup()
 
     def _loop(self, node: NodeProcess, gil: bool) -> None:
@@ -158,8 +164,24 @@ class Sampler:
                 continue
             failures = 0
             samples, errors = summary
-            self.output.put(self._segment(node, pid, gil, out, start, end, samples, errors))
+            result = self._segment(node, pid, gil, out, start, end, samples, errors)
             out.unlink(missing_ok=True)
+            if isinstance(result, GilSegment):
+                # the stacks recorder of the previous second has written its map by now
+                self._flush_pending(pid)
+                if pyspy.needs_os_thread_ids(result.stacks):
+                    with self._lock:
+                        self._pending[pid] = result
+                    continue
+            self.output.put(result)
+
+    def _flush_pending(self, pid: int) -> None:
+        with self._lock:
+            pending = self._pending.pop(pid, None)
+            ids = dict(self._os_ids.get(pid, {}))
+        if pending is not None:
+            pending.stacks = pyspy.with_os_thread_ids(pending.stacks, ids)
+            self.output.put(pending)
 
     def _launch(self, argv: List[str]) -> "Optional[subprocess.Popen[str]]":
         with self._lock:
@@ -177,8 +199,8 @@ class Sampler:
             self._running[id(proc)] = proc
             return proc
 
-    @staticmethod
     def _segment(
+        self,
         node: NodeProcess,
         pid: int,
         gil: bool,
@@ -196,7 +218,9 @@ class Sampler:
             return GilSegment(
                 node.dataflow, node.id, pid, start, end, samples, errors, pyspy.parse_raw(text)
             )
-        threads = pyspy.load_chrometrace(out, origin=start)
+        threads, ids = pyspy.load_chrometrace_ids(out, origin=start)
+        with self._lock:
+            self._os_ids.setdefault(pid, {}).update(ids)
         ticks = pyspy.ticks_from_samples(samples, threads)
         return StackSegment(node.dataflow, node.id, pid, start, end, ticks, errors, threads)
 

@@ -66,7 +66,8 @@ def _coordinator_log(port: Optional[int]) -> Optional[Path]:
         if "coordinator" not in cmdline or not any("dora" in part for part in cmdline[:3]):
             continue
         given = _option(cmdline, "--port") or (proc_env_port(proc) or "6013")
-        if given != wanted:
+        control = _option(cmdline, "--control-port") or "6012"  # 0.3.x: the CLI's port
+        if wanted not in (given, control):
             continue
         try:
             log = Path(proc.cwd()) / "out" / "dora-coordinator.txt"
