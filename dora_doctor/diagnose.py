@@ -96,7 +96,11 @@ def report_from_recording(recording: Recording, margin: float = 1.5) -> Report:
             finding.nodes.append(node_finding)
         if shutdown.request is not None:
             finding.suggestion = suggestion_from_findings(
-                finding, dataflow.label, margin, shutdown.grace.seconds if shutdown.grace else None
+                finding,
+                dataflow.label,
+                margin,
+                shutdown.grace.seconds if shutdown.grace else None,
+                shutdown.dora_version,
             )
         report.dataflows.append(finding)
     return report
@@ -686,7 +690,11 @@ def _waiting_at_exit(main: Sequence[SpanTuple], window: Window) -> Optional[Fram
 
 
 def suggestion_from_findings(
-    finding: DataflowFinding, name: str, margin: float, current_grace_s: Optional[float]
+    finding: DataflowFinding,
+    name: str,
+    margin: float,
+    current_grace_s: Optional[float],
+    dora_version: Optional[str] = None,
 ) -> Suggestion:
     """inspect's single observation: a clean stop measures the need, an ended one bounds it."""
     times: Dict[str, List[grace_mod.StopTime]] = {}
@@ -695,7 +703,9 @@ def suggestion_from_findings(
             continue
         censored = node.outcome in ("terminated", "killed", "running")
         times[node.id] = [grace_mod.StopTime(node.stop_duration_s, censored, node.cause)]
-    return grace_mod.suggest(grace_mod.stats_by_node(times), name, margin, current_grace_s)
+    return grace_mod.suggest(
+        grace_mod.stats_by_node(times), name, margin, current_grace_s, dora_version
+    )
 
 
 # --- helpers -------------------------------------------------------------------------------

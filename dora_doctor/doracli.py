@@ -330,6 +330,13 @@ def teardown_commands(version: Optional[str]) -> List[Tuple[str, ...]]:
     return [("stop", "--all", "--grace-duration", "1s"), ("down", "--force")]
 
 
+def stop_command(version: Optional[str], dataflow: str, grace: str) -> str:
+    """The ``dora stop`` a user should type: 0.3.x takes a name only through ``--name``."""
+    if is_legacy(version) and not _UUID.fullmatch(dataflow):
+        return f"dora stop --name {dataflow} --grace-duration {grace}"
+    return f"dora stop {dataflow} --grace-duration {grace}"
+
+
 _LEGACY_ROW = re.compile(rf"^\s*(?P<uuid>{_UUID.pattern})\s*(?P<rest>.*)$")
 
 

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from dora_doctor.doracli import stop_command
 from dora_doctor.findings import Suggestion
 from dora_doctor.units import format_duration
 
@@ -75,6 +76,7 @@ def suggest(
     dataflow: str,
     margin: float = 1.5,
     current_grace_s: Optional[float] = None,
+    dora_version: Optional[str] = None,
 ) -> Suggestion:
     """The grace to use, or why there is none.
 
@@ -116,7 +118,7 @@ def suggest(
         reason += f"; the current {current_grace_s:g} s already suffices"
     return Suggestion(
         grace_s=grace,
-        command=f"dora stop {dataflow} --grace-duration {format_duration(grace)}",
+        command=stop_command(dora_version, dataflow, format_duration(grace)),
         would_help=not blockers,
         reason=reason,
     )

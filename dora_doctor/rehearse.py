@@ -95,7 +95,9 @@ class Rehearsal:
         return grace.stats_by_node(self.stop_times())
 
     def suggestion(self) -> Suggestion:
-        return grace.suggest(self.stats(), self.dataflow_file.stem, self.options.margin)
+        return grace.suggest(
+            self.stats(), self.dataflow_file.stem, self.options.margin, None, self.dora_version
+        )
 
     def overhead_ratio(self) -> Optional[float]:
         """Wall time over the time the rehearsal had to take (warm-ups and stops)."""

@@ -17,7 +17,7 @@ import pytest
 from dora_versions import DORA_OLD, NODES_NEW, dora_venv, node_venv, require
 from helpers import run_doctor, start_inspect
 
-from dora_doctor import doracli, pyspy
+from dora_doctor import doracli, grace, pyspy
 from dora_doctor.errors import USAGE, DoctorError
 from dora_doctor.localdora import LocalDora
 
@@ -118,6 +118,9 @@ def test_well_behaved_clean_when_the_user_stops(
     assert stopped.returncode == 0, stopped.stderr
     assert proc.returncode == 0, err
     (dataflow,) = json.loads(out)["dataflows"]
+    # the command to type, in this version's syntax (0.3.x: a name only through --name)
+    name = "--name wb" if doracli.is_legacy(local.version) else "wb"
+    assert dataflow["suggestion"]["command"].startswith(f"dora stop {name} --grace-duration ")
     nodes = {node["id"]: node for node in dataflow["nodes"]}
     assert sorted(nodes) == ["listener", "talker"]
     for node in nodes.values():
@@ -200,6 +203,19 @@ def test_version_differences_in_one_place() -> None:
     assert (doracli.has_sigterm_step("0.3.13"), doracli.has_sigterm_step("1.1.0")) == (
         False,
         True,
+    )
+
+
+def test_suggested_stop_command_fits_the_version() -> None:
+    uuid = "01a21363-477a-7d14-9551-318322d2cbe2"
+    assert doracli.stop_command("0.3.13", "robot", "5s") == (
+        "dora stop --name robot --grace-duration 5s"
+    )
+    assert doracli.stop_command("0.3.13", uuid, "5s") == f"dora stop {uuid} --grace-duration 5s"
+    assert doracli.stop_command("1.1.0", "robot", "5s") == "dora stop robot --grace-duration 5s"
+    stats = grace.stats_by_node({"saver": [grace.StopTime(3.2, False, "none")]})
+    assert grace.suggest(stats, "robot", dora_version="0.3.13").command == (
+        "dora stop --name robot --grace-duration 5s"
     )
 
 
