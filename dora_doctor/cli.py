@@ -100,6 +100,13 @@ def inspect(
     html_file: Optional[Path] = typer.Option(
         None, "--html", help="Also write the shutdown as a self-contained HTML page."
     ),
+    read_locals: bool = typer.Option(
+        False,
+        "--locals",
+        help="Also read the local variables of every frame (py-spy dump --locals) when the "
+        "stop is seen and when the watch ends. The recording keeps their values; reports "
+        "redact them unless `report --show-locals`.",
+    ),
     machine: Optional[str] = typer.Option(
         None,
         "--machine",
@@ -178,7 +185,13 @@ def inspect(
         sampler=SamplerOptions(rate=rate, nonblocking=nonblocking, segment_s=segment),
         log_files=files,
         stop=plan,
+        dora_processes=stopwatch.find_dora_processes(chosen.nodes, cli.control_port()),
+        locals=read_locals,
     )
+
+    def notice(text: str) -> None:
+        err.print(f"dora-doctor: {text}", highlight=False)
+
     if err.is_terminal:
         with Live(console=err, auto_refresh=False, transient=False) as screen:
             recording = watch.inspect_dataflow(
@@ -186,9 +199,10 @@ def inspect(
                 found.dora_version,
                 options,
                 on_update=lambda s: screen.update(live.table(s), refresh=True),
+                on_notice=notice,
             )
     else:
-        recording = watch.inspect_dataflow(chosen, found.dora_version, options)
+        recording = watch.inspect_dataflow(chosen, found.dora_version, options, on_notice=notice)
     err.print(f"Stopped watching: {recording.header.get('ended_because')}", highlight=False)
     report = diagnose.report_from_recording(recording)
     if html_file is not None:
@@ -217,6 +231,12 @@ def report(
     show_paths: bool = typer.Option(
         False, "--show-paths", help="Markdown: keep absolute paths (they name users and hosts)."
     ),
+    show_locals: bool = typer.Option(
+        False,
+        "--show-locals",
+        help="Show the values of local variables recorded with `inspect --locals` (they may "
+        "hold secrets; by default every format shows names and '<redacted: N chars>').",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Analyse a recording again, without any process, and render it.
@@ -239,7 +259,7 @@ def report(
         raise DoctorError(f"--format {chosen}: choose terminal, json, markdown, html or perfetto")
     _refuse_existing(output)
     loaded = read_recording(recording)
-    result = diagnose.report_from_recording(loaded)
+    result = diagnose.report_from_recording(loaded, show_locals=show_locals)
     result.recording = str(recording)
     if chosen == "terminal":
         if output is not None:
@@ -250,7 +270,7 @@ def report(
         "json": lambda: json_report.render(result),
         "markdown": lambda: markdown.render(result, loaded, show_paths),
         "html": lambda: html.render(result, loaded),
-        "perfetto": lambda: perfetto.render(loaded),
+        "perfetto": lambda: perfetto.render(loaded, show_locals),
     }[chosen]()
     if output is None:
         sys.stdout.write(text)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from dora_doctor import grace as grace_mod
+from dora_doctor import localvars, logs
 from dora_doctor.doracli import has_sigterm_step
 from dora_doctor.findings import (
     Advice,
@@ -68,7 +69,9 @@ class HolderKey:
     leaf: Frame
 
 
-def report_from_recording(recording: Recording, margin: float = 1.5) -> Report:
+def report_from_recording(
+    recording: Recording, margin: float = 1.5, show_locals: bool = False
+) -> Report:
     report = Report(dora_version=recording.dora_version)
     report.recording = str(recording.path) if recording.path else None
     for dataflow in recording.dataflows:
@@ -91,8 +94,14 @@ def report_from_recording(recording: Recording, margin: float = 1.5) -> Report:
                 if event.dataflow == dataflow.uuid and event.node == node.id:
                     if event.kind == "sampler-error":
                         node_finding.skipped = event.detail
+                    elif event.kind == "sampler-degraded" and event.detail:
+                        node_finding.evidence.append(f"Sampling: {event.detail}.")
             fill_sampling(node_finding, stacks, gil)
             diagnose_shutdown(node_finding, node, stacks, gil, shutdown)
+            _dora_gone(node_finding, recording, shutdown)
+            node_finding.locals = localvars.node_values(
+                recording, dataflow.uuid, node.id, show_locals
+            )
             finding.nodes.append(node_finding)
         if shutdown.request is not None:
             finding.suggestion = suggestion_from_findings(
@@ -104,6 +113,47 @@ def report_from_recording(recording: Recording, margin: float = 1.5) -> Report:
             )
         report.dataflows.append(finding)
     return report
+
+
+def _dora_gone(finding: NodeFinding, recording: Recording, shutdown: Shutdown) -> None:
+    """What the death of dora's daemon or coordinator, seen by the stop watch, means for a
+    node: a daemon's death ends its nodes (or orphans them) without any stop, and its
+    silence afterwards says nothing about how they ended."""
+    daemon = _first(recording, logs.DAEMON_GONE)
+    coordinator = _first(recording, logs.COORDINATOR_GONE)
+    end = shutdown.end_of(finding.id)
+    if daemon is not None:
+        if end is None or end.time is None:
+            if finding.outcome == "running":
+                finding.evidence.append(
+                    "dora's daemon exited while this node ran, and the node was still running "
+                    "when the watch ended: an orphan dora no longer stops or reaps"
+                    + (f" (end it yourself: process {finding.pid})." if finding.pid else ".")
+                )
+        elif end.time >= daemon - DORA_GONE_TOLERANCE_S:
+            finding.evidence.append(
+                f"dora's daemon exited {max(0.0, end.time - daemon):.2f} s before this node "
+                "ended: the node lost its daemon; that was not a stop."
+            )
+            if finding.outcome == "clean" and not end.finished:
+                finding.outcome = "unknown"  # "no line from the daemon" meant nothing then
+    if coordinator is not None and (
+        shutdown.request is None or shutdown.request.time > coordinator
+    ):
+        finding.evidence.append(
+            "dora's coordinator exited during the watch: a stop request after that could not "
+            "be seen, so this node's end comes from its process exit alone."
+        )
+
+
+# The stop watch polls node and dora processes in one loop: a node that ended because its
+# daemon died can be seen a poll before the daemon's own end.
+DORA_GONE_TOLERANCE_S = 0.1
+
+
+def _first(recording: Recording, kind: str) -> Optional[float]:
+    times = [e.time for e in recording.logs if e.kind == kind and e.time is not None]
+    return min(times) if times else None
 
 
 # --- sampling figures -------------------------------------------------------------------

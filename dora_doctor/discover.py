@@ -169,10 +169,15 @@ def python_version_of(proc: psutil.Process) -> Tuple[bool, Optional[str]]:
     """Is this process a CPython interpreter, and which minor version?
 
     Read from the executable's name (``python3.11``) or a mapped ``libpython3.11.so``:
-    nothing of the user's is executed to find out.
+    nothing of the user's is executed to find out. Another user's process hides both
+    (``/proc/PID/exe`` and ``maps`` need ptrace rights) but not its command line: going by
+    that keeps a root node "Python", so py-spy's refusal is what the user gets told about
+    (sudo, CAP_SYS_PTRACE, ptrace_scope) rather than a misleading "not Python".
     """
     try:
         exe = Path(proc.exe()).name
+    except psutil.AccessDenied:
+        exe = _command_name(proc)
     except (psutil.Error, OSError):
         exe = ""
     match = _PYTHON_EXE.match(exe)
@@ -187,6 +192,14 @@ def python_version_of(proc: psutil.Process) -> Tuple[bool, Optional[str]]:
     except (psutil.Error, OSError):
         pass
     return bool(match), None
+
+
+def _command_name(proc: psutil.Process) -> str:
+    try:
+        cmdline = proc.cmdline()
+    except (psutil.Error, OSError):
+        return ""
+    return Path(cmdline[0]).name if cmdline else ""
 
 
 def resolve_process(node: NodeProcess) -> None:

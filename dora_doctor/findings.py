@@ -41,6 +41,21 @@ class Advice:
 
 
 @dataclass
+class LocalValue:
+    """A local variable of one frame at one moment (``inspect --locals``); ``value`` is
+    ``<redacted: N chars>`` unless the report was asked to show values."""
+
+    moment: str  # "stop" or "end"
+    thread: str
+    function: str
+    file: str
+    line: int
+    name: str
+    value: str
+    arg: bool = False
+
+
+@dataclass
 class NodeFinding:
     id: str
     pid: Optional[int]
@@ -57,6 +72,7 @@ class NodeFinding:
     cause: Optional[str] = None
     evidence: List[str] = field(default_factory=list)
     advice: List[Advice] = field(default_factory=list)
+    locals: Optional[List[LocalValue]] = None  # None: not recorded (no --locals)
 
 
 @dataclass

@@ -41,6 +41,8 @@ Event kinds (``LogEvent.kind``):
   SIGKILLs, as the node's drop-token request dies with it);
 - ``DATAFLOW_END``: the dataflow (or ``dora run``'s daemon) finished; the only end marker for
   nodes that exit cleanly under a detached ``dora start``.
+- ``DAEMON_GONE`` / ``COORDINATOR_GONE``: not parsed from a line; ``inspect`` saw the
+  daemon's or coordinator's process end while it watched (a crash or a kill leaves no line).
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ KILLED = "killed"  # the CLI says dora SIGKILLed the node for not reacting to ST
 NODE_FINISHED = "node-finished"  # dora counted the node's end as a success
 DROP_TOKEN = "drop-token"  # a drop-token reply to a node failed (0.3.x, after a SIGKILL)
 DATAFLOW_END = "dataflow-end"  # the dataflow, or `dora run`'s daemon, finished
+# Not from a log line: dora-doctor saw the process of dora's daemon or coordinator vanish
+# while it watched (source "dora-doctor"; nothing else records a SIGKILLed daemon's end)
+DAEMON_GONE = "daemon-gone"
+COORDINATOR_GONE = "coordinator-gone"
 
 
 @dataclass

@@ -290,6 +290,29 @@ _ERRORS: List[Tuple[str, re.Pattern[str], str]] = [
 ]
 
 
+def tracer_of(pid: int) -> Optional[Tuple[int, str]]:
+    """(PID, name) of the process ptrace-attached to ``pid``, or None.
+
+    Only one tracer can attach to a process at a time: while a debugger, strace or another
+    profiler holds it, py-spy cannot pause it and fails with EPERM, which looks exactly like
+    missing rights. ``TracerPid`` in ``/proc/PID/status`` (readable by any user) tells the
+    two apart.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    match = re.search(r"^TracerPid:\s*(\d+)", status, re.M)
+    if not match or match[1] == "0":
+        return None
+    tracer = int(match[1])
+    try:
+        name = Path(f"/proc/{tracer}/comm").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        name = "an unknown process"
+    return tracer, name
+
+
 def classify_error(output: str, pid: int) -> Tuple[str, str]:
     """Map py-spy's stderr to (kind, one-line message for the user)."""
     for kind, pattern, message in _ERRORS:

@@ -21,6 +21,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from dora_doctor import __version__
 from dora_doctor.errors import DoctorError
+from dora_doctor.localvars import FrameLocals, LocalsSnapshot, LocalVar, ThreadLocals
 from dora_doctor.logs import LogEvent
 from dora_doctor.model import (
     Dataflow,
@@ -39,7 +40,7 @@ SCHEMA_NAME = "dora-doctor.recording"
 SCHEMA_VERSION = 1
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
 
-Record = Union[StackSegment, GilSegment, ProcessEvent, LogEvent]
+Record = Union[StackSegment, GilSegment, ProcessEvent, LogEvent, LocalsSnapshot]
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Recording:
     gil: List[GilSegment] = field(default_factory=list)
     events: List[ProcessEvent] = field(default_factory=list)
     logs: List[LogEvent] = field(default_factory=list)
+    locals: List[LocalsSnapshot] = field(default_factory=list)
     malformed_lines: int = 0
     truncated: bool = False
 
@@ -114,6 +116,8 @@ class RecordingWriter:
             self._line(self._gil_segment(record))
         elif isinstance(record, LogEvent):
             self._line({"type": "log", **asdict(record)})
+        elif isinstance(record, LocalsSnapshot):
+            self._line(_locals_dict(record))
         else:
             self._line({"type": "process", **_event_dict(record)})
 
@@ -298,6 +302,8 @@ def _add_record(recording: Recording, frames: List[Frame], value: Dict[str, Any]
                 detail=value.get("detail"),
             )
         )
+    elif kind == "locals":
+        recording.locals.append(_locals_from_dict(value))
     elif kind == "log":
         known = {f.name for f in fields(LogEvent)}
         recording.logs.append(LogEvent(**{k: v for k, v in value.items() if k in known}))
@@ -338,6 +344,64 @@ def _event_dict(event: ProcessEvent) -> Dict[str, Any]:
         "kind": event.kind,
         "detail": event.detail,
     }
+
+
+def _locals_dict(snapshot: LocalsSnapshot) -> Dict[str, Any]:
+    return {
+        "type": "locals",
+        "dataflow": snapshot.dataflow,
+        "node": snapshot.node,
+        "pid": snapshot.pid,
+        "time": round(snapshot.time, 6),
+        "moment": snapshot.moment,
+        "error": snapshot.error,
+        "threads": [
+            {
+                "id": t.thread_id,
+                "name": t.name,
+                "frames": [
+                    {
+                        "function": f.function,
+                        "file": f.file,
+                        "line": f.line,
+                        "locals": [[v.name, v.arg, v.value] for v in f.variables],
+                    }
+                    for f in t.frames
+                ],
+            }
+            for t in snapshot.threads
+        ],
+    }
+
+
+def _locals_from_dict(value: Dict[str, Any]) -> LocalsSnapshot:
+    return LocalsSnapshot(
+        dataflow=str(value["dataflow"]),
+        node=str(value["node"]),
+        pid=int(value["pid"]),
+        time=float(value["time"]),
+        moment=str(value["moment"]),
+        error=value.get("error"),
+        threads=[
+            ThreadLocals(
+                thread_id=int(t["id"]),
+                name=str(t["name"]),
+                frames=[
+                    FrameLocals(
+                        function=str(f["function"]),
+                        file=str(f["file"]),
+                        line=int(f["line"]),
+                        variables=[
+                            LocalVar(str(name), bool(arg), str(val))
+                            for name, arg, val in f["locals"]
+                        ],
+                    )
+                    for f in t["frames"]
+                ],
+            )
+            for t in value["threads"]
+        ],
+    )
 
 
 def dataflow_to_dict(dataflow: Dataflow) -> Dict[str, Any]:

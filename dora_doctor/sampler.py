@@ -22,6 +22,13 @@ GIL counts for that second; the gap between segments is py-spy's start-up (~10â€
 Segments are what the live view and the recording are updated with, and stopping sends
 SIGINT, which makes py-spy finish its current sample, resume the target and write what it
 has: the target is never left paused.
+
+A process can have only one ptrace tracer. When a debugger, ``strace -p`` or another
+profiler is attached to a node, the pausing stacks recorder fails at once with EPERM
+(measured with py-spy 0.4.3 and ``strace -p``: "Failed to suspend process"), while the
+``--nonblocking`` one, which only reads memory, keeps working. So that node's stacks
+recorder switches to ``--nonblocking`` and a ``sampler-degraded`` event says so and why,
+instead of the node being reported as not sampled for lack of rights.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from dora_doctor import pyspy
 from dora_doctor.discover import process_running
@@ -45,6 +52,10 @@ SamplerOutput = Union[StackSegment, GilSegment, ProcessEvent]
 
 _MAX_FAILURES = 3
 _FATAL = {"permission", "not-python"}
+# ProcessEvent kinds the sampler writes: it could not sample the node at all, or it samples
+# it in a lesser way (the detail says which and why)
+SAMPLER_ERROR = "sampler-error"
+DEGRADED = "sampler-degraded"
 
 
 @dataclass
@@ -122,9 +133,15 @@ class Sampler:
         pid = node.sample_pid
         failures = 0
         segment = 0
+        nonblocking = self.options.nonblocking
         while not self._stopping.is_set():
             if not process_running(pid):
                 return  # the stop watch records when and how it ended
+            if not gil and not nonblocking:
+                tracer = pyspy.tracer_of(pid)
+                if tracer is not None:
+                    nonblocking = True
+                    self._degrade(node, pid, tracer)
             segment += 1
             out = Path(self._tmp.name) / f"{pid}-{'gil' if gil else 'stacks'}-{segment}"
             argv = pyspy.record_argv(
@@ -134,7 +151,7 @@ class Sampler:
                 gil=gil,
                 rate=self.options.rate,
                 duration_s=self.options.segment_s,
-                nonblocking=self.options.nonblocking,
+                nonblocking=nonblocking,
             )
             start = time.time()
             proc = self._launch(argv)
@@ -154,11 +171,17 @@ class Sampler:
                 if not process_running(pid) or self._stopping.is_set():
                     continue
                 kind, message = pyspy.classify_error(stderr + stdout, pid)
+                if kind == "permission" and not gil and not nonblocking:
+                    # EPERM on pausing, though the preflight could read the process: another
+                    # tracer took it (maybe only for an instant); reading without pausing works
+                    nonblocking = True
+                    self._degrade(node, pid, pyspy.tracer_of(pid))
+                    continue
                 failures += 1
                 if kind in _FATAL or failures >= _MAX_FAILURES:
                     if not gil:
                         self.output.put(
-                            ProcessEvent(node.dataflow, node.id, pid, end, "sampler-error", message)
+                            ProcessEvent(node.dataflow, node.id, pid, end, SAMPLER_ERROR, message)
                         )
                     return
                 continue
@@ -182,6 +205,21 @@ class Sampler:
         if pending is not None:
             pending.stacks = pyspy.with_os_thread_ids(pending.stacks, ids)
             self.output.put(pending)
+
+    def _degrade(self, node: NodeProcess, pid: int, tracer: Optional[Tuple[int, str]]) -> None:
+        """Say once, in the recording and to the user, that this node's stacks are now read
+        without pausing it, and why."""
+        who = (
+            f"is traced by {tracer[1]} (pid {tracer[0]})"
+            if tracer is not None
+            else "could not be paused (EPERM: another tracer, such as a debugger, strace or a "
+            "second profiler, held it)"
+        )
+        detail = (
+            f"process {pid} {who}, so py-spy cannot pause it: sampling it without pausing "
+            "(--nonblocking) from now on; its stacks may be less exact"
+        )
+        self.output.put(ProcessEvent(node.dataflow, node.id, pid, time.time(), DEGRADED, detail))
 
     def _launch(self, argv: List[str]) -> "Optional[subprocess.Popen[str]]":
         with self._lock:

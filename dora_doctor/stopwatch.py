@@ -5,6 +5,11 @@ coordinator logs the stop request and its daemon logs each node's failure (a cle
 leaves no line at all). So this follows both log files from where they end when the watch
 starts, and polls every node process for its exit, which gives an end time far more
 precise than the sampler's one-second segments.
+
+dora's own processes are polled too: a daemon or coordinator that crashes or is killed
+writes no line about it, yet it changes what the watch can know. Without the coordinator no
+stop request can be seen any more, so node ends come from process exits alone; without the
+daemon nobody will stop or reap the nodes, so waiting for them to exit could last forever.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import psutil
 
@@ -60,15 +65,7 @@ def find_log_files(nodes: List[NodeProcess], coordinator_port: Optional[int]) ->
 
 
 def _coordinator_log(port: Optional[int]) -> Optional[Path]:
-    wanted = str(port or 6013)
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if "coordinator" not in cmdline or not any("dora" in part for part in cmdline[:3]):
-            continue
-        given = _option(cmdline, "--port") or (proc_env_port(proc) or "6013")
-        control = _option(cmdline, "--control-port") or "6012"  # 0.3.x: the CLI's port
-        if wanted not in (given, control):
-            continue
+    for proc in _coordinators(port):
         try:
             log = Path(proc.cwd()) / "out" / "dora-coordinator.txt"
         except (psutil.Error, OSError):
@@ -76,6 +73,86 @@ def _coordinator_log(port: Optional[int]) -> Optional[Path]:
         if log.is_file():
             return log
     return None
+
+
+def _coordinators(port: Optional[int]) -> Iterator[psutil.Process]:
+    """Local ``dora coordinator`` processes listening on ``port`` (dora's default if None)."""
+    wanted = str(port or 6013)
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if "coordinator" not in cmdline or not any("dora" in part for part in cmdline[:3]):
+            continue
+        given = _option(cmdline, "--port") or (proc_env_port(proc) or "6013")
+        control = _option(cmdline, "--control-port") or "6012"  # 0.3.x: the CLI's port
+        if wanted in (given, control):
+            yield proc
+
+
+@dataclass(frozen=True)
+class DoraProcess:
+    """One of dora's own processes the watch keeps an eye on."""
+
+    role: str  # "daemon" or "coordinator"
+    pid: int
+    created: float  # psutil's create_time: a reused PID is not taken for it
+
+
+def find_dora_processes(
+    nodes: List[NodeProcess], coordinator_port: Optional[int]
+) -> List[DoraProcess]:
+    """The local daemon(s) that spawned ``nodes`` (their parent process) and the coordinator
+    on ``coordinator_port``, as far as this user may see them."""
+    found: List[DoraProcess] = []
+    for node in nodes:
+        if node.pid is None or node.remote:
+            continue
+        try:
+            parent = psutil.Process(node.pid).parent()
+            # `dora daemon`, or `dora run`, which runs a daemon in its own process
+            if parent is None or not {"daemon", "run"} & set(parent.cmdline()[:3]):
+                continue
+            daemon = DoraProcess("daemon", parent.pid, parent.create_time())
+        except (psutil.Error, OSError):
+            continue
+        if daemon not in found:
+            found.append(daemon)
+    try:
+        for proc in _coordinators(coordinator_port):
+            found.append(DoraProcess("coordinator", proc.pid, proc.create_time()))
+            break
+    except (psutil.Error, OSError):
+        pass
+    return found
+
+
+def _still_there(process: DoraProcess) -> bool:
+    try:
+        proc = psutil.Process(process.pid)
+        return (
+            abs(proc.create_time() - process.created) < 0.01
+            and proc.status() != psutil.STATUS_ZOMBIE
+        )
+    except psutil.Error:
+        return False
+
+
+def gone_message(process: DoraProcess) -> str:
+    """The one line the user reads when dora's daemon or coordinator vanishes mid-watch."""
+    if process.role == "daemon":
+        return (
+            f"dora's daemon (pid {process.pid}) has exited: nobody stops or reaps its nodes "
+            f"any more; dora-doctor watches {DAEMON_GONE_LINGER_S:g} s more for node exits, "
+            "then reports what it saw"
+        )
+    return (
+        f"dora's coordinator (pid {process.pid}) has exited: a stop request can no longer be "
+        "seen in its log; node ends now come from their process exits alone"
+    )
+
+
+# After the last daemon died, its nodes' own ends (they lose their connection) come within
+# milliseconds; nodes still running then are orphans that may never end.
+DAEMON_GONE_LINGER_S = 2.0
 
 
 def proc_env_port(proc: psutil.Process) -> Optional[str]:
@@ -127,19 +204,28 @@ class StopWatch:
         nodes: List[NodeProcess],
         files: LogFiles,
         output: "queue.Queue[Any]",
+        dora: Sequence[DoraProcess] = (),
     ) -> None:
         self.nodes = [n for n in nodes if n.pid is not None and not n.remote]
         self.tails = [_Tail(source, path) for source, path in files.all()]
         self.output = output
+        self.dora = list(dora)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stopwatch", daemon=True)
         self._ended: Dict[str, float] = {}
+        self._dora_gone: Dict[DoraProcess, float] = {}
 
     def start(self) -> None:
         self._thread.start()
 
     def all_exited(self) -> bool:
         return len(self._ended) == len(self.nodes)
+
+    def daemons_gone_since(self) -> Optional[float]:
+        """When the last of the watched daemons vanished, if every one of them has."""
+        daemons = [p for p in self.dora if p.role == "daemon"]
+        times = [self._dora_gone[p] for p in daemons if p in self._dora_gone]
+        return max(times) if daemons and len(times) == len(daemons) else None
 
     def stop(self) -> None:
         self._stop.set()
@@ -149,8 +235,20 @@ class StopWatch:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._poll_processes()
+            self._poll_dora()
             self._poll_logs()
             self._stop.wait(POLL_S)
+
+    def _poll_dora(self) -> None:
+        for process in self.dora:
+            if process in self._dora_gone or _still_there(process):
+                continue
+            now = time.time()
+            self._dora_gone[process] = now
+            kind = logs.DAEMON_GONE if process.role == "daemon" else logs.COORDINATOR_GONE
+            self.output.put(
+                logs.LogEvent(kind=kind, time=now, source="dora-doctor", text=gone_message(process))
+            )
 
     def _poll_processes(self) -> None:
         for node in self.nodes:

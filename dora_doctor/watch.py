@@ -8,24 +8,27 @@ of the same file would.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, List, Optional, Union
 
-from dora_doctor import diagnose, logs
+from dora_doctor import diagnose, localvars, logs
+from dora_doctor.discover import process_running
 from dora_doctor.doracli import DoraCli
+from dora_doctor.errors import DoctorError
 from dora_doctor.findings import NodeFinding
 from dora_doctor.model import Dataflow, GilSegment, NodeProcess, ProcessEvent, StackSegment
 from dora_doctor.recording import Recording, RecordingWriter, make_header, read_recording
 from dora_doctor.sampler import Sampler, SamplerOptions
-from dora_doctor.stopwatch import LogFiles, StopWatch
+from dora_doctor.stopwatch import DAEMON_GONE_LINGER_S, DoraProcess, LogFiles, StopWatch
 from dora_doctor.units import format_duration
 
-Observation = Union[StackSegment, GilSegment, ProcessEvent, logs.LogEvent]
+Observation = Union[StackSegment, GilSegment, ProcessEvent, logs.LogEvent, localvars.LocalsSnapshot]
 
 
 @dataclass
@@ -48,14 +51,19 @@ class LiveState:
     nodes: Dict[str, NodeLive] = field(default_factory=dict)
     stop_requested: Optional[float] = None
     ended_because: Optional[str] = None
+    # one-line messages for the user, as they happen (dora's daemon gone, a node that can
+    # only be sampled in a lesser way); the caller takes them with ``notices.pop(0)``
+    notices: List[str] = field(default_factory=list)
 
     def update(self, item: Observation) -> None:
         if isinstance(item, logs.LogEvent):
             if item.kind == logs.STOP_REQUEST and item.dataflow in (None, self.dataflow.uuid):
                 self.stop_requested = self.stop_requested or item.time
+            elif item.kind in (logs.DAEMON_GONE, logs.COORDINATOR_GONE):
+                self.notices.append(item.text)
             return
         live = self.nodes.get(item.node)
-        if live is None:
+        if live is None or isinstance(item, localvars.LocalsSnapshot):
             return
         if isinstance(item, StackSegment):
             live.samples += item.ticks
@@ -72,8 +80,12 @@ class LiveState:
             live.state = "exited"
             if self.stop_requested:
                 live.state += f" {item.time - self.stop_requested:.2f} s after the stop request"
+        elif item.kind == "sampler-degraded":
+            live.state = "sampling (nonblocking)"
+            self.notices.append(f"node {item.node}: {item.detail}")
         else:
             live.state = f"error: {item.detail}"
+            self.notices.append(f"node {item.node} is not sampled: {item.detail}")
 
 
 @dataclass
@@ -93,6 +105,9 @@ class InspectOptions:
     log_files: LogFiles = field(default_factory=LogFiles)
     stop: Optional[StopPlan] = None
     refresh_s: float = 0.5
+    # dora's daemon(s) and coordinator, watched so that their death ends or informs the watch
+    dora_processes: List[DoraProcess] = field(default_factory=list)
+    locals: bool = False  # read local variables at the stop and at the end (localvars)
 
 
 def inspect_dataflow(
@@ -101,8 +116,13 @@ def inspect_dataflow(
     options: InspectOptions,
     on_update: Optional[Callable[[LiveState], None]] = None,
     pyspy_path: Optional[str] = None,
+    on_notice: Optional[Callable[[str], None]] = None,
 ) -> Recording:
     """Sample until every node process is gone, ``duration_s`` passes, or Ctrl-C.
+
+    When every daemon of the dataflow dies, the watch ends ``DAEMON_GONE_LINGER_S`` later:
+    the nodes still running are orphans that may never exit. ``on_notice`` gets one line
+    per thing the user should know at once (see ``LiveState.notices``).
 
     Returns the recording read back from disk. Ctrl-C (KeyboardInterrupt) ends the watch
     normally: the segment under way is kept and the recording stays valid.
@@ -114,7 +134,10 @@ def inspect_dataflow(
         )
     sampler = Sampler(dataflow.nodes, options.sampler, pyspy_path)
     inbox: "queue.Queue[Observation]" = queue.Queue()
-    watch = StopWatch(dataflow.nodes, options.log_files, inbox)
+    watch = StopWatch(dataflow.nodes, options.log_files, inbox, options.dora_processes)
+    reader = (
+        localvars.LocalsReader(sampler.nodes, sampler.pyspy, inbox.put) if options.locals else None
+    )
     header = make_header(
         [dataflow],
         dora_version,
@@ -123,6 +146,7 @@ def inspect_dataflow(
             "rate": options.sampler.rate,
             "segment_s": options.sampler.segment_s,
             "nonblocking": options.sampler.nonblocking,
+            "locals": options.locals,
         },
     )
     header["logs"] = {source: str(path) for source, path in options.log_files.all()}
@@ -133,15 +157,19 @@ def inspect_dataflow(
             sampler.start()
             stopper = _start_stopper(options.stop, dataflow, inbox)
             try:
-                _pump(sampler, watch, inbox, writer, state, options, on_update)
+                _pump(sampler, watch, inbox, writer, state, options, on_update, reader, on_notice)
             except KeyboardInterrupt:
                 state.ended_because = "interrupted (Ctrl-C)"
             finally:
+                if reader is not None:
+                    with contextlib.suppress(KeyboardInterrupt):  # a 2nd Ctrl-C skips only this
+                        reader.at_end()
                 sampler.stop()
                 watch.stop()
                 if stopper is not None:
                     stopper.join(_STOPPER_WAIT_S)
                 _drain(sampler, inbox, writer, state)
+                _tell(state, on_notice)
             if on_update:
                 on_update(state)
         recording = read_recording(path)
@@ -174,15 +202,19 @@ def _start_stopper(
                 text="dora stop " + " ".join(args + (["--grace-duration", grace] if grace else [])),
             )
         )
-        result = plan.cli.stop(dataflow.uuid, grace)
+        try:
+            result = plan.cli.stop(dataflow.uuid, grace)
+            code, text = result.returncode, _tail(result.stdout + result.stderr)
+        except DoctorError as err:  # e.g. the coordinator is gone: a fact, not a crash
+            code, text = None, str(err)
         inbox.put(
             logs.LogEvent(
                 kind="stop-returned",
                 time=time.time(),
                 dataflow=dataflow.uuid,
-                exit_code=result.returncode,
+                exit_code=code,
                 source="dora-doctor",
-                text=_tail(result.stdout + result.stderr),
+                text=text,
             )
         )
 
@@ -204,13 +236,25 @@ def _pump(
     state: LiveState,
     options: InspectOptions,
     on_update: Optional[Callable[[LiveState], None]],
+    reader: Optional[localvars.LocalsReader] = None,
+    on_notice: Optional[Callable[[str], None]] = None,
 ) -> None:
     deadline = time.monotonic() + options.duration_s if options.duration_s else None
     next_refresh = 0.0
     while True:
         moved = _drain(sampler, inbox, writer, state)
+        _tell(state, on_notice)
+        if reader is not None and state.stop_requested is not None:
+            reader.at_stop()
         if not moved:
             time.sleep(0.05)
+        gone = watch.daemons_gone_since()
+        if gone is not None and time.time() >= gone + DAEMON_GONE_LINGER_S:
+            left = [n.id for n in sampler.nodes if n.sample_pid and process_running(n.sample_pid)]
+            state.ended_because = "dora's daemon has exited" + (
+                f"; still running, orphaned: {', '.join(left)}" if left else ""
+            )
+            return
         now = time.monotonic()
         if on_update and now >= next_refresh:
             on_update(state)
@@ -221,6 +265,11 @@ def _pump(
         if watch.all_exited() and sampler.done():
             state.ended_because = "every node process has exited"
             return
+
+
+def _tell(state: LiveState, on_notice: Optional[Callable[[str], None]]) -> None:
+    while on_notice is not None and state.notices:
+        on_notice(state.notices.pop(0))
 
 
 def _drain(

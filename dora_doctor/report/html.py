@@ -17,6 +17,7 @@ from collections import defaultdict
 from html import escape
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from dora_doctor import localvars
 from dora_doctor.doracli import has_sigterm_step, sigkill_factor
 from dora_doctor.findings import NodeFinding, Report
 from dora_doctor.model import Dataflow, Stack
@@ -125,7 +126,19 @@ def _card(node: NodeFinding) -> str:
         where = f" <code>{escape(advice.location)}</code>" if advice.location else ""
         items.append(f"<li><b>{escape(advice.kind)}:</b> {escape(advice.text)}{where}</li>")
     body = f"<ul>{''.join(items)}</ul>" if items else "<p class='muted'>Nothing to report.</p>"
-    return f"<div class='card' data-node='{escape(node.id)}'>{head}{body}</div>"
+    return f"<div class='card' data-node='{escape(node.id)}'>{head}{body}{_locals(node)}</div>"
+
+
+def _locals(node: NodeFinding) -> str:
+    """Local variables as the findings carry them (redacted unless asked otherwise)."""
+    if not node.locals:
+        return ""
+    rows = []
+    for heading, values in localvars.by_frame(node.locals).items():
+        rows.append(f"<p class='muted'>{escape(heading)}</p><ul>")
+        rows += [f"<li><code>{escape(v.name)} = {escape(v.value)}</code></li>" for v in values]
+        rows.append("</ul>")
+    return f"<details class='locals'><summary>Local variables</summary>{''.join(rows)}</details>"
 
 
 def _time_span(recording: Recording, uuid: str) -> Optional[Tuple[float, float]]:

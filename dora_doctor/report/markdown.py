@@ -1,7 +1,9 @@
 """A Markdown report that renders well in a GitHub issue: what a dora maintainer needs.
 
 Nothing secret goes in: no environment variables, and no absolute paths (they name users
-and machines) unless ``show_paths`` is asked for; a path becomes ``…/folder/file.py``.
+and machines) unless ``show_paths`` is asked for; a path becomes ``…/folder/file.py``. Local
+variables (``inspect --locals``) come as the findings carry them: redacted unless the report
+was built with ``show_locals``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from collections import Counter
 from typing import List, Optional
 
+from dora_doctor import localvars
 from dora_doctor.findings import NodeFinding, Report
 from dora_doctor.model import Stack
 from dora_doctor.recording import Recording
@@ -60,7 +63,7 @@ def render(report: Report, recording: Optional[Recording] = None, show_paths: bo
                 out += ["", "```sh", dataflow.suggestion.command, "```"]
             out.append("")
         for node in dataflow.nodes:
-            if not node.evidence and not node.advice:
+            if not node.evidence and not node.advice and not node.locals:
                 continue
             out.append(f"### {node.id}: {node.outcome or 'unknown'}, {node.cause or 'no cause'}")
             out.append("")
@@ -79,6 +82,12 @@ def render(report: Report, recording: Optional[Recording] = None, show_paths: bo
                 out.append("```")
                 for frame in reversed(stack[-MAX_STACK_FRAMES:]):
                     out.append(hide(f"{frame.function} ({frame.file}:{frame.line})"))
+                out += ["```", "", "</details>"]
+            if node.locals:
+                out += ["", "<details><summary>Local variables</summary>", "", "```"]
+                for heading, values in localvars.by_frame(node.locals).items():
+                    out.append(hide(heading))
+                    out += [f"    {v.name} = {v.value}" for v in values]
                 out += ["```", "", "</details>"]
             out.append("")
     out.append(f"<sub>dora-doctor {report.tool_version} · report schema {report.schema}</sub>")

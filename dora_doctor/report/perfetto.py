@@ -3,7 +3,8 @@
 One process per node, one track per thread with the sampled stacks as nested slices, one
 "GIL" track per node with who held it in each sampling segment, and instant events for the
 stop request, the grace deadline, dora's SIGKILL point and each process exit, so users can
-dig into a shutdown with tools they know.
+dig into a shutdown with tools they know. Local variables (``inspect --locals``) are instant
+events too, with values redacted unless ``show_locals``: a trace file gets shared.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional
 
+from dora_doctor import localvars
 from dora_doctor.doracli import has_sigterm_step, sigkill_factor
 from dora_doctor.recording import Recording
 from dora_doctor.timeline import build_shutdown
@@ -18,11 +20,12 @@ from dora_doctor.timeline import build_shutdown
 GIL_TID = 0  # thread ids from py-spy are OS ids, never 0
 
 
-def render(recording: Recording) -> str:
-    return json.dumps(trace_events(recording), separators=(",", ":")) + "\n"
+def render(recording: Recording, show_locals: bool = False) -> str:
+    return json.dumps(trace_events(recording, show_locals), separators=(",", ":")) + "\n"
 
 
-def trace_events(recording: Recording) -> Dict[str, Any]:
+def trace_events(recording: Recording, show_locals: bool = False) -> Dict[str, Any]:
+    recording = localvars.redacted(recording, show_locals)
     times = [s.start for s in recording.stacks] + [g.start for g in recording.gil]
     times += [e.time for e in recording.events] + [e.time for e in recording.logs if e.time]
     origin = min(times) if times else 0.0
@@ -86,6 +89,7 @@ def trace_events(recording: Recording) -> Dict[str, Any]:
                 }
             )
         events += _markers(recording, dataflow.uuid, pids, us)
+        events += _locals(recording, dataflow.uuid, pids, us)
     events.sort(key=lambda e: (e["pid"], e["tid"], e["ts"] if e["ph"] != "M" else -1))
     return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": {"origin_unix_s": origin}}
 
@@ -134,6 +138,35 @@ def _markers(
         if end is not None and end.time is not None:
             how: Optional[str] = f"signal {end.signal}" if end.signal else None
             instant("process exit" + (f" ({how})" if how else ""), end.time, pid)
+    return marks
+
+
+def _locals(recording: Recording, uuid: str, pids: Dict[str, int], us: Any) -> List[Dict[str, Any]]:
+    """One instant event per locals snapshot, on the node's GIL track; the variables are
+    its args, by thread and frame."""
+    marks: List[Dict[str, Any]] = []
+    for snapshot in recording.locals:
+        if snapshot.dataflow != uuid or snapshot.node not in pids:
+            continue
+        args: Dict[str, Any] = {}
+        for thread in snapshot.threads:
+            for frame in thread.frames:
+                where = f"{thread.name}: {frame.function} ({frame.file}:{frame.line})"
+                args[where] = {v.name: v.value for v in frame.variables}
+        if snapshot.error:
+            args["error"] = snapshot.error
+        marks.append(
+            {
+                "ph": "i",
+                "name": f"local variables ({snapshot.moment})",
+                "cat": "locals",
+                "s": "p",
+                "pid": pids[snapshot.node],
+                "tid": GIL_TID,
+                "ts": us(snapshot.time),
+                "args": args,
+            }
+        )
     return marks
 
 

@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from dora_doctor import localvars
 from dora_doctor.findings import DataflowFinding, NodeFinding, Report
 from dora_doctor.machines import REMOTE
 from dora_doctor.recording import Recording
@@ -67,7 +68,10 @@ BUSY_GIL_SHARE = 0.1
 
 
 def _worth_a_card(node: NodeFinding) -> bool:
-    """Nodes that stopped well, or idled, need no more than their table row."""
+    """Nodes that stopped well, or idled, need no more than their table row; local
+    variables, asked for with --locals, are shown wherever they were read."""
+    if node.locals:
+        return True
     if not node.python or node.skipped:
         return bool(node.evidence) and node.outcome not in ("clean", "running", None)
     if node.cause is None:
@@ -128,6 +132,9 @@ def _node_card(node: NodeFinding) -> Panel:
     for advice in node.advice:
         where = f" ({_shorten_location(advice.location)})" if advice.location else ""
         lines.append(Text(f"→ {advice.kind}: {advice.text}{where}", style="green"))
+    for heading, values in localvars.by_frame(node.locals or []).items():
+        lines.append(Text(f"Local variables {shorten_paths(heading)}:", style="bold"))
+        lines += [Text(f"  {v.name} = {v.value}") for v in values]
     title = f"{node.id} · pid {node.pid or '?'} · Python {node.python_version or '?'}"
     if node.machine:
         title += f" · machine {node.machine}"

@@ -1,0 +1,286 @@
+"""Local variables of the nodes' frames, for ``inspect --locals``, and their redaction.
+
+Why one-shot dumps at two moments, not a variable per sample
+-------------------------------------------------------------
+``py-spy record`` cannot read local variables; only ``py-spy dump --locals`` can (one
+snapshot of every thread, frame by frame, in ``--json``). A dump costs ~10–25 ms and a few
+kilobytes per node, so it is taken at the two moments a shutdown question is about:
+
+* ``stop``: as soon as the stop request is seen (dora-doctor's own ``--stop``, or the
+  coordinator's line): what each node was holding when it was asked to stop;
+* ``end``: when the watch ends, for the nodes still running: what a node that never
+  stopped is stuck with.
+
+Dumps read without pausing the node (``--nonblocking``): a pause would collide with the
+stacks recorder's own pauses (a process has one ptrace tracer at a time), and a collision
+at a recorder's start makes that recorder fail. A value read while the thread moves may be a
+moment stale; the moment is recorded with it.
+
+Why values are redacted in every report
+---------------------------------------
+Local variables hold tokens, passwords, personal data. The recording keeps them (it stays on
+the user's machine, like a core dump); every rendered report (terminal, JSON, Markdown,
+HTML, Perfetto), which is made to be shared, keeps each variable's name and replaces its
+value with ``<redacted: N chars>``, unless ``report --show-locals`` asks for the values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TypeVar
+
+from dora_doctor import pyspy
+from dora_doctor.findings import LocalValue
+from dora_doctor.model import NodeProcess
+
+if TYPE_CHECKING:
+    from dora_doctor.recording import Recording
+
+STOP = "stop"  # taken when the stop request was seen
+END = "end"  # taken when the watch ended, for nodes still running
+DUMP_TIMEOUT_S = 10.0
+
+R = TypeVar("R", bound="Recording")
+
+
+@dataclass(frozen=True)
+class LocalVar:
+    name: str
+    arg: bool  # a function argument, not a local assigned in the body
+    value: str  # py-spy's repr of the value, as it read it
+
+
+@dataclass
+class FrameLocals:
+    function: str
+    file: str
+    line: int
+    variables: List[LocalVar] = field(default_factory=list)
+
+
+@dataclass
+class ThreadLocals:
+    """One thread's frames that have variables, innermost (where it is now) first."""
+
+    thread_id: int
+    name: str
+    frames: List[FrameLocals] = field(default_factory=list)
+
+
+@dataclass
+class LocalsSnapshot:
+    dataflow: str
+    node: str
+    pid: int
+    time: float
+    moment: str  # STOP or END
+    threads: List[ThreadLocals] = field(default_factory=list)
+    error: Optional[str] = None  # why the dump failed (then ``threads`` is empty)
+
+
+def dump_argv(binary: str, pid: int) -> List[str]:
+    return [
+        binary,
+        "dump",
+        "--pid",
+        str(pid),
+        "--locals",
+        "--json",
+        "--nonblocking",
+        "--full-filenames",
+    ]
+
+
+def parse_dump(text: str) -> List[ThreadLocals]:
+    """``py-spy dump --locals --json``: a list of threads, each with ``frames`` (innermost
+    first) carrying ``locals`` of ``{name, arg, repr}``. Frames without variables are left
+    out; anything that is not this shape is skipped rather than guessed at."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    threads: List[ThreadLocals] = []
+    for thread in data if isinstance(data, list) else []:
+        if not isinstance(thread, dict):
+            continue
+        found = ThreadLocals(
+            thread_id=_int(thread.get("os_thread_id") or thread.get("thread_id")),
+            name=str(thread.get("thread_name") or ""),
+        )
+        for frame in thread.get("frames") or []:
+            if not isinstance(frame, dict):
+                continue
+            variables = [
+                LocalVar(str(v.get("name", "?")), bool(v.get("arg")), str(v.get("repr", "")))
+                for v in frame.get("locals") or []
+                if isinstance(v, dict)
+            ]
+            if variables:
+                found.frames.append(
+                    FrameLocals(
+                        function=str(frame.get("name", "")),
+                        file=str(frame.get("filename", "")),
+                        line=_int(frame.get("line")),
+                        variables=variables,
+                    )
+                )
+        threads.append(found)
+    return threads
+
+
+def take(binary: str, node: NodeProcess, moment: str) -> LocalsSnapshot:
+    """One dump of ``node``'s locals now; a failure is kept as the snapshot's ``error``."""
+    assert node.sample_pid is not None
+    pid = node.sample_pid
+    snapshot = LocalsSnapshot(node.dataflow, node.id, pid, time.time(), moment)
+    try:
+        result = subprocess.run(
+            dump_argv(binary, pid),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=DUMP_TIMEOUT_S,
+            env=pyspy.pyspy_env(),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        snapshot.error = f"py-spy dump did not answer within {DUMP_TIMEOUT_S:g} s"
+        return snapshot
+    except OSError as err:
+        snapshot.error = f"py-spy could not run: {err.strerror}"
+        return snapshot
+    if result.returncode != 0:
+        snapshot.error = pyspy.classify_error(result.stderr + result.stdout, pid)[1]
+        return snapshot
+    snapshot.threads = parse_dump(result.stdout)
+    return snapshot
+
+
+class LocalsReader:
+    """Takes the ``stop`` snapshot in a thread (the watch must not wait for it) and the
+    ``end`` one when asked; every snapshot goes to ``output``."""
+
+    def __init__(
+        self, nodes: Sequence[NodeProcess], binary: str, output: Callable[[Any], None]
+    ) -> None:
+        self.nodes = [n for n in nodes if n.sample_pid is not None]
+        self.binary = binary
+        self.output = output
+        self._stop_thread: Optional[threading.Thread] = None
+
+    def at_stop(self) -> None:
+        if self._stop_thread is None:
+            self._stop_thread = threading.Thread(
+                target=self._take_all, args=(STOP,), name="locals-at-stop", daemon=True
+            )
+            self._stop_thread.start()
+
+    def at_end(self) -> None:
+        if self._stop_thread is not None:
+            self._stop_thread.join(DUMP_TIMEOUT_S)
+        self._take_all(END)
+
+    def _take_all(self, moment: str) -> None:
+        from dora_doctor.discover import process_running  # psutil: only where processes are
+
+        for node in self.nodes:
+            assert node.sample_pid is not None
+            if process_running(node.sample_pid):
+                self.output(take(self.binary, node, moment))
+
+
+# --- redaction ------------------------------------------------------------------------------
+
+
+def redact_value(value: str) -> str:
+    """The name stays (it tells what the frame held), the value goes; its length is kept
+    so a reader can still tell an empty string from a large buffer."""
+    return f"<redacted: {len(value)} chars>"
+
+
+def redact(snapshots: Sequence[LocalsSnapshot]) -> List[LocalsSnapshot]:
+    return [
+        dataclasses.replace(
+            snapshot,
+            threads=[
+                dataclasses.replace(
+                    thread,
+                    frames=[
+                        dataclasses.replace(
+                            frame,
+                            variables=[
+                                LocalVar(v.name, v.arg, redact_value(v.value))
+                                for v in frame.variables
+                            ],
+                        )
+                        for frame in thread.frames
+                    ],
+                )
+                for thread in snapshot.threads
+            ],
+        )
+        for snapshot in snapshots
+    ]
+
+
+def redacted(recording: R, show_locals: bool = False) -> R:
+    """``recording`` with every local's value redacted (itself when ``show_locals``)."""
+    if show_locals or not recording.locals:
+        return recording
+    return dataclasses.replace(recording, locals=redact(recording.locals))
+
+
+def recorded(recording: "Recording") -> bool:
+    """Was the recording made with ``--locals``?"""
+    sampler = recording.header.get("sampler")
+    return bool(recording.locals) or (isinstance(sampler, dict) and bool(sampler.get("locals")))
+
+
+def node_values(
+    recording: "Recording", dataflow: str, node: str, show_locals: bool = False
+) -> Optional[List[LocalValue]]:
+    """One node's variables, flat, for the findings; None when locals were not recorded.
+    Redacted unless ``show_locals``: a report built by default cannot leak a value."""
+    if not recorded(recording):
+        return None
+    snapshots = [s for s in recording.locals if s.dataflow == dataflow and s.node == node]
+    if not show_locals:
+        snapshots = redact(snapshots)
+    values: List[LocalValue] = []
+    for snapshot in snapshots:
+        for thread in snapshot.threads:
+            for frame in thread.frames:
+                for var in frame.variables:
+                    values.append(
+                        LocalValue(
+                            moment=snapshot.moment,
+                            thread=thread.name or str(thread.thread_id),
+                            function=frame.function,
+                            file=frame.file,
+                            line=frame.line,
+                            name=var.name,
+                            value=var.value,
+                            arg=var.arg,
+                        )
+                    )
+    return values
+
+
+def by_frame(values: Sequence[LocalValue]) -> Dict[str, List[LocalValue]]:
+    """Values grouped under one heading per moment, thread and frame, in order."""
+    groups: Dict[str, List[LocalValue]] = {}
+    for value in values:
+        key = (
+            f"at the {value.moment}: {value.thread} in {value.function} ({value.file}:{value.line})"
+        )
+        groups.setdefault(key, []).append(value)
+    return groups
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
