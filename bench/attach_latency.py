@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import load, write_results  # noqa: E402
-from sampling_rate import dataflow_yaml  # noqa: E402
+from sampling_rate import dataflow_yaml, wait_settled  # noqa: E402
 
 from dora_doctor.executables import beside_python_or_on_path  # noqa: E402
 from dora_doctor.localdora import LocalDora  # noqa: E402
@@ -118,7 +118,7 @@ def main() -> int:
             dora.start_dataflow(yml, name)
             pids = dora.wait_running(name, nodes=args.nodes, timeout=30 + 5 * args.nodes)
             one = next(iter(pids.values()))
-            time.sleep(1.0)  # past the nodes' start-up
+            settle = wait_settled(list(pids.values()))
             load_before = load()
             for rep in range(args.reps):
                 dumps.append(dump_seconds(one))
@@ -144,6 +144,7 @@ def main() -> int:
         "all_nodes_on_disk_s_max": max(totals),
         "pyspy_dump_one_node_s_median": round(dump, 3),
         "ratio_to_pyspy_dump": round(statistics.median(totals) / dump, 1),
+        "waited_for_idle_nodes_s": settle,
         "loadavg_before": load_before,
         "loadavg_after": load(),
     }

@@ -140,7 +140,9 @@ def window(mode: str, node: NodeProcess, seconds: float) -> Dict[str, float]:
 
 
 def read_buckets(path: Path) -> List[Bucket]:
-    buckets = []
+    buckets: List[Bucket] = []
+    if not path.exists():
+        return buckets
     for line in path.read_text().splitlines():
         parts = line.split()
         if len(parts) == 3:
@@ -172,7 +174,9 @@ def main() -> int:
             dora.wait_running("overhead", nodes=1)
             found = discover.discover(dora.client, ask_version=False)
             node = discover.select_dataflow(found.dataflows, "overhead").nodes[0]
-            time.sleep(1.0)  # past the node's start-up
+            began = time.monotonic()  # past the node's start-up: it counts, so it imported
+            while len(read_buckets(counts)) < 10 and time.monotonic() - began < 120:
+                time.sleep(0.2)
             plan: List[str] = ["none"]
             for rep in range(args.reps):
                 rotated = MODES[rep % len(MODES) :] + MODES[: rep % len(MODES)]

@@ -67,16 +67,20 @@ def attach_rows(doc: Doc) -> List[Row]:
 
 def sampling_rows(doc: Doc) -> List[Row]:
     rows: List[Row] = []
-    by_nodes: Dict[int, Dict[int, Doc]] = {}
+    by_nodes: Dict[int, Dict[Tuple[int, bool], Doc]] = {}
     for r in doc["results"]:
-        by_nodes.setdefault(r["nodes"], {})[r.get("segment_s", 1)] = r
+        variant = (r.get("segment_s", 1), bool(r.get("nonblocking", False)))
+        by_nodes.setdefault(r["nodes"], {})[variant] = r
     for nodes in sorted(by_nodes):
-        segments = by_nodes[nodes]
-        main = segments.get(1) or segments[min(segments)]
+        variants = by_nodes[nodes]
+        main = variants.get((1, False)) or variants[min(variants)]
         measured = f"lowest node {_n(main['min_hz'], 1)}, mean {_n(main['mean_hz'], 1)}"
+        if "segment_length_s_median" in main:
+            measured += f" (a 1 s py-spy segment lasted {_n(main['segment_length_s_median'])} s)"
         others = [
-            f"`--segment {s}`: lowest {_n(r['min_hz'], 1)}, mean {_n(r['mean_hz'], 1)}"
-            for s, r in sorted(segments.items())
+            ("`--nonblocking`" if nonblocking else f"`--segment {segment}`")
+            + f": lowest {_n(r['min_hz'], 1)}, mean {_n(r['mean_hz'], 1)}"
+            for (segment, nonblocking), r in sorted(variants.items())
             if r is not main
         ]
         if others:
@@ -131,8 +135,8 @@ def overhead_rows(doc: Doc) -> List[Row]:
         )
         if mode == "default":
             row_target, met = f"≤ {target:g} %", _met(m["slowdown_pct"] <= target)
-            if r["unsampled_spread_pct"] > target:
-                met += ", but the noise is larger than the target"  # a busy machine
+            if abs(m["slowdown_pct"] - target) < r["unsampled_spread_pct"]:
+                met += " (within the noise)"  # a busy machine: the verdict could flip
         else:
             row_target, met = "(none)", "—"
         rows.append((what, measured, row_target, met, _load(r, doc)))
