@@ -128,7 +128,7 @@ def main() -> int:
             dumps.append(dump_seconds(one))
 
     def median(key: str) -> float:
-        return round(statistics.median(r[key] for r in runs), 3)
+        return round(float(statistics.median(r[key] for r in runs)), 3)
 
     totals = [r["all_nodes_on_disk_s"] for r in runs]
     dump = statistics.median(dumps)
