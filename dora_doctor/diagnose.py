@@ -31,14 +31,23 @@ from dora_doctor.findings import (
     Suggestion,
 )
 from dora_doctor.machines import REMOTE
-from dora_doctor.model import Frame, GilSegment, NodeProcess, Stack, StackSegment
+from dora_doctor.model import (
+    CpuSegment,
+    Frame,
+    GilSegment,
+    NodeProcess,
+    Stack,
+    StackSegment,
+)
 from dora_doctor.recording import Recording
 from dora_doctor.timeline import (
     DEADLINE_TOLERANCE_S,
     EVENT_THREAD,
+    RUNNING_SHARE,
     NodeEnd,
     Shutdown,
     build_shutdown,
+    busy_share,
     main_thread_spans,
 )
 
@@ -96,8 +105,9 @@ def report_from_recording(
                         node_finding.skipped = event.detail
                     elif event.kind == "sampler-degraded" and event.detail:
                         node_finding.evidence.append(f"Sampling: {event.detail}.")
+            cpu = [c for c in recording.cpu if c.dataflow == dataflow.uuid and c.node == node.id]
             fill_sampling(node_finding, stacks, gil)
-            diagnose_shutdown(node_finding, node, stacks, gil, shutdown)
+            diagnose_shutdown(node_finding, node, stacks, gil, shutdown, cpu)
             _dora_gone(node_finding, recording, shutdown)
             node_finding.locals = localvars.node_values(
                 recording, dataflow.uuid, node.id, show_locals
@@ -294,6 +304,7 @@ def diagnose_shutdown(
     stacks: List[StackSegment],
     gil: List[GilSegment],
     shutdown: Shutdown,
+    cpu: Sequence[CpuSegment] = (),
 ) -> None:
     end = shutdown.end_of(node.id)
     finding.outcome, finding.stop_duration_s = outcome_of(end, shutdown)
@@ -325,13 +336,16 @@ def diagnose_shutdown(
     rate = finding.sample_rate_hz
     finding.gil = gil_finding(stacks, gil, window, ticks, rate)
     if ticks < MIN_WINDOW_SAMPLES:
+        if finding.outcome == "clean":  # it stopped faster than samples come: nothing to fix
+            finding.cause = "none"
+            return
         finding.cause = "unknown"
         finding.evidence.append(
             f"Only {ticks:.0f} samples between the stop request and the end "
             f"({window_end - request.time:.2f} s): too few to say what the node was doing."
         )
         return
-    _classify(finding, stacks, gil, shutdown, window, ticks)
+    _classify(finding, stacks, gil, shutdown, window, ticks, cpu)
     if finding.outcome in ("terminated", "killed") and end is not None and end.time:
         _holders_at_the_end(finding, stacks, gil, end.time)
 
@@ -343,6 +357,7 @@ def _classify(
     shutdown: Shutdown,
     window: Window,
     ticks: float,
+    cpu: Sequence[CpuSegment] = (),
 ) -> None:
     request = shutdown.request
     assert request is not None
@@ -425,7 +440,7 @@ def _classify(
         )
         finding.advice.append(Advice("grace", "No grace period helps: the wait does not end."))
         return
-    _slow_shutdown(finding, stacks, gil, main, main_name, reaction, request.time, after)
+    _slow_shutdown(finding, stacks, gil, main, main_name, reaction, request.time, after, cpu)
 
 
 def _survived_sigterm(finding: NodeFinding, shutdown: Shutdown) -> None:
@@ -693,17 +708,27 @@ def _slow_shutdown(
     reaction: float,
     stop: float,
     after: Window,
+    cpu: Sequence[CpuSegment] = (),
 ) -> None:
     finding.cause = "slow-shutdown"
     places = _time_by_place(main, after)
     frame = _most(places) if places else None
     own = gil_finding(stacks, gil, after, window_ticks(stacks, after))
     own_share = sum(h.share for h in own.holders if h.thread == main_name)
-    kind = (
-        f"computing in Python (it held the GIL {own_share:.0%} of the time)"
-        if own_share >= CONTENTION_SHARE
-        else f"waiting without the GIL (sleep, I/O; GIL held {own_share:.0%} of the time)"
+    main_id = next(
+        (t.thread_id for seg in stacks for t in seg.threads if t.name == main_name), None
     )
+    on_cpu = cpu_share(cpu, main_id, after) if main_id is not None else None
+    if own_share >= CONTENTION_SHARE:
+        kind = f"computing in Python (it held the GIL {own_share:.0%} of the time)"
+    elif on_cpu is not None and on_cpu - own_share >= RUNNING_SHARE:
+        kind = (
+            f"running native code without the GIL (busy {on_cpu:.0%} of the time, "
+            f"GIL held {own_share:.0%})"
+        )
+    else:
+        busy = f", busy {on_cpu:.0%}" if on_cpu is not None else ""
+        kind = f"waiting without the GIL (sleep, I/O; GIL held {own_share:.0%} of the time{busy})"
     where = f" in {frame.function} ({frame.where()})" if frame else ""
     finding.evidence.append(
         f"{main_name} reacted {reaction - stop:.2f} s after the stop request and spent the "
@@ -724,6 +749,21 @@ def _slow_shutdown(
                 frame.where(),
             )
         )
+
+
+def cpu_share(cpu: Sequence[CpuSegment], thread_id: int, window: Window) -> Optional[float]:
+    """How much of ``window`` the thread ran or wanted a CPU (:func:`busy_share` of the /proc
+    windows that overlap it, weighted by overlap); None without CPU data for the window."""
+    used = covered = 0.0
+    for seg in cpu:
+        overlap = _overlap(seg.start, seg.end, window)
+        if seg.end <= seg.start or overlap <= 0:
+            continue
+        used += busy_share(seg, thread_id) * overlap
+        covered += overlap
+    if covered < 0.5 * (window[1] - window[0]) or covered <= 0:
+        return None
+    return min(1.0, used / covered)
 
 
 def _waiting_at_exit(main: Sequence[SpanTuple], window: Window) -> Optional[Frame]:

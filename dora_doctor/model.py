@@ -8,7 +8,7 @@ analysis can be tested on either.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -143,3 +143,23 @@ class ProcessEvent:
     time: float
     kind: str
     detail: Optional[str] = None
+
+
+@dataclass
+class CpuSegment:
+    """What the kernel said of each thread of one node from ``start`` to ``end`` (/proc).
+
+    ``cpu`` holds the CPU seconds each thread used; ``runnable`` the share of polls that
+    found it running or ready to run (state R), which still counts a thread that wanted a
+    CPU on a busy machine. Threads are keyed by native id, the same id py-spy reports, so a
+    lane can say whether a thread without the GIL was running (a C call that released it)
+    or waiting.
+    """
+
+    dataflow: str
+    node: str
+    pid: int
+    start: float
+    end: float
+    cpu: Dict[int, float] = field(default_factory=dict)
+    runnable: Dict[int, float] = field(default_factory=dict)

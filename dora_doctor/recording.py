@@ -24,6 +24,7 @@ from dora_doctor.errors import DoctorError
 from dora_doctor.localvars import FrameLocals, LocalsSnapshot, LocalVar, ThreadLocals
 from dora_doctor.logs import LogEvent
 from dora_doctor.model import (
+    CpuSegment,
     Dataflow,
     Frame,
     GilSegment,
@@ -40,7 +41,7 @@ SCHEMA_NAME = "dora-doctor.recording"
 SCHEMA_VERSION = 1
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
 
-Record = Union[StackSegment, GilSegment, ProcessEvent, LogEvent, LocalsSnapshot]
+Record = Union[StackSegment, GilSegment, CpuSegment, ProcessEvent, LogEvent, LocalsSnapshot]
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Recording:
     dataflows: List[Dataflow]
     stacks: List[StackSegment] = field(default_factory=list)
     gil: List[GilSegment] = field(default_factory=list)
+    cpu: List[CpuSegment] = field(default_factory=list)
     events: List[ProcessEvent] = field(default_factory=list)
     logs: List[LogEvent] = field(default_factory=list)
     locals: List[LocalsSnapshot] = field(default_factory=list)
@@ -114,6 +116,8 @@ class RecordingWriter:
         elif isinstance(record, GilSegment):
             self._new_frames(s.stack for s in record.stacks)
             self._line(self._gil_segment(record))
+        elif isinstance(record, CpuSegment):
+            self._line(self._cpu_segment(record))
         elif isinstance(record, LogEvent):
             self._line({"type": "log", **asdict(record)})
         elif isinstance(record, LocalsSnapshot):
@@ -178,6 +182,21 @@ class RecordingWriter:
                     "count": s.count,
                 }
                 for s in seg.stacks
+            ],
+        }
+
+    @staticmethod
+    def _cpu_segment(seg: CpuSegment) -> Dict[str, Any]:
+        return {
+            "type": "cpu",
+            "dataflow": seg.dataflow,
+            "node": seg.node,
+            "pid": seg.pid,
+            "start": round(seg.start, 6),
+            "end": round(seg.end, 6),
+            "threads": [
+                [tid, seconds, round(seg.runnable.get(tid, 0.0), 3)]
+                for tid, seconds in seg.cpu.items()
             ],
         }
 
@@ -289,6 +308,18 @@ def _add_record(recording: Recording, frames: List[Frame], value: Dict[str, Any]
                     )
                     for s in value["stacks"]
                 ],
+            )
+        )
+    elif kind == "cpu":
+        recording.cpu.append(
+            CpuSegment(
+                dataflow=str(value["dataflow"]),
+                node=str(value["node"]),
+                pid=int(value["pid"]),
+                start=float(value["start"]),
+                end=float(value["end"]),
+                cpu={int(t[0]): float(t[1]) for t in value["threads"]},
+                runnable={int(t[0]): float(t[2]) for t in value["threads"] if len(t) > 2},
             )
         )
     elif kind == "process":

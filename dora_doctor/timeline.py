@@ -8,11 +8,11 @@ inference is exact, and each fact keeps its source so a report can say where it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from dora_doctor import logs
 from dora_doctor.doracli import default_grace_s, sigkill_factor
-from dora_doctor.model import Dataflow, NodeProcess, Stack, StackSegment
+from dora_doctor.model import CpuSegment, Dataflow, NodeProcess, Stack, StackSegment
 from dora_doctor.recording import Recording
 
 # The thread that reads dora's events, as every dora Python example does it.
@@ -215,3 +215,87 @@ def thread_gil_shares(
             ticks = max(1.0, (gil.end - gil.start) * recording.sample_rate)
             shares.append((gil.start, gil.end, held / ticks))
     return shares
+
+
+def thread_cpu_shares(
+    recording: Recording, dataflow: str, node: str, thread_id: int
+) -> List[Tuple[float, float, float]]:
+    """(start, end, share) per CPU window: how busy ``thread_id`` was (:func:`busy_share`).
+
+    Empty for recordings made before CPU windows were recorded, or away from Linux.
+    """
+    return [
+        (cpu.start, cpu.end, busy_share(cpu, thread_id))
+        for cpu in recording.cpu
+        if cpu.dataflow == dataflow and cpu.node == node and cpu.end > cpu.start
+    ]
+
+
+def busy_share(window: CpuSegment, thread_id: int) -> float:
+    """How much of a window the thread ran or wanted to run.
+
+    The larger of its CPU time share and its runnable share: on a loaded machine a running
+    thread waits for a CPU part of the time, which CPU time misses and the state R does not.
+    """
+    length = window.end - window.start
+    used = window.cpu.get(thread_id, 0.0) / length if length > 0 else 0.0
+    return min(1.0, max(used, window.runnable.get(thread_id, 0.0)))
+
+
+# On a CPU this much more of the time than it held the GIL: running native code without it.
+RUNNING_SHARE = 0.5
+# What a thread was doing over a stretch of time, as the lanes draw it.
+HELD, SOME, RUNNING, WAITING, NOT_HELD = "held", "some", "running", "waiting", "free"
+LANE_STATES = {
+    HELD: "held the GIL",
+    SOME: "held the GIL part of the time",
+    RUNNING: "ran without the GIL (C code that released it)",
+    WAITING: "waited (idle, blocked, or waiting for the GIL)",
+    NOT_HELD: "did not hold the GIL (no CPU data: running or waiting)",
+}
+
+
+def lane_state(gil_share: float, cpu_share: Optional[float]) -> str:
+    """One word for a thread over a stretch of time, from its GIL and CPU shares.
+
+    A thread that holds the GIL is almost always on a CPU, so CPU time beyond the GIL share
+    is time spent running without it; a thread with neither was waiting.
+    """
+    if gil_share >= 0.5:
+        return HELD
+    if cpu_share is not None and cpu_share - gil_share >= RUNNING_SHARE:
+        return RUNNING
+    if gil_share > 0.02:
+        return SOME
+    if cpu_share is None:
+        return NOT_HELD
+    return WAITING
+
+
+def bucket_shares(
+    shares: List[Tuple[float, float, float]], start: float, step: float, buckets: int
+) -> Dict[int, float]:
+    """Spread (start, end, share) windows over fixed time buckets; a later window wins."""
+    at: Dict[int, float] = {}
+    for first_t, last_t, share in shares:
+        first = max(0, int((first_t - start) / step))
+        last = min(buckets - 1, int((last_t - start) / step))
+        for bucket in range(first, last + 1):
+            at[bucket] = share
+    return at
+
+
+def thread_lane_states(
+    recording: Recording,
+    dataflow: str,
+    node: str,
+    thread_id: int,
+    start: float,
+    step: float,
+    buckets: int,
+) -> Dict[int, str]:
+    """The lane state of each time bucket of one thread: what both timelines draw."""
+    where = (recording, dataflow, node, thread_id)
+    gil = bucket_shares(thread_gil_shares(*where), start, step, buckets)
+    cpu = bucket_shares(thread_cpu_shares(*where), start, step, buckets)
+    return {b: lane_state(gil.get(b, 0.0), cpu.get(b)) for b in range(buckets)}

@@ -22,13 +22,23 @@ from dora_doctor.discover import process_running
 from dora_doctor.doracli import DoraCli
 from dora_doctor.errors import DoctorError
 from dora_doctor.findings import NodeFinding
-from dora_doctor.model import Dataflow, GilSegment, NodeProcess, ProcessEvent, StackSegment
+from dora_doctor.model import (
+    CpuSegment,
+    Dataflow,
+    GilSegment,
+    NodeProcess,
+    ProcessEvent,
+    StackSegment,
+)
 from dora_doctor.recording import Recording, RecordingWriter, make_header, read_recording
 from dora_doctor.sampler import Sampler, SamplerOptions
 from dora_doctor.stopwatch import DAEMON_GONE_LINGER_S, DoraProcess, LogFiles, StopWatch
+from dora_doctor.threadcpu import CpuMeter
 from dora_doctor.units import format_duration
 
-Observation = Union[StackSegment, GilSegment, ProcessEvent, logs.LogEvent, localvars.LocalsSnapshot]
+Observation = Union[
+    StackSegment, GilSegment, CpuSegment, ProcessEvent, logs.LogEvent, localvars.LocalsSnapshot
+]
 
 
 @dataclass
@@ -63,7 +73,7 @@ class LiveState:
                 self.notices.append(item.text)
             return
         live = self.nodes.get(item.node)
-        if live is None or isinstance(item, localvars.LocalsSnapshot):
+        if live is None or isinstance(item, (CpuSegment, localvars.LocalsSnapshot)):
             return
         if isinstance(item, StackSegment):
             live.samples += item.ticks
@@ -138,6 +148,7 @@ def inspect_dataflow(
     reader = (
         localvars.LocalsReader(sampler.nodes, sampler.pyspy, inbox.put) if options.locals else None
     )
+    meter = CpuMeter(dataflow.nodes, inbox)
     header = make_header(
         [dataflow],
         dora_version,
@@ -154,6 +165,7 @@ def inspect_dataflow(
         path = options.record or Path(tmp) / "inspect.ddrec"
         with RecordingWriter(path, header) as writer:
             watch.start()
+            meter.start()
             sampler.start()
             stopper = _start_stopper(options.stop, dataflow, inbox)
             try:
@@ -165,6 +177,7 @@ def inspect_dataflow(
                     with contextlib.suppress(KeyboardInterrupt):  # a 2nd Ctrl-C skips only this
                         reader.at_end()
                 sampler.stop()
+                meter.stop()
                 watch.stop()
                 if stopper is not None:
                     stopper.join(_STOPPER_WAIT_S)

@@ -103,3 +103,14 @@ def test_report_of_a_recording_without_a_stop_has_no_cause() -> None:
     crunch = nodes(report_from_recording(recording))["crunch"]
     assert crunch.cause is None
     assert crunch.gil.holders[0].thread == "cruncher"
+
+
+def test_a_clean_stop_faster_than_the_samples_is_none_not_unknown() -> None:
+    recording = read_recording(REC / "wb.ddrec")
+    # keep only the samples before the stop: the nodes then ended "between two samples",
+    # as a node that exits 30 ms after STOP does on a loaded machine
+    stop = min(e.time for e in recording.logs if e.kind == "stop-request" and e.time)
+    recording.stacks = [s for s in recording.stacks if s.end <= stop]
+    recording.gil = [g for g in recording.gil if g.end <= stop]
+    for node in nodes(report_from_recording(recording)).values():
+        assert (node.outcome, node.cause) == ("clean", "none"), node

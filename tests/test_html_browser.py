@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import List, Set
+from typing import List, Set, Tuple
 
 import pytest
 
@@ -53,7 +53,21 @@ def requested_hosts(netlog: Path) -> Set[str]:
     return set(re.findall(r'"url":"(?:https?|wss?)://([^/:"]+)', text))
 
 
-@pytest.mark.parametrize("name", ["gil", "sl", "mx"])
+# Lane states a newcomer must see, per recording with CPU windows: (thread, state) pairs.
+STATES = {
+    "gilcpu": [("cruncher", "held"), ("MainThread", "waiting")],
+    "hasher": [("MainThread", "running"), ("MainThread", "waiting")],
+}
+
+
+def lane_states(dom: str) -> Set[Tuple[str, str]]:
+    found = set()
+    for thread, body in re.findall(r'data-thread="([^"]+)">(.*?)</g>', dom, re.S):
+        found |= {(thread, state) for state in re.findall(r'<rect class="([a-z]+)"', body)}
+    return found
+
+
+@pytest.mark.parametrize("name", ["gil", "sl", "mx", "gilcpu", "hasher"])
 def test_html_report_in_headless_chromium(name: str, tmp_path: Path) -> None:
     recording = read_recording(REC / f"{name}.ddrec")
     report = report_from_recording(recording)
@@ -74,6 +88,7 @@ def test_html_report_in_headless_chromium(name: str, tmp_path: Path) -> None:
     assert set(expected) <= markers, markers
     for node in report.dataflows[0].nodes:
         assert f'data-node="{node.id}"' in dom.stdout  # a card per node
+    assert set(STATES.get(name, [])) <= lane_states(dom.stdout), lane_states(dom.stdout)
 
     empty = tmp_path / "empty.html"
     empty.write_text("<!doctype html><title>empty</title>")

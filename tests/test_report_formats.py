@@ -108,3 +108,19 @@ def test_markdown_renders_through_a_commonmark_parser() -> None:
     assert "<td>stubborn</td>" in rendered and "<td>slow-shutdown</td>" in rendered
     assert rendered.count("<h3>") == 1 and "<details>" in rendered
     assert "<pre><code>" in rendered
+
+
+def test_text_timeline_tells_running_from_waiting_with_cpu_windows() -> None:
+    from dora_doctor.report import timeline_text
+
+    gil = read_recording(REC / "gilcpu.ddrec")
+    rows = {ln.split()[0]: ln[23:] for ln in timeline_text.render(gil, gil.dataflows[0])[2:4]}
+    assert set(rows["cruncher"].strip()) == {"#"}  # held the GIL throughout
+    assert set(rows["MainThread"].strip()) == {"."}  # waited for it throughout
+
+    hasher = read_recording(REC / "hasher.ddrec")
+    axis, _, main = timeline_text.render(hasher, hasher.dataflows[0])[:3]
+    row = main[23:]
+    stop = axis.index("S") - 23
+    assert set(row[: stop - 1].strip()) == {"."}  # waiting for events before the stop
+    assert row[stop + 3 :].count("~") >= 0.8 * len(row[stop + 3 :].rstrip())  # hashing after

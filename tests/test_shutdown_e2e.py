@@ -224,3 +224,35 @@ def rehearsal_pids(local: LocalDora, prefix: str) -> Dict[str, int]:
     for name in names:
         pids.update(local.node_pids(name))
     return pids
+
+
+def test_cleanup_in_gil_free_c_code_is_running_not_waiting(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    recording = tmp_path / "hasher.ddrec"
+    local_dora.start_dataflow(samples / "native_cleanup.yml", "native-cleanup")
+    local_dora.wait_running("native-cleanup", nodes=1)
+    result = doctor(
+        local_dora.env, "inspect", "native-cleanup", "--stop", "--grace-duration", "2s",
+        "--stop-after", "2s", "--record", str(recording), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (hasher,) = json.loads(result.stdout)["dataflows"][0]["nodes"]
+    assert (hasher["outcome"], hasher["cause"]) == ("terminated", "slow-shutdown")
+    assert any(
+        "compress_state" in e and "running native code without the GIL" in e
+        for e in hasher["evidence"]
+    ), hasher["evidence"]
+    # the lanes draw the same thing: MainThread ran without the GIL after the stop
+    page = tmp_path / "hasher.html"
+    assert (
+        doctor(local_dora.env, "report", str(recording), "-f", "html", "-o", str(page)).returncode
+        == 0
+    )
+    html = page.read_text()
+    main_lane = html.split("data-thread='MainThread'>", 1)[1].split("</g>", 1)[0]
+    assert "class='running'" in main_lane and "compress_state" in main_lane
+    text = doctor(local_dora.env, "--no-color", "report", str(recording))
+    assert text.returncode == 0, text.stderr
+    lanes = [ln for ln in text.stdout.splitlines() if ln.startswith("  MainThread ")]
+    assert lanes and "~" in lanes[0], text.stdout

@@ -3,8 +3,9 @@
 No network at view time: inline CSS, inline SVG, a Content-Security-Policy that forbids any
 fetch, and no script at all: hovering a lane segment shows the sampled stack (SVG
 ``<title>``). Per node, a lane per thread over time: GIL held most of the time (solid),
-some of it (hatched light), without it (pale), not sampled (empty); vertical markers for
-the stop request, the grace deadline (SIGTERM), the SIGKILL point and the process exit.
+some of it (light), running without it (amber: on a CPU by ``/proc``, GIL not held), waiting
+(pale), not sampled (empty); vertical markers for the stop request, the grace deadline
+(SIGTERM), the SIGKILL point and the process exit.
 Above the lanes, the node's diagnosis card. Light and dark follow the viewer's setting.
 
 Lanes are drawn in fixed-width buckets (``BUCKETS`` per lane), merged where a bucket looks
@@ -22,7 +23,17 @@ from dora_doctor.doracli import has_sigterm_step, sigkill_factor
 from dora_doctor.findings import NodeFinding, Report
 from dora_doctor.model import Dataflow, Stack
 from dora_doctor.recording import Recording
-from dora_doctor.timeline import Shutdown, build_shutdown, thread_gil_shares
+from dora_doctor.timeline import (
+    HELD,
+    LANE_STATES,
+    NOT_HELD,
+    RUNNING,
+    SOME,
+    WAITING,
+    Shutdown,
+    build_shutdown,
+    thread_lane_states,
+)
 
 WIDTH = 900
 LANE_H = 18
@@ -31,10 +42,11 @@ BUCKETS = 450
 
 CSS = """
 :root { --bg:#fff; --fg:#1d1f21; --muted:#6a737d; --card:#f6f8fa; --line:#d0d7de;
-  --held:#cf222e; --some:#f0a0a6; --free:#c9e3f8; --ok:#1a7f37; --warn:#9a6700; }
+  --held:#cf222e; --some:#f0a0a6; --running:#d4a72c; --waiting:#c9e3f8; --free:#d8dee4;
+  --ok:#1a7f37; --warn:#9a6700; }
 @media (prefers-color-scheme: dark) { :root { --bg:#0d1117; --fg:#e6edf3; --muted:#8b949e;
-  --card:#161b22; --line:#30363d; --held:#ff7b72; --some:#8e3a3a; --free:#1f3b57;
-  --ok:#3fb950; --warn:#d29922; } }
+  --card:#161b22; --line:#30363d; --held:#ff7b72; --some:#8e3a3a; --running:#9e6a03;
+  --waiting:#1f3b57; --free:#2d333b; --ok:#3fb950; --warn:#d29922; } }
 body { background:var(--bg); color:var(--fg); font:14px/1.45 system-ui, sans-serif;
   margin:24px; max-width:1100px; }
 code, pre { font-family: ui-monospace, monospace; font-size:12.5px; }
@@ -47,7 +59,8 @@ code, pre { font-family: ui-monospace, monospace; font-size:12.5px; }
 ul { margin:4px 0; padding-left:20px; }
 svg { display:block; margin-bottom:10px; }
 svg text { fill:var(--fg); font:11px ui-monospace, monospace; }
-.held { fill:var(--held); } .some { fill:var(--some); } .free { fill:var(--free); }
+.held { fill:var(--held); } .some { fill:var(--some); } .running { fill:var(--running); }
+.waiting { fill:var(--waiting); } .free { fill:var(--free); }
 .marker { stroke-width:1.5; } .marker-stop { stroke:var(--warn); }
 .marker-grace { stroke:var(--held); stroke-dasharray:4 3; } .marker-kill { stroke:var(--held); }
 .marker-exit { stroke:var(--fg); }
@@ -105,12 +118,14 @@ def _title(report: Report) -> str:
 
 
 def _legend() -> str:
+    swatches = "".join(
+        f"<span data-state='{state}' style='background:var(--{state})'></span>"
+        f"{escape(LANE_STATES[state])}"
+        for state in (HELD, SOME, RUNNING, WAITING, NOT_HELD)
+    )
     return (
-        "<p class='legend muted'>GIL:<span class='held' style='background:var(--held)'></span>held"
-        "<span style='background:var(--some)'></span>some of the time"
-        "<span style='background:var(--free)'></span>not held (waiting or in C without it) · "
-        "lines: stop requested, grace deadline (dashed), SIGKILL, process exit · hover a lane "
-        "for the stack</p>"
+        f"<p class='legend muted'>Each thread {swatches} · lines: stop requested, grace "
+        "deadline (dashed), SIGKILL, process exit · hover a lane for the stack</p>"
     )
 
 
@@ -226,7 +241,7 @@ def _markers(shutdown: Shutdown, node: str) -> List[Tuple[str, float, str]]:
 def _runs(
     recording: Recording, uuid: str, node: str, thread_id: int, start: float, end: float
 ) -> List[Tuple[int, int, str, Stack]]:
-    """(first bucket, last bucket, GIL state, dominant stack), merged where alike."""
+    """(first bucket, last bucket, lane state, dominant stack), merged where alike."""
     step = (end - start) / BUCKETS or 1.0
     time_in: Dict[int, Dict[Stack, float]] = defaultdict(lambda: defaultdict(float))
     for segment in recording.stacks:
@@ -241,16 +256,11 @@ def _runs(
                 for b in range(b0, b1 + 1):
                     lo, hi = start + b * step, start + (b + 1) * step
                     time_in[b][span.stack] += max(0.0, min(hi, span.end) - max(lo, span.start))
-    share_at: Dict[int, float] = {}
-    for seg_start, seg_end, share in thread_gil_shares(recording, uuid, node, thread_id):
-        first, last = int((seg_start - start) / step), int((seg_end - start) / step)
-        for b in range(max(0, first), min(BUCKETS, last + 1)):
-            share_at[b] = share
+    states = thread_lane_states(recording, uuid, node, thread_id, start, step, BUCKETS)
     runs: List[Tuple[int, int, str, Stack]] = []
     for b in sorted(time_in):
         stack = max(time_in[b], key=lambda s: time_in[b][s])
-        share = share_at.get(b, 0.0)
-        state = "held" if share >= 0.5 else "some" if share > 0.02 else "free"
+        state = states[b]
         if runs and runs[-1][1] == b - 1 and runs[-1][2] == state and runs[-1][3] == stack:
             runs[-1] = (runs[-1][0], b, state, stack)
         else:

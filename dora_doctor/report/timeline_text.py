@@ -1,10 +1,11 @@
 """A compact text timeline per node, one character per time bucket, for the terminal.
 
-Per thread: ``#`` it held the GIL most of the bucket, ``+`` some of it, ``.`` it did not
-(waiting, or running C code without the GIL), blank: not sampled. Markers on the axis: ``S``
+Per thread: ``#`` it held the GIL most of the bucket, ``+`` some of it, ``~`` it ran
+without the GIL (C code that released it), ``.`` it waited (or, with no CPU data, did not hold
+the GIL), blank: not sampled. Markers on the axis: ``S``
 stop requested, ``T`` grace deadline (SIGTERM on dora ≥ 0.4), ``K`` SIGKILL point, ``X`` the
-process ended. GIL shares come per py-spy segment (one second), so a bucket shows its
-segment's share for that thread.
+process ended. GIL shares come per py-spy segment (one second) and CPU shares per quarter
+second, so a bucket shows the shares of the windows that cover it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Dict, List, Optional, Tuple
 from dora_doctor.doracli import has_sigterm_step, sigkill_factor
 from dora_doctor.model import Dataflow
 from dora_doctor.recording import Recording
-from dora_doctor.timeline import build_shutdown, thread_gil_shares
+from dora_doctor.timeline import HELD, RUNNING, SOME, build_shutdown, thread_lane_states
 
 LABEL = 22
 WIDTH = 100
 MAX_THREADS = 4
-LEGEND = "  # held the GIL  + some of it  . without it   S stop  T grace/SIGTERM  K SIGKILL  X exit"
+LEGEND = "  # held GIL  + some  ~ ran without it  . waited   S stop  T grace  K SIGKILL  X exit"
+MARKS = {HELD: "#", SOME: "+", RUNNING: "~"}
 
 
 def render(recording: Recording, dataflow: Dataflow, width: int = WIDTH) -> List[str]:
@@ -67,13 +69,10 @@ def _thread_row(
                 for span in thread.spans:
                     for i in _bucket_range(span.start, span.end, start, step, buckets):
                         sampled[i] = "."
-    for seg_start, seg_end, share in thread_gil_shares(recording, dataflow, node, thread_id):
-        mark = "#" if share >= 0.5 else "+" if share > 0.02 else None
-        if mark is None:
-            continue
-        for i in _bucket_range(seg_start, seg_end, start, step, buckets):
-            if sampled[i] != " ":
-                sampled[i] = mark
+    states = thread_lane_states(recording, dataflow, node, thread_id, start, step, buckets)
+    for i, state in states.items():
+        if sampled[i] != " ":
+            sampled[i] = MARKS.get(state, ".")
     return "".join(sampled)
 
 
