@@ -10,13 +10,15 @@ diagnosis (GIL holders at the kill included) follows.
 
 from __future__ import annotations
 
+import importlib
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from dora_doctor import diagnose, logs, machines
+from dora_doctor import logs, machines
 from dora_doctor.findings import Report
 from dora_doctor.logfiles import LogSource, ReadStats, candidate_lines, expand
 from dora_doctor.model import Dataflow, NodeProcess
@@ -271,7 +273,16 @@ def _dataflow_stopped_before(found: Scan, event: logs.LogEvent) -> Optional[str]
 
 
 def postmortem(inputs: Sequence[str], recording: Optional[Recording] = None) -> "Postmortem":
+    # The diagnosis code takes about 0.15 s to import, and while ripgrep reads a large log
+    # this process only waits on a pipe: the import runs meanwhile, in a thread.
+    warm_up = threading.Thread(
+        target=importlib.import_module, args=("dora_doctor.diagnose",), daemon=True
+    )
+    warm_up.start()
     found = scan(inputs)
+    warm_up.join()
+    from dora_doctor import diagnose
+
     versions = found.dora_versions
     report = Report(dora_version=versions[0] if len(versions) == 1 else None)
     for dataflow_recording in recordings_from_scan(found):

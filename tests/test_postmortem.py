@@ -105,7 +105,12 @@ def test_bad_inputs_are_one_line_each_and_never_fatal(tmp_path: Path) -> None:
     (tmp_path / "empty.log").write_bytes(b"")
     (tmp_path / "binary.log").write_bytes(bytes(range(256)) * 1000)
     (tmp_path / "huge.log").write_bytes(
-        b"x" * (300 << 10) + b" not stopping within the 2s grace period\n" + b"y" * (9 << 20)
+        b"x" * (300 << 10)
+        + b" not stopping within the 2s grace period\n"  # anchor past the cut
+        + b"z" * (200 << 10)
+        + b"\n"  # long, but nothing dora-doctor looks for: not "cut"
+        + b"node exited with error: Signal(15) "
+        + b"y" * (9 << 20)  # at the end, no newline
     )
     (tmp_path / "latin1.log").write_bytes(
         "caf\xe9 node exited with error: Signal(15)\n".encode("latin-1")
@@ -122,6 +127,7 @@ def test_bad_inputs_are_one_line_each_and_never_fatal(tmp_path: Path) -> None:
     assert any("missing.log: no such file" in w for w in warnings)
     inputs = json.loads(result.stdout)["postmortem"]["inputs"]
     assert inputs["files"] == 4 and inputs["cut_lines"] == 2  # one in the middle, one at the end
+    assert inputs["lines"] == 1 + 1001 + 3 + 0  # latin1, binary (1000 newlines), huge, empty
     assert "Traceback" not in result.stderr
 
 
@@ -192,3 +198,71 @@ def test_postmortem_html_draws_the_recorded_lanes(tmp_path: Path) -> None:
     assert "data-marker='stop'" in text and "data-marker='exit'" in text
     again = run_doctor("postmortem", str(FIX / "recordings" / "gil-logs"), "--html", str(page))
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def scan_both_ways(path: Path) -> "tuple[object, object]":
+    """candidate_lines through ripgrep and through the chunked scan: lines and counts."""
+    from dora_doctor.logfiles import ReadStats, candidate_lines, classify
+
+    results = []
+    for fast in (True, False):
+        stats = ReadStats()
+        lines = list(candidate_lines(classify(path), stats, logs.CANDIDATE_ANCHORS, fast=fast))
+        results.append((lines, stats.lines, stats.cut_lines, stats.bytes, stats.problems))
+    return results[0], results[1]
+
+
+needs_rg = pytest.mark.skipif(
+    __import__("dora_doctor.logfiles").logfiles.find_ripgrep() is None,
+    reason="ripgrep is not installed (a dependency of dora-doctor)",
+)
+
+
+@needs_rg
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in FIX.rglob("*") if p.is_file() and p.suffix in (".txt", ".jsonl", ".log")),
+    ids=lambda p: str(p.relative_to(FIX)),
+)
+def test_ripgrep_and_the_chunked_scan_agree_on_every_fixture(path: Path) -> None:
+    fast, slow = scan_both_ways(path)
+    assert fast == slow
+
+
+@needs_rg
+def test_ripgrep_and_the_chunked_scan_agree_on_huge_lines_and_odd_ends(tmp_path: Path) -> None:
+    cases = {
+        "huge": b"x" * (300 << 10)
+        + b" stop\n"
+        + b"z" * (200 << 10)
+        + b"\nexit "
+        + b"y" * (9 << 20),
+        "no-newline-at-end": b"a\nnode exited with error: Signal(15)",
+        "hit-then-long-tail": b"stop here\n" + b"q\n" * 100_000,
+        "nothing": b"plain\nlines\n",
+        "empty": b"",
+        "crlf": b"talker finished successfully\r\nx\r\n",
+    }
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.log"
+        path.write_bytes(data)
+        fast, slow = scan_both_ways(path)
+        assert fast == slow, name
+
+
+@needs_rg
+@settings(max_examples=40, deadline=None)
+@given(
+    chunks=st.lists(
+        st.one_of(st.binary(max_size=300), st.sampled_from(REAL_EVENT_LINES).map(str.encode)),
+        max_size=40,
+    )
+)
+def test_ripgrep_and_the_chunked_scan_agree_on_garbage(chunks: List[bytes]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mixed.log"
+        path.write_bytes(b"\n".join(chunks))
+        fast, slow = scan_both_ways(path)
+        assert fast == slow
