@@ -204,6 +204,23 @@ class DoraCli:
             raise DoctorError(f"`dora start {yml}` failed: {reason}", FAILURE)
         return match.group(0)
 
+    def validate(self, yml: Path) -> Optional[str]:
+        """Why dora rejects a dataflow file (``dora validate``, dora ≥ 0.4), or None.
+
+        dora-doctor reads only node ids; dora knows every key of its own format (a typo like
+        ``pathh:`` is an unknown field), and saying so before a rehearsal starts anything
+        beats a failed ``dora start`` in the middle of one.
+        """
+        if self.legacy():
+            return None  # 0.3.x has no validate command; `dora start` will say it
+        result = self.run(["validate", str(yml)])
+        if result.returncode == 0:
+            return None
+        text = result.stderr + result.stdout
+        if "unrecognized subcommand" in text:
+            return None
+        return _cause(text)
+
     def stop(
         self, dataflow: str, grace: Optional[str] = None
     ) -> "subprocess.CompletedProcess[str]":
@@ -211,6 +228,20 @@ class DoraCli:
         if grace:
             args += ["--grace-duration", grace]
         return self.run(args, timeout=600)
+
+
+_CAUSE = re.compile(r"^\s*\d+: (?P<cause>.+)$", re.M)
+
+
+def _cause(text: str) -> str:
+    """The innermost cause of a Rust error report, without the list of every valid key."""
+    causes = [m["cause"] for m in _CAUSE.finditer(text.split("Location:")[0])]
+    if not causes:
+        return _first_error_line(text)
+    cause = causes[-1]
+    expected = cause.find(", expected one of")
+    at = cause.rfind(" at line ")
+    return cause[:expected] + (cause[at:] if at > expected else "") if expected >= 0 else cause
 
 
 def _first_error_line(text: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from dora_doctor import descriptor, diagnose, discover, grace
-from dora_doctor.doracli import DoraCli
+from dora_doctor.doracli import DoraCli, find_dora
 from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.findings import NodeFinding, Report, Suggestion
 from dora_doctor.localdora import LocalDora
@@ -112,6 +112,16 @@ class Rehearsal:
 Progress = Callable[[Rehearsal, str], None]
 
 
+def check_dataflow_file(dataflow_file: Path, cli: Optional[DoraCli]) -> List[str]:
+    """The file's node ids, or the one-line error (exit 2) for a file dora would refuse,
+    before anything is started."""
+    node_ids = descriptor.node_ids(dataflow_file)
+    rejected = (cli or DoraCli(find_dora())).validate(dataflow_file)
+    if rejected:
+        raise DoctorError(f"{dataflow_file}: dora rejects it: {rejected}: fix the file")
+    return node_ids
+
+
 def rehearse(
     dataflow_file: Path,
     cli: Optional[DoraCli],
@@ -119,7 +129,7 @@ def rehearse(
     on_progress: Optional[Progress] = None,
 ) -> Rehearsal:
     """Run the rehearsals; ``cli`` is the user's coordinator (ignored with ``local``)."""
-    node_ids = descriptor.node_ids(dataflow_file)
+    node_ids = check_dataflow_file(dataflow_file, cli)
     began = time.monotonic()
     with ExitStack() as stack:
         if options.local or cli is None:

@@ -111,3 +111,28 @@ def test_bad_dataflow_files_for_rehearsals(
     for command in (["tune-grace", str(yml)], ["check", str(yml), "--grace", "2s"]):
         assert_one_line(run(*command), 2, needle)
     assert not (tmp_path / "out").exists()  # nothing was started
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (
+            "nodes:\n  - id: a\n    pathh: x.py\n",
+            "dora rejects it: nodes[0]: unknown field `pathh` at line 3 column 5: fix the file",
+        ),
+        ("nodes:\n  - id: a\n    path: x.py\n    inputs: 7\n", "dora rejects it: nodes[0]"),
+    ],
+)
+def test_dataflow_files_dora_rejects_are_one_line_before_anything_starts(
+    tmp_path: Path, content: str, needle: str
+) -> None:
+    from dora_doctor.localdora import locate_dora
+
+    dora = locate_dora()
+    if dora is None:
+        pytest.skip("dora is not installed: only dora can say which keys its format has")
+    yml = tmp_path / "robot.yml"
+    yml.write_text(content)
+    for command in (["tune-grace", str(yml), "--local"], ["check", str(yml), "--grace", "2s"]):
+        assert_one_line(run(*command, "--dora", dora), 2, needle)
+    assert not (tmp_path / "out").exists()  # nothing was started
