@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 
 def beside_python_or_on_path(name: str) -> Optional[str]:
@@ -29,3 +29,14 @@ def quiet_rust_env(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env.pop("RUST_BACKTRACE", None)
     env.pop("RUST_LIB_BACKTRACE", None)
     return env
+
+
+def option_value(cmdline: List[str], name: str) -> Optional[str]:
+    """``--name VALUE`` or ``--name=VALUE`` from another process's command line (how a
+    dora daemon or coordinator was started: its machine id, its port)."""
+    for i, part in enumerate(cmdline):
+        if part == name and i + 1 < len(cmdline):
+            return cmdline[i + 1]
+        if part.startswith(name + "="):
+            return part.split("=", 1)[1]
+    return None

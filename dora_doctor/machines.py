@@ -15,14 +15,13 @@ Some("B"), … }``), and the coordinator's spawn line carries the dataflow with 
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
-
-import psutil
-import yaml
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from dora_doctor.errors import DoctorError
+from dora_doctor.executables import option_value
 from dora_doctor.model import Dataflow, NodeProcess
 
 REMOTE = "remote, not sampled"
@@ -55,6 +54,8 @@ _UNREADABLE: Dict[str, str] = {"": "unreadable"}
 def _environ(pid: int) -> Optional[Dict[str, str]]:
     """The process's environment; None if it is gone, ``_UNREADABLE`` if this user may not
     read it (a kernel thread's is readable, and empty)."""
+    import psutil  # here, not at the top: postmortem imports this module, rarely needs it
+
     try:
         return psutil.Process(pid).environ()
     except psutil.NoSuchProcess:
@@ -63,25 +64,34 @@ def _environ(pid: int) -> Optional[Dict[str, str]]:
         return _UNREADABLE
 
 
-class _ConfigLoader(yaml.SafeLoader):
+@functools.lru_cache(maxsize=1)
+def _config_loader() -> Any:
     """DORA_NODE_CONFIG is serde's YAML, with Rust enum tags (``daemon_communication: !Tcp``)
-    that a plain safe loader refuses: they are read as the untagged value."""
+    that a plain safe loader refuses: they are read as the untagged value. libyaml's loader
+    when PyYAML has it: each node's config holds the whole dataflow, and the pure-Python
+    loader took 40 ms per node, most of ``inspect``'s attach time at 8 nodes. Built on first
+    use: importing yaml is a sixth of ``postmortem``'s start-up, which seldom needs it."""
+    import yaml
 
+    class ConfigLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
 
-def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
+    def untagged(loader: Any, suffix: str, node: Any) -> object:
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_scalar(node)
 
-
-_ConfigLoader.add_multi_constructor("!", _untagged)
+    ConfigLoader.add_multi_constructor("!", untagged)
+    return ConfigLoader
 
 
 def _load(config: str) -> Dict[str, object]:
+    import yaml
+
     try:
-        value = yaml.load(config, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+        value = yaml.load(config, Loader=_config_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError:
         return {}
     return value if isinstance(value, dict) else {}
@@ -89,7 +99,11 @@ def _load(config: str) -> Dict[str, object]:
 
 def deployments(config: str) -> Dict[str, str]:
     """Node id → machine from ``deploy: machine:`` of every node in a DORA_NODE_CONFIG."""
-    descriptor = _load(config).get("dataflow_descriptor")
+    return _deployments(_load(config)) if "deploy" in config else {}
+
+
+def _deployments(value: Dict[str, object]) -> Dict[str, str]:
+    descriptor = value.get("dataflow_descriptor")
     nodes = descriptor.get("nodes") if isinstance(descriptor, dict) else None
     found: Dict[str, str] = {}
     default = _machine_of(descriptor.get("deploy")) if isinstance(descriptor, dict) else None
@@ -108,22 +122,15 @@ def _machine_of(deploy: object) -> Optional[str]:
 
 def daemon_machine(pid: int) -> Optional[str]:
     """``--machine-id`` of the ``dora daemon`` that ``pid`` descends from, if any."""
+    import psutil
+
     try:
         for parent in psutil.Process(pid).parents():
             cmdline = parent.cmdline()
             if "daemon" in cmdline:
-                return _option(cmdline, "--machine-id")
+                return option_value(cmdline, "--machine-id")
     except (psutil.Error, OSError):
         pass
-    return None
-
-
-def _option(cmdline: List[str], name: str) -> Optional[str]:
-    for i, part in enumerate(cmdline):
-        if part == name and i + 1 < len(cmdline):
-            return cmdline[i + 1]
-        if part.startswith(name + "="):
-            return part.split("=", 1)[1]
     return None
 
 
@@ -172,7 +179,8 @@ def _is_here(
     same_dataflow = str(value.get("dataflow_id")) == node.dataflow or len(node.dataflow) != 36
     if str(value.get("node_id")) != node.id or not same_dataflow:
         return False
-    deployed.update(deployments(config))
+    if "deploy" in config and not deployed:  # every node's config holds the whole dataflow
+        deployed.update(_deployments(value))
     node.machine = node.machine or environ.get("DORA_MACHINE_ID") or daemon_machine(node.pid)
     local_machines.append(node.machine)
     return True

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from dora_doctor.errors import DoctorError
-from dora_doctor.recording import parse_recording
+from dora_doctor.recording import open_recording, parse_recording
 
 FrameKey = Tuple[Any, ...]
 _SAMPLES = ("stacks", "gil", "cpu", "locals")
@@ -87,15 +87,7 @@ def merge(inputs: Sequence[Path], output: Path) -> MergeResult:
 
 def _load(path: Path) -> _Input:
     """Every record of one recording, its frame references resolved to frames."""
-    try:
-        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
-    except FileNotFoundError as err:
-        raise DoctorError(f"{path}: no such recording") from err
-    except IsADirectoryError as err:
-        raise DoctorError(f"{path} is a directory, not a recording") from err
-    except OSError as err:
-        raise DoctorError(f"cannot read {path}: {err.strerror}") from err
-    with handle:
+    with open_recording(path) as handle:
         first = handle.readline()
         # the header checks of the reader: not a recording, or a newer schema, is refused
         header = parse_recording(iter([first]), path).header

@@ -203,16 +203,20 @@ class RecordingWriter:
 
 def read_recording(path: Path) -> Recording:
     """Read a recording, tolerating a cut-off last line (the writer was killed mid-line)."""
+    with open_recording(path) as handle:
+        return parse_recording(handle, path)
+
+
+def open_recording(path: Path) -> IO[str]:
+    """The recording's lines, or the one-line error a user can act on."""
     try:
-        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        return open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
     except FileNotFoundError as err:
         raise DoctorError(f"{path}: no such recording") from err
     except IsADirectoryError as err:
         raise DoctorError(f"{path} is a directory, not a recording") from err
     except OSError as err:
         raise DoctorError(f"cannot read {path}: {err.strerror}") from err
-    with handle:
-        return parse_recording(handle, path)
 
 
 def parse_recording(lines: Iterator[str], path: Optional[Path] = None) -> Recording:

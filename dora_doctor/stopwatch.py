@@ -25,6 +25,7 @@ import psutil
 
 from dora_doctor import logs
 from dora_doctor.discover import process_running
+from dora_doctor.executables import option_value
 from dora_doctor.model import NodeProcess, ProcessEvent
 
 POLL_S = 0.02
@@ -82,8 +83,8 @@ def _coordinators(port: Optional[int]) -> Iterator[psutil.Process]:
         cmdline = proc.info.get("cmdline") or []
         if "coordinator" not in cmdline or not any("dora" in part for part in cmdline[:3]):
             continue
-        given = _option(cmdline, "--port") or (proc_env_port(proc) or "6013")
-        control = _option(cmdline, "--control-port") or "6012"  # 0.3.x: the CLI's port
+        given = option_value(cmdline, "--port") or (proc_env_port(proc) or "6013")
+        control = option_value(cmdline, "--control-port") or "6012"  # 0.3.x: the CLI's port
         if wanted in (given, control):
             yield proc
 
@@ -160,15 +161,6 @@ def proc_env_port(proc: psutil.Process) -> Optional[str]:
         return proc.environ().get("DORA_COORDINATOR_PORT")
     except (psutil.Error, OSError):
         return None
-
-
-def _option(cmdline: List[str], name: str) -> Optional[str]:
-    for i, part in enumerate(cmdline):
-        if part == name and i + 1 < len(cmdline):
-            return cmdline[i + 1]
-        if part.startswith(name + "="):
-            return part.split("=", 1)[1]
-    return None
 
 
 class _Tail:

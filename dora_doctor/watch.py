@@ -22,6 +22,7 @@ from dora_doctor.discover import process_running
 from dora_doctor.doracli import DoraCli
 from dora_doctor.errors import DoctorError
 from dora_doctor.findings import NodeFinding
+from dora_doctor.machines import REMOTE
 from dora_doctor.model import (
     CpuSegment,
     Dataflow,
@@ -139,9 +140,7 @@ def inspect_dataflow(
     """
     state = LiveState(dataflow, dora_version)
     for node in dataflow.nodes:
-        state.nodes[node.id] = NodeLive(
-            node, state="sampling" if node.sample_pid else f"not sampled: {node.skip_reason}"
-        )
+        state.nodes[node.id] = NodeLive(node, state=_first_state(node))
     sampler = Sampler(dataflow.nodes, options.sampler, pyspy_path)
     inbox: "queue.Queue[Observation]" = queue.Queue()
     watch = StopWatch(dataflow.nodes, options.log_files, inbox, options.dora_processes)
@@ -189,6 +188,13 @@ def inspect_dataflow(
     recording.path = options.record
     recording.header["ended_because"] = state.ended_because
     return recording
+
+
+def _first_state(node: NodeProcess) -> str:
+    if node.sample_pid:
+        return "sampling"
+    reason = node.skip_reason or "unknown reason"
+    return reason if reason.startswith(REMOTE) else f"not sampled: {reason}"
 
 
 _STOPPER_WAIT_S = 5.0
