@@ -7,9 +7,10 @@ hit both alike: each sampled window is divided by the mean of the unsampled wind
 side of it, and the median of those ratios is reported. Sampled windows run dora-doctor's
 own ``Sampler`` (what ``inspect`` runs) at the default 200 Hz, in three set-ups:
 
-* ``default``: the ``--idle`` chrometrace recorder, which pauses the node for each sample,
-  plus the ``--gil`` recorder, which never pauses it (``inspect``'s default);
-* ``nonblocking``: both recorders without pausing (``inspect --nonblocking``);
+* ``default``: both recorders reading without pausing the node (``inspect``'s default,
+  ``--nonblocking``);
+* ``blocking``: the ``--idle`` chrometrace recorder pausing the node for each sample, plus
+  the ``--gil`` recorder, which never pauses it (``inspect --blocking``);
 * ``gil_only``: the ``--gil --nonblocking`` recorder alone, one-second segments as in the
   sampler (the floor: what reading the GIL holder alone costs).
 
@@ -54,7 +55,7 @@ from dora_doctor.sampler import Sampler, SamplerOptions  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 200
 SETTLE_S = 0.3
-MODES = ("default", "nonblocking", "gil_only")
+MODES = ("default", "blocking", "gil_only")
 Bucket = Tuple[float, int, float]  # end wall time, iterations, seconds
 
 
@@ -122,8 +123,8 @@ def window(mode: str, node: NodeProcess, seconds: float) -> Dict[str, float]:
     sampler: Any = None
     if mode == "default":
         sampler = Sampler([node], SamplerOptions(rate=RATE))
-    elif mode == "nonblocking":
-        sampler = Sampler([node], SamplerOptions(rate=RATE, nonblocking=True))
+    elif mode == "blocking":
+        sampler = Sampler([node], SamplerOptions(rate=RATE, nonblocking=False))
     elif mode == "gil_only":
         sampler = GilOnly(node.sample_pid)
     if sampler is not None:

@@ -3,7 +3,8 @@
 For each node count N: a private dora runs a dataflow of N well-behaved nodes (each on a
 100 ms timer); once they have started up and gone idle, `dora-doctor inspect --duration D
 --json` samples them, and the report's `sample_rate_hz` per node is collected: with the
-default one-second segments, with `--segment 2`, and with `--nonblocking`. In the same run, one bare
+default one-second segments (not pausing the nodes), with `--segment 2`, and with
+`--blocking` (pausing them for each sample). In the same run, one bare
 `py-spy record -r RATE -d D` on one node of the same dataflow gives the reference rate.
 To tell where samples go missing, the recording of the same inspect is read too: the median
 length of a py-spy segment (its process's lifetime), the median gap between two segments of
@@ -12,7 +13,7 @@ its segments (what py-spy achieved while it ran).
 Results: bench/results/sampling_rate.json.
 
     python bench/sampling_rate.py [--nodes 2 4 8 16] [--seconds 10] [--segments 1 2]
-                                   [--no-nonblocking]
+                                   [--no-blocking]
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def segment_stats(record: Path) -> Dict[str, float]:
     }
 
 
-def measure(count: int, seconds: int, segment: int, nonblocking: bool = False) -> Dict[str, Any]:
+def measure(count: int, seconds: int, segment: int, nonblocking: bool = True) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, LocalDora.start(Path(tmp) / "dora") as dora:
         yml = Path(tmp) / f"n{count}.yml"
         yml.write_text(dataflow_yaml(count))
@@ -122,7 +123,7 @@ def measure(count: int, seconds: int, segment: int, nonblocking: bool = False) -
         result = subprocess.run(
             [sys.executable, "-m", "dora_doctor", "inspect", f"bench{count}", "--duration",
              str(seconds), "--rate", str(RATE), "--segment", str(segment), "--json",
-             "--record", str(Path(tmp) / "r.ddrec")] + (["--nonblocking"] if nonblocking else []),
+             "--record", str(Path(tmp) / "r.ddrec")] + ([] if nonblocking else ["--blocking"]),
             env=dora.env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         wall = time.monotonic() - started
@@ -155,13 +156,13 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, nargs="+", default=[2, 4, 8, 16])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--segments", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--no-nonblocking", action="store_true", help="skip the --nonblocking run")
+    parser.add_argument("--no-blocking", action="store_true", help="skip the --blocking run")
     args = parser.parse_args()
     results = []
     for count in args.nodes:
-        variants = [(segment, False) for segment in args.segments]
-        if not args.no_nonblocking:
-            variants.append((1, True))
+        variants = [(segment, True) for segment in args.segments]
+        if not args.no_blocking:
+            variants.append((1, False))
         for segment, nonblocking in variants:
             row = measure(count, args.seconds, segment, nonblocking)
             print(json.dumps(row), flush=True)

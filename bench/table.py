@@ -73,12 +73,12 @@ def sampling_rows(doc: Doc) -> List[Row]:
         by_nodes.setdefault(r["nodes"], {})[variant] = r
     for nodes in sorted(by_nodes):
         variants = by_nodes[nodes]
-        main = variants.get((1, False)) or variants[min(variants)]
+        main = variants.get((1, True)) or variants[min(variants)]  # the default
         measured = f"lowest node {_n(main['min_hz'], 1)}, mean {_n(main['mean_hz'], 1)}"
         if "segment_length_s_median" in main:
             measured += f" (a 1 s py-spy segment lasted {_n(main['segment_length_s_median'])} s)"
         others = [
-            ("`--nonblocking`" if nonblocking else f"`--segment {segment}`")
+            (f"`--segment {segment}`" if nonblocking else "`--blocking`")
             + f": lowest {_n(r['min_hz'], 1)}, mean {_n(r['mean_hz'], 1)}"
             for (segment, nonblocking), r in sorted(variants.items())
             if r is not main
@@ -114,9 +114,9 @@ def overhead_rows(doc: Doc) -> List[Row]:
     noise = f"unsampled windows spread ±{_n(r['unsampled_spread_pct'], 1)} %"
     rows: List[Row] = []
     described = {
-        "default": "`inspect`'s default (chrometrace recorder pausing the node + GIL recorder "
-        "not pausing it)",
-        "nonblocking": "`inspect --nonblocking` (neither recorder pauses the node)",
+        "default": "`inspect`'s default (`--nonblocking`: neither recorder pauses the node)",
+        "blocking": "`inspect --blocking` (the stacks recorder pauses the node for each "
+        "sample, the GIL recorder does not)",
         "gil_only": "the GIL recorder alone (`--gil --nonblocking`)",
     }
     for mode, label in described.items():

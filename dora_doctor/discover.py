@@ -12,6 +12,7 @@ over machines get their machine, and those not on this host are left alone
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -59,16 +60,22 @@ def discover(cli: Optional[DoraCli], ask_version: bool = True) -> Discovery:
 
 
 def dataflows_from_cli(cli: DoraCli) -> Optional[List[Dataflow]]:
-    """Dataflows and nodes from the CLI, or None when this CLI has no JSON listing."""
-    try:
-        rows = cli.list_dataflows()
-    except DoctorError as err:
-        if "unexpected argument" in str(err) or "unrecognized" in str(err):
-            return None
-        raise
+    """Dataflows and nodes from the CLI, or None when this CLI has no JSON listing.
+
+    Both listings are asked at once: each is a dora process start plus a round trip to the
+    coordinator, and together they were a fifth of ``inspect``'s time to its first sample.
+    """
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        asked_nodes = pool.submit(cli.list_nodes)
+        try:
+            rows = cli.list_dataflows()
+        except DoctorError as err:
+            if "unexpected argument" in str(err) or "unrecognized" in str(err):
+                return None
+            raise
     dataflows = parse_dataflow_rows(rows)
     try:
-        node_rows = cli.list_nodes()
+        node_rows = asked_nodes.result()
     except DoctorError as err:
         if "no dora coordinator" in str(err):
             raise

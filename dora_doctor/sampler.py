@@ -23,8 +23,11 @@ Segments are what the live view and the recording are updated with, and stopping
 SIGINT, which makes py-spy finish its current sample, resume the target and write what it
 has: the target is never left paused.
 
-A process can have only one ptrace tracer. When a debugger, ``strace -p`` or another
-profiler is attached to a node, the pausing stacks recorder fails at once with EPERM
+Neither recorder pauses the node by default: pausing a CPU-bound node for each of 200
+samples a second cost it 14-19 % of its throughput, reading its memory while it runs 1.3 %
+(``bench/overhead.py``). ``--blocking`` pauses it for exact stacks. A process can have only
+one ptrace tracer. When a debugger, ``strace -p`` or another profiler is attached to a node,
+the pausing stacks recorder (``--blocking``) fails at once with EPERM
 (measured with py-spy 0.4.3 and ``strace -p``: "Failed to suspend process"), while the
 ``--nonblocking`` one, which only reads memory, keeps working. So that node's stacks
 recorder switches to ``--nonblocking`` and a ``sampler-degraded`` event says so and why,
@@ -51,6 +54,11 @@ from dora_doctor.model import GilSegment, NodeProcess, ProcessEvent, StackSegmen
 SamplerOutput = Union[StackSegment, GilSegment, ProcessEvent]
 
 _MAX_FAILURES = 3
+# py-spy writes its output only when a recording ends; SIGINT ends it early. A SIGINT that
+# comes before py-spy is ready is ignored (measured: the segment then runs its whole length),
+# so the first segment is asked to end every RESEND_S until it does.
+FIRST_SEGMENT_S = 0.2
+RESEND_S = 0.1
 _FATAL = {"permission", "not-python"}
 # ProcessEvent kinds the sampler writes: it could not sample the node at all, or it samples
 # it in a lesser way (the detail says which and why)
@@ -62,7 +70,10 @@ DEGRADED = "sampler-degraded"
 class SamplerOptions:
     rate: int = 200
     segment_s: int = 1
-    nonblocking: bool = False
+    # Measured with bench/overhead.py on a CPU-bound node at 200 Hz: pausing it for every
+    # sample (py-spy's default) cost it 14-19 % of its throughput, reading without pausing
+    # 1.3 %; a torn stack now and then is a small price in a doctor meant for live robots.
+    nonblocking: bool = True
 
 
 class Sampler:
@@ -158,7 +169,12 @@ class Sampler:
             if proc is None:
                 return
             try:
-                stdout, stderr = proc.communicate(timeout=self.options.segment_s + 30)
+                if segment == 1:
+                    # cut short, so that every node's first stacks reach the recording and
+                    # the live view well within a second of attaching
+                    stdout, stderr = _end_early(proc, FIRST_SEGMENT_S)
+                else:
+                    stdout, stderr = proc.communicate(timeout=self.options.segment_s + 30)
             except subprocess.TimeoutExpired:
                 _signal(proc, signal.SIGINT)
                 stdout, stderr = proc.communicate()
@@ -261,6 +277,17 @@ class Sampler:
             self._os_ids.setdefault(pid, {}).update(ids)
         ticks = pyspy.ticks_from_samples(samples, threads)
         return StackSegment(node.dataflow, node.id, pid, start, end, ticks, errors, threads)
+
+
+def _end_early(proc: "subprocess.Popen[str]", after_s: float) -> Tuple[str, str]:
+    """py-spy's output after about ``after_s``: SIGINT, again each RESEND_S until it ends."""
+    wait = after_s
+    while True:
+        try:
+            return proc.communicate(timeout=wait)
+        except subprocess.TimeoutExpired:
+            _signal(proc, signal.SIGINT)
+            wait = RESEND_S
 
 
 def _signal(proc: "subprocess.Popen[str]", sig: signal.Signals) -> None:

@@ -191,13 +191,15 @@ def _start_tracer(kind: str, pid: int, workdir: Path) -> "subprocess.Popen[str]"
 
 
 @pytest.mark.dora
+@pytest.mark.parametrize("mode", ["--blocking", "--nonblocking"])
 @pytest.mark.parametrize("kind", ["strace", "py-spy"])
 def test_a_node_held_by_another_tracer_is_still_sampled(
-    kind: str, local_dora: LocalDora, samples: Path, tmp_path: Path
+    kind: str, mode: str, local_dora: LocalDora, samples: Path, tmp_path: Path
 ) -> None:
     """Measured first: with `strace -p` attached, a pausing `py-spy record` fails at once
     with "Failed to suspend process: EPERM" and a `--nonblocking` one works; a second,
-    pausing py-spy costs some samples but both work."""
+    pausing py-spy costs some samples but both work. dora-doctor's default never pauses,
+    so only `--blocking` has to fall back."""
     local_dora.start_dataflow(samples / "well_behaved.yml", "traced")
     pids = local_dora.wait_running("traced", nodes=2)
     victim = pids["listener"]
@@ -205,7 +207,7 @@ def test_a_node_held_by_another_tracer_is_still_sampled(
     tracer = _start_tracer(kind, victim, tmp_path)
     try:
         result = run_doctor(
-            "inspect", "traced", "--duration", "3", "--json", "--record", str(record),
+            "inspect", "traced", "--duration", "3", "--json", "--record", str(record), mode,
             env=local_dora.env, timeout=120,
         )  # fmt: skip
     finally:
@@ -218,7 +220,9 @@ def test_a_node_held_by_another_tracer_is_still_sampled(
     assert nodes["listener"]["samples"] >= 100 and nodes["talker"]["samples"] >= 100
     said = lines_with(result.stderr, "listener")
     degraded = [e for e in read_recording(record).events if e.kind == "sampler-degraded"]
-    if kind == "strace":
+    if mode == "--nonblocking":  # the default: nothing to fall back from, nothing to say
+        assert said == [] and degraded == [], said
+    elif kind == "strace":
         assert len(said) == 1 and f"traced by strace (pid {tracer.pid})" in said[0], said
         assert "--nonblocking" in said[0]
         assert [e.node for e in degraded] == ["listener"]
