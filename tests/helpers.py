@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 import psutil
 import pytest
@@ -88,3 +88,15 @@ def pyspy_recorders_of(pids: List[int]) -> List[psutil.Process]:
         if proc.info["name"] == "py-spy" and any(str(p) in cmdline for p in pids):
             found.append(proc)
     return found
+
+
+def assert_c_call_holder(node: Dict[str, Any]) -> Dict[str, Any]:
+    """The gil_contention sample's holder, as every report must name it; returns it."""
+    holder: Dict[str, Any] = node["gil"]["holders"][0]
+    assert (holder["thread"], holder["function"], holder["native"]) == (
+        "cruncher",
+        "crunch_numbers",
+        True,
+    )
+    assert holder["file"].endswith("c_call_holder.py")
+    return holder

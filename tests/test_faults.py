@@ -113,11 +113,7 @@ def test_daemon_killed_mid_inspect_ends_the_watch_with_one_line(
     daemon = local_dora.daemon_pid
     assert daemon is not None
     os.kill(daemon, signal.SIGKILL)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
-    gone = lines_with(err, "dora-doctor: dora's daemon", "has exited")
-    assert len(gone) == 1 and f"pid {daemon}" in gone[0], err
+    out, err = said_once_gone(proc, "daemon", daemon)
     assert "Stopped watching: dora's daemon has exited" in err
     recording = read_recording(record)
     assert not recording.truncated and recording.malformed_lines == 0
@@ -129,6 +125,17 @@ def test_daemon_killed_mid_inspect_ends_the_watch_with_one_line(
         assert any("daemon exited" in e for e in node["evidence"]), node
     assert all(process_state(p) in ("S", "R", "Z", "gone") for p in pids.values())
     assert pyspy_recorders_of(list(pids.values())) == []
+
+
+def said_once_gone(proc: "subprocess.Popen[str]", which: str, pid: int) -> "tuple[str, str]":
+    """inspect's output once it ended: exit 0, no traceback, and one line that dora's
+    ``which`` (daemon or coordinator) with this pid has exited."""
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    gone = lines_with(err, f"dora-doctor: dora's {which}", "has exited")
+    assert len(gone) == 1 and f"pid {pid}" in gone[0], err
+    return out, err
 
 
 @pytest.mark.dora
@@ -145,11 +152,7 @@ def test_coordinator_killed_mid_inspect_falls_back_to_process_exits(
     wait_for(lambda: "coordinator-gone" in record.read_text(), 15, "the watch saw it go")
     for pid in pids.values():  # the nodes end; only their process exits can tell
         os.kill(pid, signal.SIGKILL)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
-    gone = lines_with(err, "dora-doctor: dora's coordinator", "has exited")
-    assert len(gone) == 1 and f"pid {coordinator}" in gone[0], err
+    out, err = said_once_gone(proc, "coordinator", coordinator)
     assert "Stopped watching: every node process has exited" in err
     recording = read_recording(record)
     assert not recording.truncated

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from dora_versions import DORA_OLD, NODES_NEW, dora_venv, node_venv, require
-from helpers import run_doctor, start_inspect
+from helpers import assert_c_call_holder, run_doctor, start_inspect
 
 from dora_doctor import doracli, grace, pyspy
 from dora_doctor.errors import USAGE, DoctorError
@@ -76,13 +76,7 @@ def test_gil_holder_named_and_end_per_version(matrix_dora: LocalDora, samples: P
     crunch = nodes["crunch"]
     assert (crunch["python"], crunch["python_version"]) == (True, expected_python(local))
     assert crunch["cause"] == "gil-contention"
-    holder = crunch["gil"]["holders"][0]
-    assert (holder["thread"], holder["function"], holder["native"]) == (
-        "cruncher",
-        "crunch_numbers",
-        True,
-    )
-    assert holder["file"].endswith("c_call_holder.py")
+    assert_c_call_holder(crunch)
     # never before the grace; how long after it depends on the machine's load, so the rung of
     # dora's ladder is told by the outcome and dora's own line, not by a time bound
     assert crunch["stop_duration_s"] >= 1.9

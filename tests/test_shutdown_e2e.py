@@ -11,7 +11,7 @@ from typing import Any, Dict
 
 import psutil
 import pytest
-from helpers import run_doctor, start_inspect, wait_for
+from helpers import assert_c_call_holder, run_doctor, start_inspect, wait_for
 
 from dora_doctor.discover import process_running
 from dora_doctor.localdora import LocalDora
@@ -52,13 +52,7 @@ def test_c_call_holder_is_gil_contention(local_dora: LocalDora, samples: Path) -
     assert crunch["outcome"] == "terminated"
     assert 1.9 <= crunch["stop_duration_s"] <= 3.0
     assert crunch["cause"] == "gil-contention"
-    holder = crunch["gil"]["holders"][0]
-    assert (holder["thread"], holder["function"], holder["native"]) == (
-        "cruncher",
-        "crunch_numbers",
-        True,
-    )
-    assert holder["file"].endswith("c_call_holder.py")
+    holder = assert_c_call_holder(crunch)
     assert any(
         a["kind"] == "code" and a["location"].endswith(f"c_call_holder.py:{holder['line']}")
         for a in crunch["advice"]
