@@ -129,7 +129,8 @@ def _dora_gone(finding: NodeFinding, recording: Recording, shutdown: Shutdown) -
     """What the death of dora's daemon or coordinator, seen by the stop watch, means for a
     node: a daemon's death ends its nodes (or orphans them) without any stop, and its
     silence afterwards says nothing about how they ended."""
-    daemon = _first(recording, logs.DAEMON_GONE)
+    # a daemon's death is about its own machine's nodes (a merged recording has several)
+    daemon = _first(recording, logs.DAEMON_GONE, finding.machine)
     coordinator = _first(recording, logs.COORDINATOR_GONE)
     end = shutdown.end_of(finding.id)
     if daemon is not None:
@@ -161,8 +162,14 @@ def _dora_gone(finding: NodeFinding, recording: Recording, shutdown: Shutdown) -
 DORA_GONE_TOLERANCE_S = 0.1
 
 
-def _first(recording: Recording, kind: str) -> Optional[float]:
-    times = [e.time for e in recording.logs if e.kind == kind and e.time is not None]
+def _first(recording: Recording, kind: str, machine: Optional[str] = None) -> Optional[float]:
+    times = [
+        e.time
+        for e in recording.logs
+        if e.kind == kind
+        and e.time is not None
+        and (e.machine is None or machine is None or e.machine == machine)
+    ]
     return min(times) if times else None
 
 

@@ -86,6 +86,7 @@ class LogEvent:
     text: str = ""
     clock: Optional[str] = None
     level: Optional[str] = None
+    machine: Optional[str] = None  # dora's machine id the fact is about, when known
 
 
 @dataclass(frozen=True)

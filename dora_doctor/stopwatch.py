@@ -96,6 +96,7 @@ class DoraProcess:
     role: str  # "daemon" or "coordinator"
     pid: int
     created: float  # psutil's create_time: a reused PID is not taken for it
+    machine: Optional[str] = None  # a daemon's --machine-id (its nodes' machine)
 
 
 def find_dora_processes(
@@ -112,7 +113,8 @@ def find_dora_processes(
             # `dora daemon`, or `dora run`, which runs a daemon in its own process
             if parent is None or not {"daemon", "run"} & set(parent.cmdline()[:3]):
                 continue
-            daemon = DoraProcess("daemon", parent.pid, parent.create_time())
+            machine = option_value(parent.cmdline(), "--machine-id") or node.machine
+            daemon = DoraProcess("daemon", parent.pid, parent.create_time(), machine)
         except (psutil.Error, OSError):
             continue
         if daemon not in found:
@@ -239,7 +241,13 @@ class StopWatch:
             self._dora_gone[process] = now
             kind = logs.DAEMON_GONE if process.role == "daemon" else logs.COORDINATOR_GONE
             self.output.put(
-                logs.LogEvent(kind=kind, time=now, source="dora-doctor", text=gone_message(process))
+                logs.LogEvent(
+                    kind=kind,
+                    time=now,
+                    source="dora-doctor",
+                    text=gone_message(process),
+                    machine=process.machine,
+                )
             )
 
     def _poll_processes(self) -> None:

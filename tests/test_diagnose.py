@@ -114,3 +114,25 @@ def test_a_clean_stop_faster_than_the_samples_is_none_not_unknown() -> None:
     recording.gil = [g for g in recording.gil if g.end <= stop]
     for node in nodes(report_from_recording(recording)).values():
         assert (node.outcome, node.cause) == ("clean", "none"), node
+
+
+def test_a_daemon_death_is_about_its_own_machine_in_a_merged_recording() -> None:
+    from dora_doctor import logs
+
+    def evidence_of_daemon_death(machine: "str | None") -> Dict[str, bool]:
+        recording = read_recording(REC / "wb.ddrec")
+        for node in recording.dataflows[0].nodes:
+            node.machine = {"talker": "A", "listener": "B"}[node.id]
+        first_exit = min(e.time for e in recording.events if e.kind == "exited")
+        recording.logs.append(
+            logs.LogEvent(
+                logs.DAEMON_GONE, first_exit - 0.05, source="dora-doctor", machine=machine
+            )
+        )
+        return {
+            n.id: any("daemon exited" in e for e in n.evidence)
+            for n in nodes(report_from_recording(recording)).values()
+        }
+
+    assert evidence_of_daemon_death("A") == {"talker": True, "listener": False}
+    assert evidence_of_daemon_death(None) == {"talker": True, "listener": True}  # one machine
