@@ -224,7 +224,10 @@ def _ripgrep_lines(
             head = proc.stdout.readline(MAX_LINE + 64)
             if not head:
                 break
-            number, offset, text = head.split(b":", 2)
+            parts = head.split(b":", 2)
+            if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit():
+                continue  # not the format asked for: never worth a traceback
+            number, offset, text = parts
             size = len(text)
             if not text.endswith(b"\n"):  # longer than MAX_LINE: cut, and skip the rest
                 rest = b""
