@@ -48,6 +48,7 @@ from dora_doctor.timeline import (
     Shutdown,
     build_shutdown,
     busy_share,
+    event_thread,
     main_thread_spans,
 )
 
@@ -263,8 +264,7 @@ def top_frame(stacks: List[StackSegment], gil: List[GilSegment]) -> Optional[str
             leaf = best.stack[-1]
             return f"{best.thread or best.thread_id}: {leaf.function} ({leaf.where()})"
     if stacks:
-        threads = stacks[-1].threads
-        main = next((t for t in threads if t.name == "MainThread"), threads[0] if threads else None)
+        main = event_thread(stacks[-1])
         if main is not None and main.spans and main.spans[-1].stack:
             leaf = main.spans[-1].stack[-1]
             return f"{main.name}: {leaf.function} ({leaf.where()})"
@@ -722,9 +722,7 @@ def _slow_shutdown(
     frame = _most(places) if places else None
     own = gil_finding(stacks, gil, after, window_ticks(stacks, after))
     own_share = sum(h.share for h in own.holders if h.thread == main_name)
-    main_id = next(
-        (t.thread_id for seg in stacks for t in seg.threads if t.name == main_name), None
-    )
+    main_id = next((t.thread_id for t in map(event_thread, stacks) if t is not None), None)
     on_cpu = cpu_share(cpu, main_id, after) if main_id is not None else None
     if own_share >= CONTENTION_SHARE:
         kind = f"computing in Python (it held the GIL {own_share:.0%} of the time)"

@@ -12,7 +12,14 @@ from typing import Dict, List, Optional, Tuple
 
 from dora_doctor import logs
 from dora_doctor.doracli import default_grace_s, sigkill_factor
-from dora_doctor.model import CpuSegment, Dataflow, NodeProcess, Stack, StackSegment
+from dora_doctor.model import (
+    CpuSegment,
+    Dataflow,
+    NodeProcess,
+    Stack,
+    StackSegment,
+    ThreadTrack,
+)
 from dora_doctor.recording import Recording
 
 # The thread that reads dora's events, as every dora Python example does it.
@@ -188,15 +195,20 @@ def _earliest(event: logs.LogEvent) -> Tuple[bool, float]:
     return (event.clock is not None, event.time if event.time is not None else float("inf"))
 
 
+def event_thread(seg: StackSegment) -> Optional[ThreadTrack]:
+    """The thread that reads dora events in a segment: MainThread, as in the dora API docs,
+    else the oldest thread (lowest id) when py-spy gave no names."""
+    thread = next((t for t in seg.threads if t.name == EVENT_THREAD), None)
+    if thread is None and seg.threads:
+        thread = min(seg.threads, key=lambda t: t.thread_id)
+    return thread
+
+
 def main_thread_spans(stacks: List[StackSegment]) -> List[Tuple[float, float, Stack]]:
-    """The spans of the thread that reads dora events: MainThread, as in the dora API docs."""
+    """The spans of the thread that reads dora events (:func:`event_thread`)."""
     spans: List[Tuple[float, float, Stack]] = []
-    for seg in stacks:
-        thread = next((t for t in seg.threads if t.name == EVENT_THREAD), None)
-        if thread is None and seg.threads:
-            thread = min(seg.threads, key=lambda t: t.thread_id)
-        if thread is not None:
-            spans.extend((s.start, s.end, s.stack) for s in thread.spans)
+    for thread in filter(None, map(event_thread, stacks)):
+        spans.extend((s.start, s.end, s.stack) for s in thread.spans)
     spans.sort(key=lambda s: s[0])
     return spans
 
