@@ -56,7 +56,7 @@ SamplerOutput = Union[StackSegment, GilSegment, ProcessEvent]
 _MAX_FAILURES = 3
 # py-spy writes its output only when a recording ends; SIGINT ends it early. A SIGINT that
 # comes before py-spy is ready is ignored (measured: the segment then runs its whole length),
-# so the first segment is asked to end every RESEND_S until it does.
+# so it is sent again every RESEND_S until py-spy ends.
 FIRST_SEGMENT_S = 0.2
 RESEND_S = 0.1
 _FATAL = {"permission", "not-python"}
@@ -168,16 +168,13 @@ class Sampler:
             proc = self._launch(argv)
             if proc is None:
                 return
+            # the first segment is cut short, so that every node's first stacks reach the
+            # recording and the live view well within a second of attaching; a later one
+            # ends by its --duration, or is ended if py-spy hangs
             try:
-                if segment == 1:
-                    # cut short, so that every node's first stacks reach the recording and
-                    # the live view well within a second of attaching
-                    stdout, stderr = _end_early(proc, FIRST_SEGMENT_S)
-                else:
-                    stdout, stderr = proc.communicate(timeout=self.options.segment_s + 30)
-            except subprocess.TimeoutExpired:
-                _signal(proc, signal.SIGINT)
-                stdout, stderr = proc.communicate()
+                stdout, stderr = _output_after(
+                    proc, FIRST_SEGMENT_S if segment == 1 else self.options.segment_s + 30
+                )
             finally:
                 with self._lock:
                     self._running.pop(id(proc), None)
@@ -279,8 +276,9 @@ class Sampler:
         return StackSegment(node.dataflow, node.id, pid, start, end, ticks, errors, threads)
 
 
-def _end_early(proc: "subprocess.Popen[str]", after_s: float) -> Tuple[str, str]:
-    """py-spy's output after about ``after_s``: SIGINT, again each RESEND_S until it ends."""
+def _output_after(proc: "subprocess.Popen[str]", after_s: float) -> Tuple[str, str]:
+    """py-spy's output once it ends, or at ``after_s``: SIGINT, again each RESEND_S until
+    it ends."""
     wait = after_s
     while True:
         try:
