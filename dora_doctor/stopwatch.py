@@ -110,10 +110,11 @@ def find_dora_processes(
             continue
         try:
             parent = psutil.Process(node.pid).parent()
+            cmdline = parent.cmdline() if parent is not None else []
             # `dora daemon`, or `dora run`, which runs a daemon in its own process
-            if parent is None or not {"daemon", "run"} & set(parent.cmdline()[:3]):
+            if parent is None or not {"daemon", "run"} & set(cmdline[:3]):
                 continue
-            machine = option_value(parent.cmdline(), "--machine-id") or node.machine
+            machine = option_value(cmdline, "--machine-id") or node.machine
             daemon = DoraProcess("daemon", parent.pid, parent.create_time(), machine)
         except (psutil.Error, OSError):
             continue
