@@ -551,7 +551,7 @@ def _rehearse(
             else:
                 err.print(message, highlight=False)
 
-        result = rehearse.rehearse(dataflow_file, None if options.local else cli, options, update)
+        result = rehearse.rehearse(dataflow_file, cli, options, update)
     return result
 
 

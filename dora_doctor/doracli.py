@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -82,6 +82,7 @@ class DoraCli:
     timeout_s: float = 20.0
     base_env: Optional[Dict[str, str]] = None  # default: this process's environment
     known_version: Optional[str] = None  # from `dora --version`, asked once (see version())
+    validated: Dict[str, Optional[str]] = field(default_factory=dict)  # file → validate()
 
     def env(self) -> Dict[str, str]:
         env = quiet_rust_env(self.base_env)
@@ -213,13 +214,17 @@ class DoraCli:
         """
         if self.legacy():
             return None  # 0.3.x has no validate command; `dora start` will say it
-        result = self.run(["validate", str(yml)])
-        if result.returncode == 0:
-            return None
-        text = result.stderr + result.stdout
-        if "unrecognized subcommand" in text:
-            return None
-        return _cause(text)
+        key = str(yml.resolve())
+        if key not in self.validated:  # the CLI checks before announcing, rehearse() again
+            result = self.run(["validate", str(yml)])
+            text = result.stderr + result.stdout
+            # silence or "no such command" is about the program, not the file: `dora start`
+            # will say what is wrong with it
+            failed = (
+                result.returncode != 0 and text.strip() and "unrecognized subcommand" not in text
+            )
+            self.validated[key] = _cause(text) if failed else None
+        return self.validated[key]
 
     def stop(
         self, dataflow: str, grace: Optional[str] = None

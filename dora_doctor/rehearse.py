@@ -128,7 +128,8 @@ def rehearse(
     options: RehearsalOptions,
     on_progress: Optional[Progress] = None,
 ) -> Rehearsal:
-    """Run the rehearsals; ``cli`` is the user's coordinator (ignored with ``local``)."""
+    """Run the rehearsals; ``cli`` is the user's dora: its coordinator, or with ``local``
+    the executable that runs a private one."""
     node_ids = check_dataflow_file(dataflow_file, cli)
     began = time.monotonic()
     with ExitStack() as stack:
@@ -136,7 +137,7 @@ def rehearse(
             workdir = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="dora-doctor-local-"))
             )
-            local = stack.enter_context(LocalDora.start(workdir))
+            local = stack.enter_context(LocalDora.start(workdir, cli.executable if cli else None))
             cli = local.client
         result = Rehearsal(dataflow_file, cli.version(), options)
         result.cleaned_up = clean_leftovers(cli)

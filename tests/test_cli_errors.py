@@ -136,3 +136,14 @@ def test_dataflow_files_dora_rejects_are_one_line_before_anything_starts(
     for command in (["tune-grace", str(yml), "--local"], ["check", str(yml), "--grace", "2s"]):
         assert_one_line(run(*command, "--dora", dora), 2, needle)
     assert not (tmp_path / "out").exists()  # nothing was started
+
+
+def test_local_rehearsals_run_the_dora_given_with_dora(tmp_path: Path) -> None:
+    """--dora names the executable of the private dora too: a program that is not dora is
+    blamed as such, and the file is not said to be rejected."""
+    yml = tmp_path / "robot.yml"
+    yml.write_text("nodes:\n  - id: a\n    path: x.py\n")
+    result = run("tune-grace", str(yml), "--local", "--runs", "1", "--dora", "/bin/false")
+    assert result.returncode == 1, result.stderr
+    assert "dora-doctor: error: dora coordinator exited" in result.stderr
+    assert "rejects" not in result.stderr and "Traceback" not in result.stderr
