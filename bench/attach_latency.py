@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import load, write_results  # noqa: E402
 from sampling_rate import dataflow_yaml, wait_settled  # noqa: E402
 
-from dora_doctor.executables import beside_python_or_on_path  # noqa: E402
-from dora_doctor.localdora import LocalDora  # noqa: E402
-from dora_doctor.pyspy import find_pyspy, pyspy_env  # noqa: E402
+from dora_doctor.capture.pyspy import find_pyspy, pyspy_env
+from dora_doctor.dora.private import LocalDora
+from dora_doctor.executables import beside_python_or_on_path
 
 POLL_S = 0.005
 TIMEOUT_S = 60.0

@@ -22,7 +22,7 @@ from typing import Dict, List
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import load, write_results  # noqa: E402
 
-from dora_doctor.executables import beside_python_or_on_path  # noqa: E402
+from dora_doctor.executables import beside_python_or_on_path
 
 
 def seconds(argv: List[str]) -> float:

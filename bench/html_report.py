@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import load as loadavg
 from results_file import write_results  # noqa: E402
 
-from dora_doctor.diagnose import report_from_recording  # noqa: E402
-from dora_doctor.logs import STOP_REQUEST, LogEvent  # noqa: E402
-from dora_doctor.model import (  # noqa: E402
+from dora_doctor.analysis.diagnose import report_from_recording
+from dora_doctor.logs.messages import STOP_REQUEST, LogEvent
+from dora_doctor.model import (
     Dataflow,
     Frame,
     GilSegment,
@@ -38,8 +38,8 @@ from dora_doctor.model import (  # noqa: E402
     StackSegment,
     ThreadTrack,
 )
-from dora_doctor.recording import SCHEMA, Recording  # noqa: E402
-from dora_doctor.report import html  # noqa: E402
+from dora_doctor.recording.jsonl import SCHEMA, Recording
+from dora_doctor.report import html
 
 NODES, SECONDS, RATE = 10, 30, 100
 T0 = 1_800_000_000.0

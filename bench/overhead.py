@@ -47,10 +47,11 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import load, write_results  # noqa: E402
 
-from dora_doctor import discover, pyspy  # noqa: E402
-from dora_doctor.localdora import LocalDora  # noqa: E402
-from dora_doctor.model import NodeProcess  # noqa: E402
-from dora_doctor.sampler import Sampler, SamplerOptions  # noqa: E402
+from dora_doctor.capture import pyspy
+from dora_doctor.capture.sampler import Sampler
+from dora_doctor.dora import discover
+from dora_doctor.dora.private import LocalDora
+from dora_doctor.model import NodeProcess, SamplerOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 200

@@ -31,12 +31,12 @@ from typing import Any, Dict, List, Tuple
 
 import psutil
 
-from dora_doctor.localdora import LocalDora
+from dora_doctor.dora.private import LocalDora
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import load, write_results  # noqa: E402
 
-from dora_doctor.pyspy import find_pyspy, pyspy_env
+from dora_doctor.capture.pyspy import find_pyspy, pyspy_env
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = ROOT / "samples" / "nodes" / "well_behaved.py"

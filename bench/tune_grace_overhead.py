@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
-from dora_doctor.localdora import LocalDora
+from dora_doctor.dora.private import LocalDora
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import load, write_results  # noqa: E402

@@ -163,3 +163,58 @@ class CpuSegment:
     end: float
     cpu: Dict[int, float] = field(default_factory=dict)
     runnable: Dict[int, float] = field(default_factory=dict)
+
+
+# When a ``py-spy dump --locals`` snapshot was taken (``inspect --locals``)
+LOCALS_AT_STOP = "stop"  # when the stop request was seen
+LOCALS_AT_END = "end"  # when the watch ended, for nodes still running
+
+
+@dataclass(frozen=True)
+class LocalVar:
+    name: str
+    arg: bool  # a function argument, not a local assigned in the body
+    value: str  # py-spy's repr of the value, as it read it
+
+
+@dataclass
+class FrameLocals:
+    function: str
+    file: str
+    line: int
+    variables: List[LocalVar] = field(default_factory=list)
+
+
+@dataclass
+class ThreadLocals:
+    """One thread's frames that have variables, innermost (where it is now) first."""
+
+    thread_id: int
+    name: str
+    frames: List[FrameLocals] = field(default_factory=list)
+
+
+@dataclass
+class LocalsSnapshot:
+    dataflow: str
+    node: str
+    pid: int
+    time: float
+    moment: str  # LOCALS_AT_STOP or LOCALS_AT_END
+    threads: List[ThreadLocals] = field(default_factory=list)
+    error: Optional[str] = None  # why the dump failed (then ``threads`` is empty)
+
+
+# The reason given for a node of the dataflow that runs on another machine: py-spy reads only
+# processes on its own machine.
+REMOTE = "remote, not sampled"
+
+
+@dataclass
+class SamplerOptions:
+    rate: int = 200
+    segment_s: int = 1
+    # Measured with bench/overhead.py on a CPU-bound node at 200 Hz: pausing it for every
+    # sample (py-spy's default) cost it 14-19 % of its throughput, reading without pausing
+    # 1.3 %; a torn stack now and then is a small price in a doctor meant for live robots.
+    nonblocking: bool = True

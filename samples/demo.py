@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from dora_doctor.localdora import LocalDora
+from dora_doctor.dora.private import LocalDora
 
 HERE = Path(__file__).resolve().parent
 GRACE = "2s"

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from dora_doctor.localdora import LocalDora, locate_dora
+from dora_doctor.dora.private import LocalDora, locate_dora
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

@@ -42,13 +42,13 @@ def test_no_dora_executable() -> None:
 
 
 def test_no_dora_on_path(tmp_path: Path, monkeypatch: "pytest.MonkeyPatch") -> None:
-    from dora_doctor import doracli
+    from dora_doctor.dora import client
     from dora_doctor.errors import DoctorError
 
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     with pytest.raises(DoctorError) as err:
-        doracli.find_dora()
+        client.find_dora()
     assert "dora command was not found" in str(err.value)
     assert "pip install dora-rs-cli" in str(err.value)
     assert err.value.exit_code == 2
@@ -126,7 +126,7 @@ def test_bad_dataflow_files_for_rehearsals(
 def test_dataflow_files_dora_rejects_are_one_line_before_anything_starts(
     tmp_path: Path, content: str, needle: str
 ) -> None:
-    from dora_doctor.localdora import locate_dora
+    from dora_doctor.dora.private import locate_dora
 
     dora = locate_dora()
     if dora is None:

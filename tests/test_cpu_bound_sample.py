@@ -11,7 +11,7 @@ from typing import List, Tuple
 import pytest
 from helpers import run_doctor, wait_for
 
-from dora_doctor.localdora import LocalDora
+from dora_doctor.dora.private import LocalDora
 
 pytestmark = pytest.mark.dora
 

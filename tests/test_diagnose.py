@@ -7,9 +7,9 @@ from typing import Dict
 
 import pytest
 
-from dora_doctor.diagnose import report_from_recording
-from dora_doctor.findings import NodeFinding, Report
-from dora_doctor.recording import read_recording
+from dora_doctor.analysis.diagnose import report_from_recording
+from dora_doctor.analysis.findings import NodeFinding, Report
+from dora_doctor.recording.jsonl import read_recording
 
 REC = Path(__file__).parent / "fixtures" / "recordings"
 
@@ -117,7 +117,7 @@ def test_a_clean_stop_faster_than_the_samples_is_none_not_unknown() -> None:
 
 
 def test_a_daemon_death_is_about_its_own_machine_in_a_merged_recording() -> None:
-    from dora_doctor import logs
+    from dora_doctor.logs import messages
 
     def evidence_of_daemon_death(machine: "str | None") -> Dict[str, bool]:
         recording = read_recording(REC / "wb.ddrec")
@@ -125,8 +125,8 @@ def test_a_daemon_death_is_about_its_own_machine_in_a_merged_recording() -> None
             node.machine = {"talker": "A", "listener": "B"}[node.id]
         first_exit = min(e.time for e in recording.events if e.kind == "exited")
         recording.logs.append(
-            logs.LogEvent(
-                logs.DAEMON_GONE, first_exit - 0.05, source="dora-doctor", machine=machine
+            messages.LogEvent(
+                messages.DAEMON_GONE, first_exit - 0.05, source="dora-doctor", machine=machine
             )
         )
         return {

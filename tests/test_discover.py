@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from dora_doctor import discover, doracli
+from dora_doctor.dora import client, discover, versions
 from dora_doctor.errors import DoctorError
 from dora_doctor.model import Dataflow, NodeProcess
 
@@ -17,10 +17,10 @@ FIX = Path(__file__).parent / "fixtures" / "dora-1.1.0"
 
 
 def _dataflows() -> list[Dataflow]:
-    rows = doracli.parse_json_lines((FIX / "list.jsonl").read_text())
+    rows = client.parse_json_lines((FIX / "list.jsonl").read_text())
     dataflows = discover.parse_dataflow_rows(rows)
     discover.attach_node_rows(
-        dataflows, doracli.parse_json_lines((FIX / "node-list.jsonl").read_text())
+        dataflows, client.parse_json_lines((FIX / "node-list.jsonl").read_text())
     )
     return dataflows
 
@@ -44,7 +44,7 @@ def test_node_config_from_environment_names_dataflow_and_node() -> None:
 
 
 def test_json_lines_ignore_noise() -> None:
-    rows = doracli.parse_json_lines('warning: x\n{"a": 1}\n{broken\n[1]\n')
+    rows = client.parse_json_lines('warning: x\n{"a": 1}\n{broken\n[1]\n')
     assert rows == [{"a": 1}]
 
 
@@ -120,6 +120,6 @@ def test_a_wrapper_process_resolves_to_its_python_child() -> None:
 
 
 def test_dora_version_is_read_from_its_banner() -> None:
-    assert doracli.parse_version("dora-cli 1.1.0\n") == "1.1.0"
-    assert doracli.version_tuple("dora-cli 0.3.13") == (0, 3, 13)
-    assert doracli.parse_version("nothing") is None
+    assert versions.parse_version("dora-cli 1.1.0\n") == "1.1.0"
+    assert versions.version_tuple("dora-cli 0.3.13") == (0, 3, 13)
+    assert versions.parse_version("nothing") is None

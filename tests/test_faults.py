@@ -18,10 +18,10 @@ from typing import Any, Dict, List, Optional
 import pytest
 from helpers import process_state, pyspy_recorders_of, run_doctor, start_inspect, wait_for
 
-from dora_doctor import pyspy
+from dora_doctor.capture import pyspy
+from dora_doctor.dora.private import LocalDora
 from dora_doctor.errors import DoctorError
-from dora_doctor.localdora import LocalDora
-from dora_doctor.recording import read_recording
+from dora_doctor.recording.jsonl import read_recording
 
 
 def test_pyspy_missing_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -319,7 +319,8 @@ def test_unprivileged_user_through_the_full_cli_gets_one_line(
         probe = as_nobody(
             "-c",
             "from dora_doctor.model import NodeProcess\n"
-            "from dora_doctor.stopwatch import find_dora_processes, find_log_files\n"
+            "from dora_doctor.capture.endwatch import find_dora_processes\n"
+            "from dora_doctor.capture.logtail import find_log_files\n"
             f"nodes = [NodeProcess(id=n, dataflow='d', pid=p) for n, p in {pids!r}.items()]\n"
             f"files = find_log_files(nodes, {local_dora.coordinator_port})\n"
             f"seen = find_dora_processes(nodes, {local_dora.coordinator_port})\n"

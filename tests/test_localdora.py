@@ -8,7 +8,7 @@ from typing import Iterable
 import psutil
 import pytest
 
-from dora_doctor.localdora import LocalDora, LocalDoraError
+from dora_doctor.dora.private import LocalDora, LocalDoraError
 
 pytestmark = pytest.mark.dora
 

@@ -16,10 +16,12 @@ import jsonschema
 import pytest
 from helpers import run_doctor
 
-from dora_doctor import localvars
-from dora_doctor.findings import LocalValue
-from dora_doctor.localdora import LocalDora
-from dora_doctor.recording import read_recording
+from dora_doctor import model
+from dora_doctor.analysis import redaction
+from dora_doctor.analysis.findings import LocalValue
+from dora_doctor.capture import locals_dump
+from dora_doctor.dora.private import LocalDora
+from dora_doctor.recording.jsonl import read_recording
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,7 +120,7 @@ def test_locals_at_the_end_of_the_watch_are_redacted_in_every_report(
     secret = f"hunter2-{uuid.uuid4().hex}"
     record = record_locals(local_dora, tmp_path, secret, "--duration", "2")
     (snapshot,) = read_recording(record).locals
-    assert snapshot.moment == localvars.END and snapshot.error is None
+    assert snapshot.moment == model.LOCALS_AT_END and snapshot.error is None
     frames = [f for t in snapshot.threads for f in t.frames if f.function == "serve"]
     assert frames and any(v.name == "api_token" for v in frames[0].variables)
     assert_redacted_everywhere(record, secret, tmp_path)
@@ -134,7 +136,7 @@ def test_locals_at_the_stop_are_taken_when_the_stop_is_seen(
     )
     recording = read_recording(record)
     moments = [s.moment for s in recording.locals]
-    assert moments == [localvars.STOP], moments  # the node had exited by the end
+    assert moments == [model.LOCALS_AT_STOP], moments  # the node had exited by the end
     # dora-doctor's own stop request comes first, the coordinator's line after it
     asked = min(e.time for e in recording.logs if e.kind == "stop-request" and e.time)
     assert 0 <= recording.locals[0].time - asked < 1.0
@@ -157,7 +159,7 @@ DUMP = """[{"pid": 1, "thread_id": 140395881019072, "thread_name": "worker",
 
 
 def test_parse_dump_keeps_frames_with_variables_innermost_first() -> None:
-    (thread,) = localvars.parse_dump(DUMP)
+    (thread,) = locals_dump.parse_dump(DUMP)
     assert (thread.thread_id, thread.name) == (24169, "worker")
     (frame,) = thread.frames  # Thread.run has no variables
     assert (frame.function, frame.line) == ("work", 7)
@@ -165,21 +167,21 @@ def test_parse_dump_keeps_frames_with_variables_innermost_first() -> None:
         ("token", True, '"tok-abc"'),
         ("secret_password", False, '"hunter2"'),
     ]
-    assert localvars.parse_dump("Error: not json") == []
+    assert locals_dump.parse_dump("Error: not json") == []
 
 
 def test_redaction_keeps_names_and_lengths_only() -> None:
-    snapshot = localvars.LocalsSnapshot(
-        "d", "n", 1, 0.0, localvars.STOP, localvars.parse_dump(DUMP)
+    snapshot = model.LocalsSnapshot(
+        "d", "n", 1, 0.0, model.LOCALS_AT_STOP, locals_dump.parse_dump(DUMP)
     )
-    (hidden,) = localvars.redact([snapshot])
+    (hidden,) = redaction.redact([snapshot])
     variables = hidden.threads[0].frames[0].variables
     assert [(v.name, v.value) for v in variables] == [
         ("token", "<redacted: 9 chars>"),
         ("secret_password", "<redacted: 9 chars>"),
     ]
     assert snapshot.threads[0].frames[0].variables[1].value == '"hunter2"'  # not mutated
-    grouped: Dict[str, List[LocalValue]] = localvars.by_frame(
+    grouped: Dict[str, List[LocalValue]] = redaction.by_frame(
         [LocalValue("stop", "worker", "work", "<string>", 7, "token", "x")]
     )
     assert list(grouped) == ["at the stop: worker in work (<string>:7)"]

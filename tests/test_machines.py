@@ -21,14 +21,15 @@ import psutil
 import pytest
 from helpers import run_doctor, start_inspect
 
-from dora_doctor import machines
-from dora_doctor.diagnose import report_from_recording
+from dora_doctor.analysis.diagnose import report_from_recording
+from dora_doctor.analysis.postmortem import postmortem
+from dora_doctor.dora import machines
+from dora_doctor.dora.private import LocalDora, absolute_node_paths
 from dora_doctor.errors import DoctorError
-from dora_doctor.localdora import LocalDora, absolute_node_paths
-from dora_doctor.merge import merge
+from dora_doctor.logs import machines as log_machines
 from dora_doctor.model import Dataflow, NodeProcess
-from dora_doctor.postmortem import postmortem
-from dora_doctor.recording import RecordingWriter, read_recording
+from dora_doctor.recording.jsonl import RecordingWriter, read_recording
+from dora_doctor.recording.merge import merge
 from dora_doctor.report import postmortem as postmortem_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,19 +52,19 @@ def nodes_of(report: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
 
 
 def test_machine_of_a_daemon_log_by_name_and_of_a_node_log_by_folder() -> None:
-    assert machines.machine_of_log(TWO / "machine-b" / "out" / "dora-daemon-B.txt") == "B"
-    assert machines.machine_of_log(TWO / "machine-a" / "out" / "dora-daemon.txt") is None
+    assert log_machines.machine_of_log(TWO / "machine-b" / "out" / "dora-daemon-B.txt") == "B"
+    assert log_machines.machine_of_log(TWO / "machine-a" / "out" / "dora-daemon.txt") is None
     (talker_log,) = (TWO / "machine-b" / "_work").rglob("log_talker.jsonl")
-    assert machines.machine_of_log(talker_log) == "B"
+    assert log_machines.machine_of_log(talker_log) == "B"
 
 
 def test_machine_in_a_daemon_line_and_deployments_in_the_spawn_line() -> None:
     daemon_b = (TWO / "machine-b" / "out" / "dora-daemon-B.txt").read_text().splitlines()
-    assert {machines.machine_in_line(line) for line in daemon_b} == {None, "B"}
+    assert {log_machines.machine_in_line(line) for line in daemon_b} == {None, "B"}
     unnamed = (TWO / "machine-a" / "out" / "dora-daemon.txt").read_text().splitlines()
-    assert {machines.machine_in_line(line) for line in unnamed} == {None}
+    assert {log_machines.machine_in_line(line) for line in unnamed} == {None}
     coordinator = (TWO / "machine-a" / "out" / "dora-coordinator.txt").read_text().splitlines()
-    found = [machines.deployments_in_line(line) for line in coordinator]
+    found = [log_machines.deployments_in_line(line) for line in coordinator]
     assert [f for f in found if f[1]] == [(UUID, {"crunch": "A", "talker": "B"})]
 
 

@@ -17,9 +17,11 @@ import pytest
 from dora_versions import DORA_OLD, NODES_NEW, dora_venv, node_venv, require
 from helpers import assert_c_call_holder, run_doctor, start_inspect
 
-from dora_doctor import doracli, grace, pyspy
+from dora_doctor.analysis import grace
+from dora_doctor.capture import pyspy
+from dora_doctor.dora import client, versions
+from dora_doctor.dora.private import LocalDora
 from dora_doctor.errors import USAGE, DoctorError
-from dora_doctor.localdora import LocalDora
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -43,7 +45,7 @@ def matrix_dora(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Loca
 
 
 def expected_python(local: LocalDora) -> str:
-    return DORA_OLD[1] if doracli.is_legacy(local.version) else NODES_NEW[0]
+    return DORA_OLD[1] if versions.is_legacy(local.version) else NODES_NEW[0]
 
 
 def _doctor_args(local: LocalDora) -> List[str]:
@@ -80,7 +82,7 @@ def test_gil_holder_named_and_end_per_version(matrix_dora: LocalDora, samples: P
     # never before the grace; how long after it depends on the machine's load, so the rung of
     # dora's ladder is told by the outcome and dora's own line, not by a time bound
     assert crunch["stop_duration_s"] >= 1.9
-    if doracli.is_legacy(local.version):
+    if versions.is_legacy(local.version):
         # 0.3.x: SIGKILL at the grace itself (no SIGTERM step), as its daemon log says
         assert crunch["outcome"] == "killed"
         assert any(
@@ -113,7 +115,7 @@ def test_well_behaved_clean_when_the_user_stops(
     assert proc.returncode == 0, err
     (dataflow,) = json.loads(out)["dataflows"]
     # the command to type, in this version's syntax (0.3.x: a name only through --name)
-    name = "--name wb" if doracli.is_legacy(local.version) else "wb"
+    name = "--name wb" if versions.is_legacy(local.version) else "wb"
     assert dataflow["suggestion"]["command"].startswith(f"dora stop {name} --grace-duration ")
     nodes = {node["id"]: node for node in dataflow["nodes"]}
     assert sorted(nodes) == ["listener", "talker"]
@@ -148,12 +150,12 @@ def test_dora_older_than_0_3_7_is_refused_in_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("version", ["0.3.7", "0.3.13", "1.1.0", None])
 def test_supported_versions_pass(version: Optional[str]) -> None:
-    doracli.check_supported(version)
+    versions.check_supported(version)
 
 
 def test_version_is_asked_once(tmp_path: Path) -> None:
     fake = _fake_dora(tmp_path, "dora-cli 0.3.13")
-    cli = doracli.DoraCli(str(fake))
+    cli = client.DoraCli(str(fake))
     assert cli.version() == "0.3.13"
     fake.unlink()  # a second `dora --version` would now fail
     assert (cli.version(), cli.legacy()) == ("0.3.13", True)
@@ -161,13 +163,13 @@ def test_version_is_asked_once(tmp_path: Path) -> None:
 
 def test_unsupported_refusal_is_a_usage_error() -> None:
     with pytest.raises(DoctorError) as raised:
-        doracli.check_supported("0.2.5")
+        versions.check_supported("0.2.5")
     assert raised.value.exit_code == USAGE
 
 
 def test_legacy_cli_gets_the_coordinator_on_its_command_line() -> None:
-    old = doracli.DoraCli("dora", "127.0.0.1", 43863, base_env={}, known_version="0.3.13")
-    new = doracli.DoraCli("dora", "127.0.0.1", 43863, base_env={}, known_version="1.1.0")
+    old = client.DoraCli("dora", "127.0.0.1", 43863, base_env={}, known_version="0.3.13")
+    new = client.DoraCli("dora", "127.0.0.1", 43863, base_env={}, known_version="1.1.0")
     assert old.connection_args() == [
         "--coordinator-addr",
         "127.0.0.1",
@@ -176,25 +178,25 @@ def test_legacy_cli_gets_the_coordinator_on_its_command_line() -> None:
     ]
     assert new.connection_args() == []  # 1.x reads DORA_COORDINATOR_* from env()
     assert new.env()["DORA_COORDINATOR_PORT"] == "43863"
-    assert (old.control_port(), doracli.default_control_port("0.3.13")) == (43863, 6012)
-    assert doracli.default_control_port("1.1.0") == 6013
+    assert (old.control_port(), versions.default_control_port("0.3.13")) == (43863, 6012)
+    assert versions.default_control_port("1.1.0") == 6013
 
 
 def test_version_differences_in_one_place() -> None:
-    assert doracli.is_legacy("0.3.13") and not doracli.is_legacy("1.1.0")
-    assert not doracli.is_legacy(None)  # unknown: taken as current
-    assert doracli.teardown_commands("0.3.13") == [("destroy",)]
-    assert ("down", "--force") in doracli.teardown_commands("1.1.0")
-    old = doracli.coordinator_args("0.3.13", 1001, 1002, Path("/x/store.redb"))
+    assert versions.is_legacy("0.3.13") and not versions.is_legacy("1.1.0")
+    assert not versions.is_legacy(None)  # unknown: taken as current
+    assert versions.teardown_commands("0.3.13") == [("destroy",)]
+    assert ("down", "--force") in versions.teardown_commands("1.1.0")
+    old = versions.coordinator_args("0.3.13", 1001, 1002, Path("/x/store.redb"))
     assert old[old.index("--port") + 1] == "1001"
     assert old[old.index("--control-port") + 1] == "1002"
     assert "--store" not in old
-    new = doracli.coordinator_args("1.1.0", 1001, 1002, Path("/x/store.redb"))
+    new = versions.coordinator_args("1.1.0", 1001, 1002, Path("/x/store.redb"))
     assert new[new.index("--port") + 1] == "1002" and "--control-port" not in new
-    assert "--zenoh-no-multicast" not in doracli.daemon_args("0.3.13", 1, 2)
-    assert "--zenoh-no-multicast" in doracli.daemon_args("1.1.0", 1, 2)
-    assert (doracli.default_grace_s("0.3.13"), doracli.default_grace_s("1.1.0")) == (15.0, 10.0)
-    assert (doracli.has_sigterm_step("0.3.13"), doracli.has_sigterm_step("1.1.0")) == (
+    assert "--zenoh-no-multicast" not in versions.daemon_args("0.3.13", 1, 2)
+    assert "--zenoh-no-multicast" in versions.daemon_args("1.1.0", 1, 2)
+    assert (versions.default_grace_s("0.3.13"), versions.default_grace_s("1.1.0")) == (15.0, 10.0)
+    assert (versions.has_sigterm_step("0.3.13"), versions.has_sigterm_step("1.1.0")) == (
         False,
         True,
     )
@@ -202,11 +204,11 @@ def test_version_differences_in_one_place() -> None:
 
 def test_suggested_stop_command_fits_the_version() -> None:
     uuid = "01a21363-477a-7d14-9551-318322d2cbe2"
-    assert doracli.stop_command("0.3.13", "robot", "5s") == (
+    assert versions.stop_command("0.3.13", "robot", "5s") == (
         "dora stop --name robot --grace-duration 5s"
     )
-    assert doracli.stop_command("0.3.13", uuid, "5s") == f"dora stop {uuid} --grace-duration 5s"
-    assert doracli.stop_command("1.1.0", "robot", "5s") == "dora stop robot --grace-duration 5s"
+    assert versions.stop_command("0.3.13", uuid, "5s") == f"dora stop {uuid} --grace-duration 5s"
+    assert versions.stop_command("1.1.0", "robot", "5s") == "dora stop robot --grace-duration 5s"
     stats = grace.stats_by_node({"saver": [grace.StopTime(3.2, False, "none")]})
     assert grace.suggest(stats, "robot", dora_version="0.3.13").command == (
         "dora stop --name robot --grace-duration 5s"
@@ -221,7 +223,7 @@ LEGACY_LIST = """UUID                                  Name  Status
 
 
 def test_legacy_list_text_is_read() -> None:
-    rows: List[Dict[str, object]] = doracli.parse_legacy_list(LEGACY_LIST)
+    rows: List[Dict[str, object]] = client.parse_legacy_list(LEGACY_LIST)
     assert rows == [
         {"uuid": "01a21363-477a-7d14-9551-318322d2cbe2", "name": "gc", "status": "Running"},
         {"uuid": "01a21363-6f5e-73b3-aec0-a033b06763a5", "name": None, "status": "Failed"},

@@ -12,10 +12,10 @@ from helpers import run_doctor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dora_doctor import logs
-from dora_doctor.findings import NodeFinding
-from dora_doctor.postmortem import Postmortem, postmortem
-from dora_doctor.recording import read_recording
+from dora_doctor.analysis.findings import NodeFinding
+from dora_doctor.analysis.postmortem import Postmortem, postmortem
+from dora_doctor.logs import logfiles, messages
+from dora_doctor.recording.jsonl import read_recording
 
 FIX = Path(__file__).parent / "fixtures"
 V110 = FIX / "dora-1.1.0"
@@ -154,7 +154,7 @@ REAL_EVENT_LINES = [
     line
     for path in sorted((V110 / "detached-stop-grace-2s").glob("dora-*.txt"))
     for line in path.read_text().splitlines()
-    if logs.parse_line(line) is not None
+    if messages.parse_line(line) is not None
 ]
 
 
@@ -178,7 +178,7 @@ def test_mixed_real_lines_and_garbage_never_crash_and_lose_no_event(
     kinds = sorted((e.kind, e.node or "", e.dataflow or "") for e in result.scan.events)
     expected = sorted(
         (e.kind, e.node or "", e.dataflow or "")
-        for e in (logs.parse_line(line) for line in REAL_EVENT_LINES)
+        for e in (messages.parse_line(line) for line in REAL_EVENT_LINES)
         if e is not None
     )
     for event in expected:
@@ -202,18 +202,18 @@ def test_postmortem_html_draws_the_recorded_lanes(tmp_path: Path) -> None:
 
 def scan_both_ways(path: Path) -> "tuple[object, object]":
     """candidate_lines through ripgrep and through the chunked scan: lines and counts."""
-    from dora_doctor.logfiles import ReadStats, candidate_lines, classify
+    from dora_doctor.logs.logfiles import ReadStats, candidate_lines, classify
 
     results = []
     for fast in (True, False):
         stats = ReadStats()
-        lines = list(candidate_lines(classify(path), stats, logs.CANDIDATE_ANCHORS, fast=fast))
+        lines = list(candidate_lines(classify(path), stats, messages.CANDIDATE_ANCHORS, fast=fast))
         results.append((lines, stats.lines, stats.cut_lines, stats.bytes, stats.problems))
     return results[0], results[1]
 
 
 needs_rg = pytest.mark.skipif(
-    __import__("dora_doctor.logfiles").logfiles.find_ripgrep() is None,
+    logfiles.find_ripgrep() is None,
     reason="ripgrep is not installed (a dependency of dora-doctor)",
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dora_doctor import pyspy
+from dora_doctor.capture import pyspy
 
 FIX = Path(__file__).parent / "fixtures" / "pyspy"
 

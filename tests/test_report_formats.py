@@ -10,8 +10,8 @@ from typing import Dict, List, Tuple
 
 from helpers import run_doctor
 
-from dora_doctor.diagnose import report_from_recording
-from dora_doctor.recording import read_recording
+from dora_doctor.analysis.diagnose import report_from_recording
+from dora_doctor.recording.jsonl import read_recording
 from dora_doctor.report import markdown, perfetto
 
 REC = Path(__file__).parent / "fixtures" / "recordings"

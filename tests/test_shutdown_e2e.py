@@ -13,8 +13,8 @@ import psutil
 import pytest
 from helpers import assert_c_call_holder, run_doctor, start_inspect, wait_for
 
-from dora_doctor.discover import process_running
-from dora_doctor.localdora import LocalDora
+from dora_doctor.dora.discover import process_running
+from dora_doctor.dora.private import LocalDora
 
 pytestmark = pytest.mark.dora
 

@@ -14,18 +14,8 @@ from typing import Any, Dict, List
 import jsonschema
 import pytest
 
-from dora_doctor.diagnose import cpu_share
-from dora_doctor.model import CpuSegment, NodeProcess
-from dora_doctor.recording import RecordingWriter, make_header, read_recording
-from dora_doctor.threadcpu import (
-    CLOCK_TICKS,
-    CpuMeter,
-    ThreadStat,
-    cpu_used_between,
-    parse_stat,
-    read_threads,
-)
-from dora_doctor.timeline import (
+from dora_doctor.analysis.diagnose import cpu_share
+from dora_doctor.analysis.timeline import (
     HELD,
     NOT_HELD,
     RUNNING,
@@ -35,6 +25,16 @@ from dora_doctor.timeline import (
     busy_share,
     lane_state,
 )
+from dora_doctor.capture.threadcpu import (
+    CLOCK_TICKS,
+    CpuMeter,
+    ThreadStat,
+    cpu_used_between,
+    parse_stat,
+    read_threads,
+)
+from dora_doctor.model import CpuSegment, NodeProcess
+from dora_doctor.recording.jsonl import RecordingWriter, make_header, read_recording
 
 linux = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 ROOT = Path(__file__).resolve().parent.parent

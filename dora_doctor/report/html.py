@@ -18,12 +18,9 @@ from collections import defaultdict
 from html import escape
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from dora_doctor import localvars
-from dora_doctor.doracli import has_sigterm_step, sigkill_factor
-from dora_doctor.findings import NodeFinding, Report
-from dora_doctor.model import Dataflow, Stack
-from dora_doctor.recording import Recording
-from dora_doctor.timeline import (
+from dora_doctor.analysis import redaction
+from dora_doctor.analysis.findings import NodeFinding, Report
+from dora_doctor.analysis.timeline import (
     HELD,
     LANE_STATES,
     NOT_HELD,
@@ -34,6 +31,9 @@ from dora_doctor.timeline import (
     build_shutdown,
     thread_lane_states,
 )
+from dora_doctor.dora.versions import has_sigterm_step, sigkill_factor
+from dora_doctor.model import Dataflow, Stack
+from dora_doctor.recording.jsonl import Recording
 
 WIDTH = 900
 LANE_H = 18
@@ -149,7 +149,7 @@ def _locals(node: NodeFinding) -> str:
     if not node.locals:
         return ""
     rows = []
-    for heading, values in localvars.by_frame(node.locals).items():
+    for heading, values in redaction.by_frame(node.locals).items():
         rows.append(f"<p class='muted'>{escape(heading)}</p><ul>")
         rows += [f"<li><code>{escape(v.name)} = {escape(v.value)}</code></li>" for v in values]
         rows.append("</ul>")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dora_doctor.findings import Report
+from dora_doctor.analysis.findings import Report
 
 
 def render(report: Report) -> str:

@@ -13,10 +13,10 @@ import re
 from collections import Counter
 from typing import List, Optional
 
-from dora_doctor import localvars
-from dora_doctor.findings import NodeFinding, Report
+from dora_doctor.analysis import redaction
+from dora_doctor.analysis.findings import NodeFinding, Report
 from dora_doctor.model import Stack
-from dora_doctor.recording import Recording
+from dora_doctor.recording.jsonl import Recording
 
 _ABSOLUTE = re.compile(r"(?<![\w.])(/[^\s:()`'\",]+)")
 MAX_STACK_FRAMES = 12
@@ -85,7 +85,7 @@ def render(report: Report, recording: Optional[Recording] = None, show_paths: bo
                 out += ["```", "", "</details>"]
             if node.locals:
                 out += ["", "<details><summary>Local variables</summary>", "", "```"]
-                for heading, values in localvars.by_frame(node.locals).items():
+                for heading, values in redaction.by_frame(node.locals).items():
                     out.append(hide(heading))
                     out += [f"    {v.name} = {v.value}" for v in values]
                 out += ["```", "", "</details>"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional
 
-from dora_doctor import localvars
-from dora_doctor.doracli import has_sigterm_step, sigkill_factor
-from dora_doctor.recording import Recording
-from dora_doctor.timeline import build_shutdown
+from dora_doctor.analysis import redaction
+from dora_doctor.analysis.timeline import build_shutdown
+from dora_doctor.dora.versions import has_sigterm_step, sigkill_factor
+from dora_doctor.recording.jsonl import Recording
 
 GIL_TID = 0  # thread ids from py-spy are OS ids, never 0
 
@@ -25,7 +25,7 @@ def render(recording: Recording, show_locals: bool = False) -> str:
 
 
 def trace_events(recording: Recording, show_locals: bool = False) -> Dict[str, Any]:
-    recording = localvars.redacted(recording, show_locals)
+    recording = redaction.redacted(recording, show_locals)
     times = [s.start for s in recording.stacks] + [g.start for g in recording.gil]
     times += [e.time for e in recording.events] + [e.time for e in recording.logs if e.time]
     origin = min(times) if times else 0.0

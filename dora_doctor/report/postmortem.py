@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Optional
 from rich.console import Console
 from rich.table import Table
 
-from dora_doctor.logs import STOP_REQUEST
-from dora_doctor.postmortem import Postmortem, TimelineEntry
+from dora_doctor.analysis.postmortem import Postmortem, TimelineEntry
+from dora_doctor.logs.messages import STOP_REQUEST
 from dora_doctor.report import terminal
 
 

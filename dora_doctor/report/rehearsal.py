@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dora_doctor import __version__
-from dora_doctor.grace import NodeStats
-from dora_doctor.rehearse import Rehearsal
+from dora_doctor.analysis.grace import NodeStats
+from dora_doctor.analysis.rehearsal import Rehearsal
 
 SCHEMA = "dora-doctor.tune-grace/1"
 

@@ -11,10 +11,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dora_doctor import localvars
-from dora_doctor.findings import DataflowFinding, NodeFinding, Report
-from dora_doctor.machines import REMOTE
-from dora_doctor.recording import Recording
+from dora_doctor.analysis import redaction
+from dora_doctor.analysis.findings import DataflowFinding, NodeFinding, Report
+from dora_doctor.model import REMOTE
+from dora_doctor.recording.jsonl import Recording
 from dora_doctor.report import timeline_text
 
 
@@ -132,7 +132,7 @@ def _node_card(node: NodeFinding) -> Panel:
     for advice in node.advice:
         where = f" ({_shorten_location(advice.location)})" if advice.location else ""
         lines.append(Text(f"→ {advice.kind}: {advice.text}{where}", style="green"))
-    for heading, values in localvars.by_frame(node.locals or []).items():
+    for heading, values in redaction.by_frame(node.locals or []).items():
         lines.append(Text(f"Local variables {shorten_paths(heading)}:", style="bold"))
         lines += [Text(f"  {v.name} = {v.value}") for v in values]
     title = f"{node.id} · pid {node.pid or '?'} · Python {node.python_version or '?'}"

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from dora_doctor.doracli import has_sigterm_step, sigkill_factor
+from dora_doctor.analysis.timeline import (
+    HELD,
+    RUNNING,
+    SOME,
+    build_shutdown,
+    thread_lane_states,
+)
+from dora_doctor.dora.versions import has_sigterm_step, sigkill_factor
 from dora_doctor.model import Dataflow
-from dora_doctor.recording import Recording
-from dora_doctor.timeline import HELD, RUNNING, SOME, build_shutdown, thread_lane_states
+from dora_doctor.recording.jsonl import Recording
 
 LABEL = 22
 WIDTH = 100
@@ -77,7 +83,7 @@ def _thread_row(
 
 
 def _axis(shutdown: object, start: float, step: float, buckets: int, node: Optional[str]) -> str:
-    from dora_doctor.timeline import Shutdown
+    from dora_doctor.analysis.timeline import Shutdown
 
     assert isinstance(shutdown, Shutdown)
     row = ["─"] * buckets

@@ -1,6 +1,7 @@
 """``inspect`` as a library call: sample one dataflow's nodes into a recording until it ends.
 
-discover → :class:`~dora_doctor.sampler.Sampler` + :class:`~dora_doctor.stopwatch.StopWatch`
+discover → :class:`~dora_doctor.capture.sampler.Sampler` +
+:class:`~dora_doctor.capture.endwatch.StopWatch`
 → :class:`RecordingWriter`. The live view is fed through a callback with plain numbers, and
 the final report is computed from the recording file alone, exactly as a later ``report``
 of the same file would.
@@ -17,28 +18,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
-from dora_doctor import diagnose, localvars, logs
-from dora_doctor.discover import process_running
-from dora_doctor.doracli import DoraCli
+from dora_doctor import model
+from dora_doctor.analysis import diagnose
+from dora_doctor.analysis.findings import NodeFinding
+from dora_doctor.capture import locals_dump
+from dora_doctor.capture.endwatch import DAEMON_GONE_LINGER_S, DoraProcess, StopWatch
+from dora_doctor.capture.logtail import LogFiles
+from dora_doctor.capture.sampler import Sampler
+from dora_doctor.capture.threadcpu import CpuMeter
+from dora_doctor.dora.client import DoraCli
+from dora_doctor.dora.discover import process_running
 from dora_doctor.errors import DoctorError
-from dora_doctor.findings import NodeFinding
-from dora_doctor.machines import REMOTE
+from dora_doctor.logs import messages
 from dora_doctor.model import (
+    REMOTE,
     CpuSegment,
     Dataflow,
     GilSegment,
     NodeProcess,
     ProcessEvent,
+    SamplerOptions,
     StackSegment,
 )
-from dora_doctor.recording import Recording, RecordingWriter, make_header, read_recording
-from dora_doctor.sampler import Sampler, SamplerOptions
-from dora_doctor.stopwatch import DAEMON_GONE_LINGER_S, DoraProcess, LogFiles, StopWatch
-from dora_doctor.threadcpu import CpuMeter
+from dora_doctor.recording.jsonl import (
+    Recording,
+    RecordingWriter,
+    make_header,
+    read_recording,
+)
 from dora_doctor.units import format_duration
 
 Observation = Union[
-    StackSegment, GilSegment, CpuSegment, ProcessEvent, logs.LogEvent, localvars.LocalsSnapshot
+    StackSegment, GilSegment, CpuSegment, ProcessEvent, messages.LogEvent, model.LocalsSnapshot
 ]
 
 
@@ -67,14 +78,14 @@ class LiveState:
     notices: List[str] = field(default_factory=list)
 
     def update(self, item: Observation) -> None:
-        if isinstance(item, logs.LogEvent):
-            if item.kind == logs.STOP_REQUEST and item.dataflow in (None, self.dataflow.uuid):
+        if isinstance(item, messages.LogEvent):
+            if item.kind == messages.STOP_REQUEST and item.dataflow in (None, self.dataflow.uuid):
                 self.stop_requested = self.stop_requested or item.time
-            elif item.kind in (logs.DAEMON_GONE, logs.COORDINATOR_GONE):
+            elif item.kind in (messages.DAEMON_GONE, messages.COORDINATOR_GONE):
                 self.notices.append(item.text)
             return
         live = self.nodes.get(item.node)
-        if live is None or isinstance(item, (CpuSegment, localvars.LocalsSnapshot)):
+        if live is None or isinstance(item, (CpuSegment, model.LocalsSnapshot)):
             return
         if isinstance(item, StackSegment):
             live.samples += item.ticks
@@ -145,7 +156,9 @@ def inspect_dataflow(
     inbox: "queue.Queue[Observation]" = queue.Queue()
     watch = StopWatch(dataflow.nodes, options.log_files, inbox, options.dora_processes)
     reader = (
-        localvars.LocalsReader(sampler.nodes, sampler.pyspy, inbox.put) if options.locals else None
+        locals_dump.LocalsReader(sampler.nodes, sampler.pyspy, inbox.put)
+        if options.locals
+        else None
     )
     meter = CpuMeter(dataflow.nodes, inbox)
     header = make_header(
@@ -212,8 +225,8 @@ def _start_stopper(
         args = [dataflow.uuid]
         grace = format_duration(plan.grace_s) if plan.grace_s else None
         inbox.put(
-            logs.LogEvent(
-                kind=logs.STOP_REQUEST,
+            messages.LogEvent(
+                kind=messages.STOP_REQUEST,
                 time=time.time(),
                 dataflow=dataflow.uuid,
                 seconds=plan.grace_s,
@@ -227,7 +240,7 @@ def _start_stopper(
         except DoctorError as err:  # e.g. the coordinator is gone: a fact, not a crash
             code, text = None, str(err)
         inbox.put(
-            logs.LogEvent(
+            messages.LogEvent(
                 kind="stop-returned",
                 time=time.time(),
                 dataflow=dataflow.uuid,
@@ -255,7 +268,7 @@ def _pump(
     state: LiveState,
     options: InspectOptions,
     on_update: Optional[Callable[[LiveState], None]],
-    reader: Optional[localvars.LocalsReader] = None,
+    reader: Optional[locals_dump.LocalsReader] = None,
     on_notice: Optional[Callable[[str], None]] = None,
 ) -> None:
     deadline = time.monotonic() + options.duration_s if options.duration_s else None

@@ -7,8 +7,7 @@ module started itself, recorded to its own file, and analysed from that file.
 
 Everything started here is stopped here, also on Ctrl-C or an error. Dataflows are named
 ``dora-doctor-rehearsal-<pid>-<run>`` so that leftovers of a rehearsal that was killed
-outright can be recognised, and only those, by the next one.
-"""
+outright can be recognised, and only those, by the next one."""
 
 from __future__ import annotations
 
@@ -16,97 +15,29 @@ import os
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
-from dora_doctor import descriptor, diagnose, discover, grace
-from dora_doctor.doracli import DoraCli, find_dora
+from dora_doctor.analysis import diagnose, grace
+from dora_doctor.analysis.rehearsal import Rehearsal, RehearsalOptions, RunResult
+from dora_doctor.capture.logtail import find_log_files
+from dora_doctor.capture.session import InspectOptions, StopPlan, inspect_dataflow
+from dora_doctor.dora import descriptor, discover
+from dora_doctor.dora.client import DoraCli, find_dora
+from dora_doctor.dora.private import LocalDora
 from dora_doctor.errors import FAILURE, DoctorError
-from dora_doctor.findings import NodeFinding, Report, Suggestion
-from dora_doctor.localdora import LocalDora
 from dora_doctor.model import Dataflow
-from dora_doctor.recording import Recording
-from dora_doctor.sampler import SamplerOptions
-from dora_doctor.stopwatch import find_log_files
 from dora_doctor.units import format_duration
-from dora_doctor.watch import InspectOptions, StopPlan, inspect_dataflow
 
 NAME_PREFIX = "dora-doctor-rehearsal-"
+
+
 # Sampling before the stop gives the baseline the diagnosis compares with; the warm-up
 # counts from `dora start`, so slow node start-up eats into it, but never below this.
 MIN_BASELINE_S = 0.5
+
+
 CLEANUP_GRACE_S = 1.0
-
-
-@dataclass
-class RehearsalOptions:
-    runs: int = 5
-    warmup_s: float = 3.0
-    stop_grace_s: float = 60.0  # the ceiling for tune-grace, the intended grace for check
-    margin: float = 1.5
-    local: bool = False
-    record_dir: Optional[Path] = None
-    sampler: SamplerOptions = field(default_factory=SamplerOptions)
-    start_timeout_s: float = 60.0
-    all_runs: bool = False
-
-
-@dataclass
-class RunResult:
-    index: int
-    name: str
-    uuid: str
-    report: Report
-    started: float
-    ended: float
-    recording: Optional[Path] = None
-    recorded: Optional[Recording] = None  # the samples themselves, for the HTML page
-
-    @property
-    def nodes(self) -> List[NodeFinding]:
-        return self.report.dataflows[0].nodes if self.report.dataflows else []
-
-
-@dataclass
-class Rehearsal:
-    dataflow_file: Path
-    dora_version: Optional[str]
-    options: RehearsalOptions
-    runs: List[RunResult] = field(default_factory=list)
-    cleaned_up: List[str] = field(default_factory=list)
-    wall_s: float = 0.0
-    ended_early: Optional[str] = None
-
-    def stop_times(self) -> Dict[str, List[grace.StopTime]]:
-        """Per node, each run's stop→exit time, censored where dora ended the node."""
-        times: Dict[str, List[grace.StopTime]] = {}
-        for run in self.runs:
-            for node in run.nodes:
-                if node.stop_duration_s is None:
-                    continue
-                censored = node.outcome in ("terminated", "killed", "running")
-                times.setdefault(node.id, []).append(
-                    grace.StopTime(node.stop_duration_s, censored, node.cause)
-                )
-        return times
-
-    def stats(self) -> List[grace.NodeStats]:
-        return grace.stats_by_node(self.stop_times())
-
-    def suggestion(self) -> Suggestion:
-        return grace.suggest(
-            self.stats(), self.dataflow_file.stem, self.options.margin, None, self.dora_version
-        )
-
-    def overhead_ratio(self) -> Optional[float]:
-        """Wall time over the time the rehearsal had to take (warm-ups and stops)."""
-        needed = sum(
-            self.options.warmup_s + max((n.stop_duration_s or 0.0) for n in run.nodes)
-            for run in self.runs
-            if run.nodes
-        )
-        return round(self.wall_s / needed, 3) if needed > 0 else None
 
 
 Progress = Callable[[Rehearsal, str], None]
@@ -250,23 +181,3 @@ def _stop_quietly(cli: DoraCli, uuid: str) -> None:
         ):
             cli.stop(uuid, format_duration(CLEANUP_GRACE_S))
             return
-
-
-def check_failures(rehearsal: Rehearsal) -> List[str]:
-    """One line per node that did not stop cleanly within the stated grace, in any run."""
-    lines = []
-    for run in rehearsal.runs:
-        for node in run.nodes:
-            ok = node.outcome == "clean" and node.cause in ("none", "slow-shutdown", None)
-            if ok:
-                continue
-            took = (
-                f" after {node.stop_duration_s:.2f} s" if node.stop_duration_s is not None else ""
-            )
-            why = node.cause or "cause unknown"
-            detail = next((e for e in node.evidence if e.startswith(("Thread", "MainThread"))), "")
-            lines.append(
-                f"run {run.index}: node {node.id} {node.outcome or 'unknown'}{took} ({why})"
-                + (f": {detail}" if detail else "")
-            )
-    return lines

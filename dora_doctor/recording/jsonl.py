@@ -21,19 +21,22 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from dora_doctor import __version__
 from dora_doctor.errors import DoctorError
-from dora_doctor.localvars import FrameLocals, LocalsSnapshot, LocalVar, ThreadLocals
-from dora_doctor.logs import LogEvent
+from dora_doctor.logs.messages import LogEvent
 from dora_doctor.model import (
     CpuSegment,
     Dataflow,
     Frame,
+    FrameLocals,
     GilSegment,
     GilStack,
+    LocalsSnapshot,
+    LocalVar,
     NodeProcess,
     ProcessEvent,
     Span,
     Stack,
     StackSegment,
+    ThreadLocals,
     ThreadTrack,
 )
 

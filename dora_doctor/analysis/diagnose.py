@@ -1,6 +1,6 @@
 """Turn a recording into findings: per node, how it ended, why, and what to change.
 
-Pure functions over :class:`~dora_doctor.recording.Recording`; nothing here talks to a
+Pure functions over :class:`~dora_doctor.recording.jsonl.Recording`; nothing here talks to a
 process, so every result can be reproduced from the file alone.
 
 The shutdown diagnosis compares the thread that reads dora's events (MainThread) before and
@@ -18,10 +18,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from dora_doctor import grace as grace_mod
-from dora_doctor import localvars, logs
-from dora_doctor.doracli import has_sigterm_step
-from dora_doctor.findings import (
+from dora_doctor.analysis import grace as grace_mod
+from dora_doctor.analysis import redaction
+from dora_doctor.analysis.findings import (
     Advice,
     DataflowFinding,
     GilFinding,
@@ -30,17 +29,7 @@ from dora_doctor.findings import (
     Report,
     Suggestion,
 )
-from dora_doctor.machines import REMOTE
-from dora_doctor.model import (
-    CpuSegment,
-    Frame,
-    GilSegment,
-    NodeProcess,
-    Stack,
-    StackSegment,
-)
-from dora_doctor.recording import Recording
-from dora_doctor.timeline import (
+from dora_doctor.analysis.timeline import (
     DEADLINE_TOLERANCE_S,
     EVENT_THREAD,
     RUNNING_SHARE,
@@ -51,6 +40,18 @@ from dora_doctor.timeline import (
     event_thread,
     main_thread_spans,
 )
+from dora_doctor.dora.versions import has_sigterm_step
+from dora_doctor.logs import messages
+from dora_doctor.model import (
+    REMOTE,
+    CpuSegment,
+    Frame,
+    GilSegment,
+    NodeProcess,
+    Stack,
+    StackSegment,
+)
+from dora_doctor.recording.jsonl import Recording
 
 # A holder whose innermost Python frame did not move for this long while it held the GIL
 # was inside one C call: Python code moves from line to line far faster than this.
@@ -110,7 +111,7 @@ def report_from_recording(
             fill_sampling(node_finding, stacks, gil)
             diagnose_shutdown(node_finding, node, stacks, gil, shutdown, cpu)
             _dora_gone(node_finding, recording, shutdown)
-            node_finding.locals = localvars.node_values(
+            node_finding.locals = redaction.node_values(
                 recording, dataflow.uuid, node.id, show_locals
             )
             finding.nodes.append(node_finding)
@@ -131,8 +132,8 @@ def _dora_gone(finding: NodeFinding, recording: Recording, shutdown: Shutdown) -
     node: a daemon's death ends its nodes (or orphans them) without any stop, and its
     silence afterwards says nothing about how they ended."""
     # a daemon's death is about its own machine's nodes (a merged recording has several)
-    daemon = _first(recording, logs.DAEMON_GONE, finding.machine)
-    coordinator = _first(recording, logs.COORDINATOR_GONE)
+    daemon = _first(recording, messages.DAEMON_GONE, finding.machine)
+    coordinator = _first(recording, messages.COORDINATOR_GONE)
     end = shutdown.end_of(finding.id)
     if daemon is not None:
         if end is None or end.time is None:

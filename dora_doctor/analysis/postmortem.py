@@ -1,8 +1,8 @@
 """Post-mortem of dora's logs: every stop, every node's end, and why, after the fact.
 
-The logs are read once, as a stream (:mod:`~dora_doctor.logfiles`), into the same
-:class:`~dora_doctor.logs.LogEvent`s the live watch records. Per dataflow they are then put
-into a :class:`~dora_doctor.recording.Recording` with no samples, so the outcome, stop
+The logs are read once, as a stream (:mod:`~dora_doctor.logs.logfiles`), into the same
+:class:`~dora_doctor.logs.messages.LogEvent`s the live watch records. Per dataflow they are then put
+into a :class:`~dora_doctor.recording.jsonl.Recording` with no samples, so the outcome, stop
 duration and grace come from the very code ``inspect`` uses. With ``--recording``, the
 log events of the recorded dataflow are added to the samples of the same run, and the full
 diagnosis (GIL holders at the kill included) follows.
@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from dora_doctor import logs, machines
-from dora_doctor.findings import Report
-from dora_doctor.logfiles import LogSource, ReadStats, candidate_lines, expand
+from dora_doctor.analysis.findings import Report
+from dora_doctor.logs import machines, messages
+from dora_doctor.logs.logfiles import LogSource, ReadStats, candidate_lines, expand
 from dora_doctor.model import Dataflow, NodeProcess
-from dora_doctor.recording import SCHEMA, Recording
+from dora_doctor.recording.jsonl import SCHEMA, Recording
 
 UNKNOWN_DATAFLOW = "unknown"
 # a clock-only CLI line is dated from the nearest full timestamp, within half a day
@@ -34,7 +34,7 @@ class Scan:
     """Everything read from the inputs: events per source, and what could not be read."""
 
     stats: ReadStats = field(default_factory=ReadStats)
-    events: List[logs.LogEvent] = field(default_factory=list)
+    events: List[messages.LogEvent] = field(default_factory=list)
     sources: List[LogSource] = field(default_factory=list)
     node_logs: Dict[str, List[str]] = field(default_factory=dict)  # dataflow → node ids
     dora_versions: List[str] = field(default_factory=list)
@@ -50,7 +50,7 @@ class TimelineEntry:
     """One event of the merged timeline, with the machine whose daemon (or node) wrote it;
     ``machine`` is None for the coordinator and for inputs that name no machine."""
 
-    event: logs.LogEvent
+    event: messages.LogEvent
     machine: Optional[str]
     source: str  # the input's kind: coordinator, daemon, node, stdin, other
 
@@ -74,12 +74,12 @@ def scan(inputs: Sequence[str]) -> Scan:
         generation = None
         if source.kind == "node" and source.node:
             result.node_logs.setdefault(source.dataflow or UNKNOWN_DATAFLOW, []).append(source.node)
-        lines = list(_decoded(candidate_lines(source, result.stats, logs.CANDIDATE_ANCHORS)))
+        lines = list(_decoded(candidate_lines(source, result.stats, messages.CANDIDATE_ANCHORS)))
         if source.kind in ("daemon", "coordinator") and lines:
             generation = dora_generation(lines[0])
             if generation and generation not in result.dora_versions:
                 result.dora_versions.append(generation)
-        found = list(logs.parse_lines(lines, source.kind))
+        found = list(messages.parse_lines(lines, source.kind))
         for event in found:
             if source.kind == "node":
                 event.node = event.node or source.node
@@ -98,11 +98,13 @@ def scan(inputs: Sequence[str]) -> Scan:
     return result
 
 
-def _wall_clock(event: logs.LogEvent) -> float:
+def _wall_clock(event: messages.LogEvent) -> float:
     return event.time if event.time is not None else float("inf")
 
 
-def _place(result: Scan, source: LogSource, lines: List[str], found: List[logs.LogEvent]) -> None:
+def _place(
+    result: Scan, source: LogSource, lines: List[str], found: List[messages.LogEvent]
+) -> None:
     """Note which machine each node of this input ran on, and add its events to the timeline."""
     machine = source.machine
     if source.kind == "daemon" and machine is None:
@@ -123,10 +125,10 @@ def _place(result: Scan, source: LogSource, lines: List[str], found: List[logs.L
 
 def dora_generation(line: str) -> Optional[str]:
     """dora ≥ 0.4 writes its log files as JSON lines, 0.3.x as tracing text."""
-    stripped = logs.strip_ansi(line).lstrip()
+    stripped = messages.strip_ansi(line).lstrip()
     if stripped.startswith("{"):
         return "≥0.4"
-    if logs.parse_timestamp(stripped[:40]) is not None:
+    if messages.parse_timestamp(stripped[:40]) is not None:
         return "0.3.x"
     return None
 
@@ -134,7 +136,7 @@ def dora_generation(line: str) -> Optional[str]:
 def _is_cli_output(lines: List[str]) -> bool:
     """The dora CLI's own lines, not a daemon's tracing output saved under another name."""
     for line in lines:
-        record = logs.parse_record(line)
+        record = messages.parse_record(line)
         if record is not None and record.envelope in ("cli", "cli-plain"):
             return True
     return False
@@ -145,7 +147,7 @@ def _decoded(lines: Iterator[bytes]) -> Iterator[str]:
         yield line.decode("utf-8", "replace")
 
 
-def _date_clock_times(events: List[logs.LogEvent]) -> None:
+def _date_clock_times(events: List[messages.LogEvent]) -> None:
     """CLI lines carry a local time of day only: date it from a full timestamp nearby."""
     reference = next((e.time for e in events if e.time is not None), None)
     if reference is None:
@@ -173,7 +175,7 @@ def _at_clock(reference: float, clock: str) -> Optional[float]:
     return value
 
 
-def _own_dataflow(events: List[logs.LogEvent]) -> None:
+def _own_dataflow(events: List[messages.LogEvent]) -> None:
     """Lines without a dataflow id belong to the only dataflow their file speaks of."""
     known = {e.dataflow for e in events if e.dataflow}
     if len(known) != 1:
@@ -185,7 +187,7 @@ def _own_dataflow(events: List[logs.LogEvent]) -> None:
 
 def recordings_from_scan(found: Scan) -> List[Recording]:
     """One sample-less recording per dataflow, so the diagnosis code reads it as usual."""
-    by_dataflow: Dict[str, List[logs.LogEvent]] = defaultdict(list)
+    by_dataflow: Dict[str, List[messages.LogEvent]] = defaultdict(list)
     nodes: Dict[str, List[str]] = defaultdict(list)
     for event in found.events:
         key = (
@@ -237,7 +239,7 @@ def _machine(found: Scan, dataflow: str, node: str) -> Optional[str]:
     )
 
 
-def _dataflow_of_node(events: List[logs.LogEvent], event: logs.LogEvent) -> Optional[str]:
+def _dataflow_of_node(events: List[messages.LogEvent], event: messages.LogEvent) -> Optional[str]:
     """A daemon's kill line names only the node: take the dataflow of its exit line."""
     if not event.node or event.time is None:
         return None
@@ -253,7 +255,7 @@ def _dataflow_of_node(events: List[logs.LogEvent], event: logs.LogEvent) -> Opti
     return None
 
 
-def _dataflow_stopped_before(found: Scan, event: logs.LogEvent) -> Optional[str]:
+def _dataflow_stopped_before(found: Scan, event: messages.LogEvent) -> Optional[str]:
     """0.3.x's kill line names neither dataflow nor exit: take the dataflow with this node
     whose stop request came last before the kill."""
     if not event.node or event.time is None:
@@ -263,7 +265,7 @@ def _dataflow_stopped_before(found: Scan, event: logs.LogEvent) -> Optional[str]
     stops = [
         e
         for e in found.events
-        if e.kind == logs.STOP_REQUEST
+        if e.kind == messages.STOP_REQUEST
         and e.dataflow in with_node
         and e.time is not None
         and e.time <= event.time
@@ -276,12 +278,12 @@ def postmortem(inputs: Sequence[str], recording: Optional[Recording] = None) -> 
     # The diagnosis code takes about 0.15 s to import, and while ripgrep reads a large log
     # this process only waits on a pipe: the import runs meanwhile, in a thread.
     warm_up = threading.Thread(
-        target=importlib.import_module, args=("dora_doctor.diagnose",), daemon=True
+        target=importlib.import_module, args=("dora_doctor.analysis.diagnose",), daemon=True
     )
     warm_up.start()
     found = scan(inputs)
     warm_up.join()
-    from dora_doctor import diagnose
+    from dora_doctor.analysis import diagnose
 
     versions = found.dora_versions
     report = Report(dora_version=versions[0] if len(versions) == 1 else None)
@@ -309,7 +311,7 @@ class Postmortem:
 def summarise(report: Report, found: Scan) -> Summary:
     summary = Summary()
     summary.stops = len(
-        {(e.dataflow, e.pattern) for e in found.events if e.kind == logs.STOP_REQUEST}
+        {(e.dataflow, e.pattern) for e in found.events if e.kind == messages.STOP_REQUEST}
     )
     for dataflow in report.dataflows:
         for node in dataflow.nodes:
@@ -326,6 +328,6 @@ def summarise(report: Report, found: Scan) -> Summary:
 def read_recording_for(path: Optional[Path]) -> Optional[Recording]:
     if path is None:
         return None
-    from dora_doctor.recording import read_recording
+    from dora_doctor.recording.jsonl import read_recording
 
     return read_recording(path)

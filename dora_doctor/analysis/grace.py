@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from dora_doctor.doracli import stop_command
-from dora_doctor.findings import Suggestion
+from dora_doctor.analysis.findings import Suggestion
+from dora_doctor.dora.versions import stop_command
 from dora_doctor.units import format_duration
 
 BLOCKING_CAUSES = ("gil-contention", "stuck")

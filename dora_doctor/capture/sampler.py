@@ -42,14 +42,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from dora_doctor import pyspy
-from dora_doctor.discover import process_running
+from dora_doctor.capture import pyspy
+from dora_doctor.dora.discover import process_running
 from dora_doctor.errors import FAILURE, DoctorError
-from dora_doctor.model import GilSegment, NodeProcess, ProcessEvent, StackSegment
+from dora_doctor.model import GilSegment, NodeProcess, ProcessEvent, SamplerOptions, StackSegment
 
 SamplerOutput = Union[StackSegment, GilSegment, ProcessEvent]
 
@@ -64,16 +63,6 @@ _FATAL = {"permission", "not-python"}
 # it in a lesser way (the detail says which and why)
 SAMPLER_ERROR = "sampler-error"
 DEGRADED = "sampler-degraded"
-
-
-@dataclass
-class SamplerOptions:
-    rate: int = 200
-    segment_s: int = 1
-    # Measured with bench/overhead.py on a CPU-bound node at 200 Hz: pausing it for every
-    # sample (py-spy's default) cost it 14-19 % of its throughput, reading without pausing
-    # 1.3 %; a torn stack now and then is a small price in a doctor meant for live robots.
-    nonblocking: bool = True
 
 
 class Sampler:

@@ -20,8 +20,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import psutil
 import yaml
 
-from dora_doctor import machines
-from dora_doctor.doracli import DoraCli
+from dora_doctor.dora import machines
+from dora_doctor.dora.client import DoraCli
 from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.model import Dataflow, NodeProcess
 

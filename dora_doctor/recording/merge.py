@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from dora_doctor.errors import DoctorError
-from dora_doctor.recording import open_recording, parse_recording
+from dora_doctor.recording.jsonl import open_recording, parse_recording
 
 FrameKey = Tuple[Any, ...]
 _SAMPLES = ("stacks", "gil", "cpu", "locals")

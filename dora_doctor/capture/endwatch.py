@@ -9,84 +9,25 @@ precise than the sampler's one-second segments.
 dora's own processes are polled too: a daemon or coordinator that crashes or is killed
 writes no line about it, yet it changes what the watch can know. Without the coordinator no
 stop request can be seen any more, so node ends come from process exits alone; without the
-daemon nobody will stop or reap the nodes, so waiting for them to exit could last forever.
-"""
+daemon nobody will stop or reap the nodes, so waiting for them to exit could last forever."""
 
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
 
 import psutil
 
-from dora_doctor import logs
-from dora_doctor.discover import process_running
+from dora_doctor.capture.logtail import LogFiles, _coordinators, _Tail
+from dora_doctor.dora.discover import process_running
 from dora_doctor.executables import option_value
+from dora_doctor.logs import messages
 from dora_doctor.model import NodeProcess, ProcessEvent
 
 POLL_S = 0.02
-
-
-@dataclass
-class LogFiles:
-    """Where this dataflow's coordinator and daemon write, when they run on this machine."""
-
-    coordinator: Optional[Path] = None
-    daemons: List[Path] = field(default_factory=list)
-
-    def all(self) -> List[Tuple[str, Path]]:
-        found = [("coordinator", self.coordinator)] if self.coordinator else []
-        return found + [("daemon", p) for p in self.daemons]
-
-
-def find_log_files(nodes: List[NodeProcess], coordinator_port: Optional[int]) -> LogFiles:
-    """The daemon is the parent of its node processes, and both it and the coordinator
-    write ``out/dora-*.txt`` under their working directory (dora ≥ 0.4); a daemon started
-    with ``--machine-id ID`` names its log ``dora-daemon-ID.txt``."""
-    result = LogFiles()
-    for node in nodes:
-        if node.pid is None or node.remote:
-            continue
-        try:
-            daemon = psutil.Process(node.pid).parent()
-            cwd = Path(daemon.cwd()) if daemon else None
-        except (psutil.Error, OSError):
-            continue
-        if cwd is not None:
-            named = cwd / "out" / f"dora-daemon-{node.machine}.txt"
-            log = named if node.machine and named.is_file() else cwd / "out" / "dora-daemon.txt"
-            if log.is_file() and log not in result.daemons:
-                result.daemons.append(log)
-    result.coordinator = _coordinator_log(coordinator_port)
-    return result
-
-
-def _coordinator_log(port: Optional[int]) -> Optional[Path]:
-    for proc in _coordinators(port):
-        try:
-            log = Path(proc.cwd()) / "out" / "dora-coordinator.txt"
-        except (psutil.Error, OSError):
-            continue
-        if log.is_file():
-            return log
-    return None
-
-
-def _coordinators(port: Optional[int]) -> Iterator[psutil.Process]:
-    """Local ``dora coordinator`` processes listening on ``port`` (dora's default if None)."""
-    wanted = str(port or 6013)
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if "coordinator" not in cmdline or not any("dora" in part for part in cmdline[:3]):
-            continue
-        given = option_value(cmdline, "--port") or (proc_env_port(proc) or "6013")
-        control = option_value(cmdline, "--control-port") or "6012"  # 0.3.x: the CLI's port
-        if wanted in (given, control):
-            yield proc
 
 
 @dataclass(frozen=True)
@@ -159,38 +100,6 @@ def gone_message(process: DoraProcess) -> str:
 DAEMON_GONE_LINGER_S = 2.0
 
 
-def proc_env_port(proc: psutil.Process) -> Optional[str]:
-    try:
-        return proc.environ().get("DORA_COORDINATOR_PORT")
-    except (psutil.Error, OSError):
-        return None
-
-
-class _Tail:
-    """New complete lines of a growing file, from the size it had when the watch began."""
-
-    def __init__(self, source: str, path: Path) -> None:
-        self.source = source
-        self.path = path
-        try:
-            self.offset = path.stat().st_size
-        except OSError:
-            self.offset = 0
-        self.partial = ""
-
-    def lines(self) -> List[str]:
-        try:
-            with open(self.path, encoding="utf-8", errors="replace") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-                self.offset = handle.tell()
-        except OSError:
-            return []
-        data = self.partial + data
-        *complete, self.partial = data.split("\n")
-        return complete
-
-
 class StopWatch:
     """Polls node processes and log files in one thread; results go to ``output``."""
 
@@ -240,9 +149,9 @@ class StopWatch:
                 continue
             now = time.time()
             self._dora_gone[process] = now
-            kind = logs.DAEMON_GONE if process.role == "daemon" else logs.COORDINATOR_GONE
+            kind = messages.DAEMON_GONE if process.role == "daemon" else messages.COORDINATOR_GONE
             self.output.put(
-                logs.LogEvent(
+                messages.LogEvent(
                     kind=kind,
                     time=now,
                     source="dora-doctor",
@@ -264,5 +173,5 @@ class StopWatch:
 
     def _poll_logs(self) -> None:
         for tail in self.tails:
-            for event in logs.parse_lines(tail.lines(), tail.source):
+            for event in messages.parse_lines(tail.lines(), tail.source):
                 self.output.put(event)

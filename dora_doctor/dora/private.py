@@ -34,9 +34,9 @@ from typing import Dict, List, Optional, Set, Type
 
 import psutil
 
-from dora_doctor import doracli
-from dora_doctor.discover import dataflows_from_environ
-from dora_doctor.doracli import DoraCli
+from dora_doctor.dora import versions
+from dora_doctor.dora.client import DoraCli
+from dora_doctor.dora.discover import dataflows_from_environ
 from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.executables import quiet_rust_env
 from dora_doctor.units import parse_duration
@@ -201,9 +201,9 @@ class LocalDora:
             env = node_environment(python=python)
             env["DORA_COORDINATOR_ADDR"] = "127.0.0.1"
             env["DORA_COORDINATOR_PORT"] = str(coordinator_port)
-            if doracli.is_legacy(version):
+            if versions.is_legacy(version):
                 zenoh = workdir / "zenoh.json5"
-                zenoh.write_text(doracli.ZENOH_LOOPBACK)
+                zenoh.write_text(versions.ZENOH_LOOPBACK)
                 env["ZENOH_CONFIG"] = str(zenoh)
             instance = cls(
                 workdir,
@@ -212,7 +212,7 @@ class LocalDora:
                 executable,
                 env,
                 version,
-                daemon_port if doracli.is_legacy(version) else None,
+                daemon_port if versions.is_legacy(version) else None,
             )
             try:
                 instance._launch(deadline)
@@ -259,11 +259,11 @@ class LocalDora:
         daemons_port = self.daemon_port or self.coordinator_port
         self._coordinator = self._spawn(
             "coordinator",
-            doracli.coordinator_args(self.version, daemons_port, self.coordinator_port, store),
+            versions.coordinator_args(self.version, daemons_port, self.coordinator_port, store),
         )
         self._wait_status(deadline, need_daemon=False)
         self._daemon = self._spawn(
-            "daemon", doracli.daemon_args(self.version, daemons_port, self.daemon_listen_port)
+            "daemon", versions.daemon_args(self.version, daemons_port, self.daemon_listen_port)
         )
         self._wait_status(deadline, need_daemon=True)
         try:
@@ -278,7 +278,7 @@ class LocalDora:
             for role, proc in (("coordinator", self._coordinator), ("daemon", self._daemon)):
                 if proc is not None and proc.poll() is not None:
                     raise self._failure(f"dora {role} exited with code {proc.returncode}")
-            if doracli.is_legacy(self.version):
+            if versions.is_legacy(self.version):
                 if self._legacy_check(need_daemon):
                     return
                 report = None
@@ -358,19 +358,19 @@ class LocalDora:
         ``timeout`` defaults to dora's own SIGKILL point (1.5 × grace, 10 s default grace) + 30 s.
         """
         args = ["stop", name, *self.client.connection_args()]
-        if doracli.is_legacy(self.version):
+        if versions.is_legacy(self.version):
             args[1:2] = ["--name", name]  # 0.3.x takes only a UUID as its argument
         if grace is not None:
             args += ["--grace-duration", grace]
         if timeout is None:
-            default_grace = doracli.default_grace_s(self.version) or 10.0
+            default_grace = versions.default_grace_s(self.version) or 10.0
             grace_s = parse_duration(grace, "grace") if grace else default_grace
-            timeout = doracli.sigkill_factor(self.version) * grace_s + 30.0
+            timeout = versions.sigkill_factor(self.version) * grace_s + 30.0
         return self.cli(*args, timeout=timeout)
 
     def node_pids(self, name: str) -> Dict[str, int]:
         """Node id → PID for the nodes of dataflow NAME that are running now."""
-        if doracli.is_legacy(self.version):
+        if versions.is_legacy(self.version):
             return self._legacy_node_pids(name)
         result = self.cli("node", "list", "--dataflow", name, "--format", "json", timeout=15.0)
         if result.returncode != 0:
@@ -455,7 +455,7 @@ class LocalDora:
         except Exception:
             members = []
         if _alive(self._coordinator):
-            for args in doracli.teardown_commands(self.version):
+            for args in versions.teardown_commands(self.version):
                 try:
                     self.cli(*args, *self.client.connection_args(), timeout=15.0)
                 except Exception:

@@ -6,8 +6,8 @@ import time
 
 from rich.table import Table
 
+from dora_doctor.capture.session import LiveState
 from dora_doctor.report.terminal import shorten_paths
-from dora_doctor.watch import LiveState
 
 
 def table(state: LiveState) -> Table:

@@ -21,66 +21,32 @@ Why values are redacted in every report
 Local variables hold tokens, passwords, personal data. The recording keeps them (it stays on
 the user's machine, like a core dump); every rendered report (terminal, JSON, Markdown,
 HTML, Perfetto), which is made to be shared, keeps each variable's name and replaces its
-value with ``<redacted: N chars>``, unless ``report --show-locals`` asks for the values.
-"""
+value with ``<redacted: N chars>``, unless ``report --show-locals`` asks for the values."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence
 
-from dora_doctor import pyspy
-from dora_doctor.findings import LocalValue
-from dora_doctor.model import NodeProcess
+from dora_doctor.capture import pyspy
+from dora_doctor.model import (
+    LOCALS_AT_END,
+    LOCALS_AT_STOP,
+    FrameLocals,
+    LocalsSnapshot,
+    LocalVar,
+    NodeProcess,
+    ThreadLocals,
+)
 
 if TYPE_CHECKING:
-    from dora_doctor.recording import Recording
+    pass
 
-STOP = "stop"  # taken when the stop request was seen
-END = "end"  # taken when the watch ended, for nodes still running
+
 DUMP_TIMEOUT_S = 10.0
-
-R = TypeVar("R", bound="Recording")
-
-
-@dataclass(frozen=True)
-class LocalVar:
-    name: str
-    arg: bool  # a function argument, not a local assigned in the body
-    value: str  # py-spy's repr of the value, as it read it
-
-
-@dataclass
-class FrameLocals:
-    function: str
-    file: str
-    line: int
-    variables: List[LocalVar] = field(default_factory=list)
-
-
-@dataclass
-class ThreadLocals:
-    """One thread's frames that have variables, innermost (where it is now) first."""
-
-    thread_id: int
-    name: str
-    frames: List[FrameLocals] = field(default_factory=list)
-
-
-@dataclass
-class LocalsSnapshot:
-    dataflow: str
-    node: str
-    pid: int
-    time: float
-    moment: str  # STOP or END
-    threads: List[ThreadLocals] = field(default_factory=list)
-    error: Optional[str] = None  # why the dump failed (then ``threads`` is empty)
 
 
 def dump_argv(binary: str, pid: int) -> List[str]:
@@ -176,110 +142,22 @@ class LocalsReader:
     def at_stop(self) -> None:
         if self._stop_thread is None:
             self._stop_thread = threading.Thread(
-                target=self._take_all, args=(STOP,), name="locals-at-stop", daemon=True
+                target=self._take_all, args=(LOCALS_AT_STOP,), name="locals-at-stop", daemon=True
             )
             self._stop_thread.start()
 
     def at_end(self) -> None:
         if self._stop_thread is not None:
             self._stop_thread.join(DUMP_TIMEOUT_S)
-        self._take_all(END)
+        self._take_all(LOCALS_AT_END)
 
     def _take_all(self, moment: str) -> None:
-        from dora_doctor.discover import process_running  # psutil: only where processes are
+        from dora_doctor.dora.discover import process_running
 
         for node in self.nodes:
             assert node.sample_pid is not None
             if process_running(node.sample_pid):
                 self.output(take(self.binary, node, moment))
-
-
-# --- redaction ------------------------------------------------------------------------------
-
-
-def redact_value(value: str) -> str:
-    """The name stays (it tells what the frame held), the value goes; its length is kept
-    so a reader can still tell an empty string from a large buffer."""
-    return f"<redacted: {len(value)} chars>"
-
-
-def redact(snapshots: Sequence[LocalsSnapshot]) -> List[LocalsSnapshot]:
-    return [
-        dataclasses.replace(
-            snapshot,
-            threads=[
-                dataclasses.replace(
-                    thread,
-                    frames=[
-                        dataclasses.replace(
-                            frame,
-                            variables=[
-                                LocalVar(v.name, v.arg, redact_value(v.value))
-                                for v in frame.variables
-                            ],
-                        )
-                        for frame in thread.frames
-                    ],
-                )
-                for thread in snapshot.threads
-            ],
-        )
-        for snapshot in snapshots
-    ]
-
-
-def redacted(recording: R, show_locals: bool = False) -> R:
-    """``recording`` with every local's value redacted (itself when ``show_locals``)."""
-    if show_locals or not recording.locals:
-        return recording
-    return dataclasses.replace(recording, locals=redact(recording.locals))
-
-
-def recorded(recording: "Recording") -> bool:
-    """Was the recording made with ``--locals``?"""
-    sampler = recording.header.get("sampler")
-    return bool(recording.locals) or (isinstance(sampler, dict) and bool(sampler.get("locals")))
-
-
-def node_values(
-    recording: "Recording", dataflow: str, node: str, show_locals: bool = False
-) -> Optional[List[LocalValue]]:
-    """One node's variables, flat, for the findings; None when locals were not recorded.
-    Redacted unless ``show_locals``: a report built by default cannot leak a value."""
-    if not recorded(recording):
-        return None
-    snapshots = [s for s in recording.locals if s.dataflow == dataflow and s.node == node]
-    if not show_locals:
-        snapshots = redact(snapshots)
-    values: List[LocalValue] = []
-    for snapshot in snapshots:
-        for thread in snapshot.threads:
-            for frame in thread.frames:
-                for var in frame.variables:
-                    values.append(
-                        LocalValue(
-                            moment=snapshot.moment,
-                            thread=thread.name or str(thread.thread_id),
-                            function=frame.function,
-                            file=frame.file,
-                            line=frame.line,
-                            name=var.name,
-                            value=var.value,
-                            arg=var.arg,
-                        )
-                    )
-    return values
-
-
-def by_frame(values: Sequence[LocalValue]) -> Dict[str, List[LocalValue]]:
-    """Values grouped under one heading per moment, thread and frame, in order."""
-    groups: Dict[str, List[LocalValue]] = {}
-    for value in values:
-        key = (
-            f"at the {value.moment}: {value.thread} in {value.function} ({value.file}:{value.line})"
-        )
-        groups.setdefault(key, []).append(value)
-    return groups
 
 
 def _int(value: object) -> int:

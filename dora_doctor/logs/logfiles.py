@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Generator, Iterator, List, Optional, Sequence
 
 from dora_doctor.executables import beside_python_or_on_path
-from dora_doctor.machines import machine_of_log
+from dora_doctor.logs.machines import machine_of_log
 
 CHUNK = 4 << 20
 MAX_LINE = 64 << 10

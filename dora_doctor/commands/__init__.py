@@ -1,0 +1,1 @@
+"""One thin module per subcommand: parse the arguments, call the library, print."""

@@ -1,0 +1,80 @@
+"""`dora-doctor tune-grace`: rehearse stops and suggest a grace period from them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from dora_doctor.commands import common
+from dora_doctor.commands.common import refuse_existing, write_output
+from dora_doctor.commands.rehearsing import rehearsal_options, rehearse_with_progress
+from dora_doctor.errors import DoctorError
+from dora_doctor.report import consoles
+
+
+def command(
+    dataflow_file: Path = typer.Argument(..., help="The dataflow YAML to rehearse."),
+    runs: int = typer.Option(5, "--runs", "-n", min=1, max=100, help="How many rehearsals."),
+    warmup: str = typer.Option(
+        "3s", "--warmup", help="How long each run runs before the stop, from `dora start`."
+    ),
+    ceiling: str = typer.Option(
+        "60s", "--ceiling", help="The grace each rehearsal stops with: generous, to measure."
+    ),
+    margin: float = typer.Option(1.5, "--margin", min=1.0, max=10.0, help="Safety factor."),
+    local: bool = typer.Option(
+        False, "--local", help="Rehearse on a private coordinator and daemon, not the running one."
+    ),
+    record_dir: Optional[Path] = typer.Option(
+        None, "--record-dir", help="Keep each run's recording in this directory."
+    ),
+    all_runs: bool = typer.Option(
+        False,
+        "--all-runs",
+        help="Do every run even when a node outlasted the ceiling without reacting.",
+    ),
+    html_file: Optional[Path] = typer.Option(
+        None, "--html", help="Also write every run's shutdown on one HTML page."
+    ),
+    rate: int = typer.Option(200, "--rate", min=1, max=1000, help="Samples per second per node."),
+    as_json: bool = common.JSON,
+    coordinator_addr: Optional[str] = common.COORDINATOR_ADDR,
+    coordinator_port: Optional[int] = common.COORDINATOR_PORT,
+    dora: Optional[str] = common.DORA,
+) -> None:
+    """Rehearse start and stop several times and suggest a grace period from the measurements.
+
+    Each run starts the dataflow (named dora-doctor-rehearsal-…), lets it run --warmup,
+    stops it with --ceiling as the grace while sampling, and measures stop→exit per node.
+    Runs that hit the ceiling count as "≥ ceiling", never as the value. Where a node is
+    starved of the GIL or never reacts to STOP, it says that no grace value helps.
+
+    \b
+    Examples:
+      dora-doctor tune-grace robot.yml
+      dora-doctor tune-grace robot.yml --runs 10 --ceiling 30s --margin 1.2
+      dora-doctor tune-grace robot.yml --local --json > grace.json
+    """
+    from dora_doctor.report import rehearsal as render
+
+    if record_dir is not None and not record_dir.is_dir():
+        raise DoctorError(f"--record-dir {record_dir}: no such directory")
+    refuse_existing(html_file)
+    options = rehearsal_options(runs, warmup, ceiling, "--ceiling", local)
+    options.margin, options.record_dir, options.all_runs = margin, record_dir, all_runs
+    options.sampler.rate = rate
+    rehearsal = rehearse_with_progress(
+        dataflow_file, options, coordinator_addr, coordinator_port, dora
+    )
+    if html_file is not None:
+        from dora_doctor.report import html
+
+        sections = [(run.report, run.recorded) for run in rehearsal.runs if run.recorded]
+        write_output(html_file, html.render_many(sections))
+    if as_json:
+        sys.stdout.write(render.render_json(rehearsal))
+    else:
+        render.render_terminal(rehearsal, consoles.out())
