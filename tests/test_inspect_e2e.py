@@ -148,7 +148,7 @@ def test_without_ptrace_rights_the_error_says_how_to_grant_them(
         "import sys\n"
         "from dora_doctor.errors import DoctorError\n"
         "from dora_doctor.model import NodeProcess\n"
-        "from dora_doctor.sampler import preflight\n"
+        "from dora_doctor.capture.sampler import preflight\n"
         f"pid = {pids['talker']}\n"
         "node = NodeProcess(id='talker', dataflow='d', pid=pid, sample_pid=pid, python=True)\n"
         "try:\n"
