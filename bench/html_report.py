@@ -26,7 +26,7 @@ from results_file import load as loadavg
 from results_file import write_results  # noqa: E402
 
 from dora_doctor.analysis.diagnose import report_from_recording
-from dora_doctor.logs.messages import STOP_REQUEST, LogEvent
+from dora_doctor.logs.events import STOP_REQUEST, LogEvent
 from dora_doctor.model import (
     Dataflow,
     Frame,

@@ -34,7 +34,7 @@ def noise_lines() -> List[str]:
     node_log = ROOT / "tests" / "fixtures" / "dora-1.1.0" / "node-log-queue-full"
     lines = [ln for p in sorted(node_log.rglob("*.jsonl")) for ln in p.read_text().splitlines()]
     daemon = [ln for ln in (FIX / "dora-daemon.txt").read_text().splitlines() if "INFO" in ln]
-    from dora_doctor.logs.messages import CANDIDATE_ANCHORS
+    from dora_doctor.logs.patterns import CANDIDATE_ANCHORS
 
     # a real log says "stop" or "exit" a few times per run, not in every block
     quiet = [ln for ln in lines + daemon if not any(a in ln.encode() for a in CANDIDATE_ANCHORS)]
@@ -98,7 +98,7 @@ def main() -> int:
         doctor_argv = [sys.executable, "-m", "dora_doctor", "postmortem", str(log), "--json"]
         doctor = timed(doctor_argv)
         grep_again = timed(["grep", "-c", KILL, str(log)])
-        from dora_doctor.logs.messages import CANDIDATE_ANCHORS
+        from dora_doctor.logs.patterns import CANDIDATE_ANCHORS
 
         words = [arg for a in CANDIDATE_ANCHORS for arg in ("-e", a.decode())]
         grep_same_work = timed(["grep", "-a", "-c", "-F", *words, str(log)])

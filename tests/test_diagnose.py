@@ -117,7 +117,7 @@ def test_a_clean_stop_faster_than_the_samples_is_none_not_unknown() -> None:
 
 
 def test_a_daemon_death_is_about_its_own_machine_in_a_merged_recording() -> None:
-    from dora_doctor.logs import messages
+    from dora_doctor.logs import events as logevents
 
     def evidence_of_daemon_death(machine: "str | None") -> Dict[str, bool]:
         recording = read_recording(REC / "wb.ddrec")
@@ -125,8 +125,8 @@ def test_a_daemon_death_is_about_its_own_machine_in_a_merged_recording() -> None
             node.machine = {"talker": "A", "listener": "B"}[node.id]
         first_exit = min(e.time for e in recording.events if e.kind == "exited")
         recording.logs.append(
-            messages.LogEvent(
-                messages.DAEMON_GONE, first_exit - 0.05, source="dora-doctor", machine=machine
+            logevents.LogEvent(
+                logevents.DAEMON_GONE, first_exit - 0.05, source="dora-doctor", machine=machine
             )
         )
         return {

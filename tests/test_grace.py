@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dora_doctor.analysis.grace import (
-    StopTime,
-    node_stats,
-    percentile,
-    round_up_seconds,
-    suggest,
-)
+from dora_doctor.analysis.grace import StopTime, node_stats, percentile, round_up_seconds, suggest
 
 
 def test_nearest_rank_percentile_is_always_a_measured_value() -> None:

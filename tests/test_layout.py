@@ -31,7 +31,7 @@ EXCEPTIONS: Set[Tuple[str, str]] = {
     ("report.html", "dora.versions"),
     ("report.perfetto", "dora.versions"),
     ("report.timeline_text", "dora.versions"),
-    ("report.postmortem", "logs.messages"),
+    ("report.postmortem", "logs.events"),
 }
 
 

@@ -12,8 +12,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from dora_doctor.logs import messages
-from dora_doctor.logs.messages import (
+from dora_doctor.logs import envelopes, parse, patterns
+from dora_doctor.logs.events import (
     DATAFLOW_END,
     DROP_TOKEN,
     GRACE_KILL,
@@ -36,17 +36,17 @@ def lines_of(rel: str) -> List[str]:
 def line_with(rel: str, text: str) -> str:
     """The first line of fixture ``rel`` that contains ``text`` once its colours are gone."""
     for line in lines_of(rel):
-        if text in messages.strip_ansi(line):
+        if text in envelopes.strip_ansi(line):
             return line
     raise AssertionError(f"{text!r} not in {rel}")
 
 
 def events_of(rel: str) -> List[LogEvent]:
-    return list(messages.parse_lines(lines_of(rel), "test"))
+    return list(parse.parse_lines(lines_of(rel), "test"))
 
 
 def ts(text: str) -> float:
-    value = messages.parse_timestamp(text)
+    value = envelopes.parse_timestamp(text)
     assert value is not None
     return value
 
@@ -159,17 +159,17 @@ PATTERN_CASES: Dict[str, Tuple[str, Dict[str, object]]] = {
 
 
 def test_every_pattern_has_a_case() -> None:
-    names = [p.name for p in messages.MESSAGE_PATTERNS]
+    names = [p.name for p in patterns.MESSAGE_PATTERNS]
     assert len(names) == len(set(names))
     assert set(names) == set(PATTERN_CASES)
 
 
-@pytest.mark.parametrize("pattern", messages.MESSAGE_PATTERNS, ids=lambda p: p.name)
-def test_pattern_on_its_real_line(pattern: messages.MessagePattern) -> None:
+@pytest.mark.parametrize("pattern", patterns.MESSAGE_PATTERNS, ids=lambda p: p.name)
+def test_pattern_on_its_real_line(pattern: patterns.MessagePattern) -> None:
     rel, expected = PATTERN_CASES[pattern.name]
     assert rel.startswith(f"dora-{pattern.version}/"), "example and version from the same run"
     line = line_with(rel, pattern.example)
-    event = messages.parse_line(line, "test")
+    event = parse.parse_line(line, "test")
     assert event is not None
     assert event.pattern == pattern.name
     assert event.source == "test"
@@ -234,7 +234,7 @@ OTHER_VERSION_CASES = [
 
 @pytest.mark.parametrize("rel,text,expected", OTHER_VERSION_CASES)
 def test_pattern_on_lines_of_other_runs(rel: str, text: str, expected: Dict[str, object]) -> None:
-    event = messages.parse_line(line_with(rel, text))
+    event = parse.parse_line(line_with(rel, text))
     assert event is not None
     for name, value in expected.items():
         assert getattr(event, name) == value, name
@@ -553,15 +553,15 @@ def test_node_fails_files() -> None:
 
 def test_node_logs_carry_no_stop_events() -> None:
     for path in sorted(FIX.glob("dora-*/*/out/*/log_*")):
-        assert list(messages.parse_lines(path.read_text(encoding="utf-8").splitlines())) == [], path
+        assert list(parse.parse_lines(path.read_text(encoding="utf-8").splitlines())) == [], path
 
 
 def test_every_fixture_file_parses_without_error() -> None:
     for path in sorted(FIX.glob("dora-*/**/*")):
         if path.is_file() and path.suffix in (".txt", ".jsonl"):
             for line in path.read_text(encoding="utf-8").splitlines():
-                messages.parse_record(line)
-                messages.parse_line(line)
+                envelopes.parse_record(line)
+                parse.parse_line(line)
 
 
 # --- envelopes -------------------------------------------------------------------------------
@@ -569,7 +569,7 @@ def test_every_fixture_file_parses_without_error() -> None:
 
 def test_node_jsonl_envelope() -> None:
     rel = f"{V11}/node-fails/out/01a21309-fb65-790d-8e12-3d3f06eb4431/log_raiser.jsonl"
-    first = messages.parse_record(lines_of(rel)[0])
+    first = envelopes.parse_record(lines_of(rel)[0])
     assert first is not None
     assert first.envelope == "node-json"
     assert (first.node, first.level, first.message) == (
@@ -579,7 +579,7 @@ def test_node_jsonl_envelope() -> None:
     )
     assert first.time == ts("2026-11-25T14:09:12.198Z")
     queue = f"{V11}/node-log-queue-full/out/01a21311-209c-7f1b-9f48-dcf465f1d879/log_slowpoke.jsonl"
-    warning = messages.parse_record(lines_of(queue)[0])
+    warning = envelopes.parse_record(lines_of(queue)[0])
     assert warning is not None
     assert warning.envelope == "node-json"
     assert (warning.node, warning.level, warning.target) == (
@@ -599,7 +599,7 @@ def test_node_jsonl_whose_msg_is_a_json_tracing_line() -> None:
     )
     inner = line_with(f"{V11}/stop-grace-2s/dora-daemon.txt", "Signal(15)")
     outer.update(msg=inner, level="stdout", target=None, fields=None)
-    event = messages.parse_line(json.dumps(outer))
+    event = parse.parse_line(json.dumps(outer))
     assert event is not None
     assert (event.kind, event.signal, event.node) == (NODE_EXIT, 15, "saver")
     assert event.time == ts("2026-11-25T13:59:06.421350Z")  # the inner line's own time
@@ -608,23 +608,23 @@ def test_node_jsonl_whose_msg_is_a_json_tracing_line() -> None:
 
 def test_json_line_function_kept() -> None:
     line = line_with(f"{V11}/stop-grace-2s/dora-daemon.txt", "Signal(9)")
-    event = messages.parse_json_line(line, "daemon")
+    event = parse.parse_json_line(line, "daemon")
     assert event is not None and (event.kind, event.signal, event.source) == (
         NODE_EXIT,
         9,
         "daemon",
     )
-    assert messages.parse_json_line("not json") is None
+    assert parse.parse_json_line("not json") is None
 
 
 def test_cli_line_with_and_without_colour() -> None:
     text = "`crunch` exited with Signal(15) during planned stop"
-    plain = messages.parse_record(
+    plain = envelopes.parse_record(
         line_with(f"{V11}/run-stop-after-3s/run-gil_contention.stdout.txt", text)
     )
     colour_line = line_with(f"{V11}/run-stop-after-3s/run-gil_contention.color.stdout.txt", text)
     assert "\x1b[" in colour_line
-    colour = messages.parse_record(colour_line)
+    colour = envelopes.parse_record(colour_line)
     assert plain is not None and colour is not None
     assert plain.envelope == colour.envelope == "cli"
     assert (plain.node, plain.level, plain.clock, plain.time) == (
@@ -638,7 +638,7 @@ def test_cli_line_with_and_without_colour() -> None:
 
 def test_cli_line_without_time_0_3_13() -> None:
     line = line_with(f"{V03}/run-ctrl-c/run-gil_contention.color.stdout.txt", "node was killed")
-    record = messages.parse_record(line)
+    record = envelopes.parse_record(line)
     assert record is not None
     assert record.envelope == "cli-plain"
     assert (record.node, record.level, record.target, record.clock) == (
@@ -648,11 +648,11 @@ def test_cli_line_without_time_0_3_13() -> None:
         None,
     )
     assert record.message.startswith("node was killed by dora")
-    build = messages.parse_record(
+    build = envelopes.parse_record(
         line_with(f"{V03}/attach-stop-grace-2s/attach-gc.stdout.txt", "all nodes")
     )
     assert build is not None and build.node is None and build.target == "daemon"
-    dora_node = messages.parse_record(
+    dora_node = envelopes.parse_record(
         line_with(
             f"{V11}/run-stop-after-3s/run-well_behaved.stdout.txt", "[dora]: daemon all nodes"
         )
@@ -661,7 +661,7 @@ def test_cli_line_without_time_0_3_13() -> None:
 
 
 def test_tracing_text_spans_and_fields() -> None:
-    destroy = messages.parse_record(
+    destroy = envelopes.parse_record(
         line_with(f"{V03}/detached-stop-grace-2s/dora-daemon.txt", "received destroy command")
     )
     assert destroy is not None
@@ -670,12 +670,12 @@ def test_tracing_text_spans_and_fields() -> None:
         "dora_daemon",
         "received destroy command -> exiting",
     )
-    spawn = messages.parse_record(
+    spawn = envelopes.parse_record(
         line_with(f"{V03}/detached-stop-grace-2s/dora-coordinator.txt", "successfully triggered")
     )
     assert spawn is not None and spawn.target == "dora_coordinator::run"
     assert spawn.message.startswith("successfully triggered dataflow spawn `01a2130b-f0fe")
-    failure = messages.parse_record(
+    failure = envelopes.parse_record(
         line_with(
             f"{V11}/run-stop-after-3s/run-gil_contention.color.stdout.txt", "Signal(15) node_id"
         )
@@ -692,7 +692,7 @@ def test_error_block_lines_keep_their_events() -> None:
     lines = lines_of(f"{V03}/detached-stop-grace-2s/stop-gc.stderr.txt")
     assert "[ERROR]" in lines
     # alone, the line still carries the kill ...
-    event = messages.parse_line(
+    event = parse.parse_line(
         line_with(f"{V03}/detached-stop-grace-2s/stop-gc.stderr.txt", "Node `")
     )
     assert event is not None and (event.kind, event.node, event.dataflow) == (
@@ -701,7 +701,7 @@ def test_error_block_lines_keep_their_events() -> None:
         None,
     )
     # ... and in its block it also gets the dataflow of the "Dataflow <uuid> failed:" line
-    (in_block,) = messages.parse_lines(lines)
+    (in_block,) = parse.parse_lines(lines)
     assert in_block.dataflow == "01a2130b-f0fe-78c5-9edb-120a8dd69a68"
     (no_uuid,) = events_of(f"{V03}/run-ctrl-c/run-gil_contention.stderr.txt")  # "Dataflow failed:"
     assert no_uuid.dataflow is None
@@ -709,7 +709,7 @@ def test_error_block_lines_keep_their_events() -> None:
 
 def test_drop_token_warning_gets_its_node_from_the_next_lines() -> None:
     rel = f"{V03}/detached-stop-grace-2s/dora-daemon.txt"
-    alone = messages.parse_line(line_with(rel, "NextFinishedDropTokens"))
+    alone = parse.parse_line(line_with(rel, "NextFinishedDropTokens"))
     assert alone is not None and alone.kind == DROP_TOKEN and alone.node is None
     drops = [e for e in events_of(rel) if e.kind == DROP_TOKEN]
     assert [e.node for e in drops] == ["crunch", "stubborn", "saver", "deaf", "sleeper"]
@@ -744,8 +744,8 @@ JOURNAL_CASES = [
 @pytest.mark.parametrize("prefix,rel,text", JOURNAL_CASES)
 def test_journald_and_syslog_prefixes(prefix: str, rel: str, text: str) -> None:
     line = line_with(rel, text)
-    direct = messages.parse_line(line)
-    prefixed = messages.parse_line(prefix + line)
+    direct = parse.parse_line(line)
+    prefixed = parse.parse_line(prefix + line)
     assert direct is not None and prefixed is not None
     assert brief([prefixed]) == brief([direct])
     assert prefixed.dataflow == direct.dataflow
@@ -803,8 +803,8 @@ GARBAGE = [
 
 @pytest.mark.parametrize("line", GARBAGE, ids=range(len(GARBAGE)))
 def test_garbage_yields_nothing(line: str) -> None:
-    assert messages.parse_line(line) is None
-    assert list(messages.parse_lines([line])) == []
+    assert parse.parse_line(line) is None
+    assert list(parse.parse_lines([line])) == []
 
 
 def test_unknown_real_lines_yield_nothing() -> None:
@@ -815,7 +815,7 @@ def test_unknown_real_lines_yield_nothing() -> None:
         (f"{V11}/run-stop-after-3s/run-well_behaved.stdout.txt", "stopping after 3s as requested"),
         (f"{V11}/node-fails/run-raises.stdout.txt", "stdout raiser: Traceback"),
     ):
-        assert messages.parse_line(line_with(rel, text)) is None, text
+        assert parse.parse_line(line_with(rel, text)) is None, text
 
 
 def test_parse_timestamp_forms() -> None:
@@ -823,12 +823,12 @@ def test_parse_timestamp_forms() -> None:
     assert ts("2026-11-25T13:59:06.5Z") == 1795615146.5
     assert ts("2026-11-25T14:59:06+01:00") == 1795615146.0
     assert ts("2026-11-25 13:59:06") == 1795615146.0
-    assert messages.parse_timestamp("13:59:06") is None
-    assert messages.parse_timestamp("2026-13-45T25:61:61Z") is None
+    assert envelopes.parse_timestamp("13:59:06") is None
+    assert envelopes.parse_timestamp("2026-13-45T25:61:61Z") is None
 
 
 def test_event_from_message_stays_compatible() -> None:
-    event = messages.event_from_message(
+    event = patterns.event_from_message(
         "node exited with error: Signal(15)", 1.0, "df", "n", "daemon"
     )
     assert event == LogEvent(
@@ -841,4 +841,4 @@ def test_event_from_message_stays_compatible() -> None:
         pattern="exit-signal",
         text="node exited with error: Signal(15)",
     )
-    assert messages.event_from_message("nothing to see", None) is None
+    assert patterns.event_from_message("nothing to see", None) is None

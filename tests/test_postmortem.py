@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from dora_doctor.analysis.findings import NodeFinding
 from dora_doctor.analysis.postmortem import Postmortem, postmortem
-from dora_doctor.logs import logfiles, messages
+from dora_doctor.logs import logfiles, parse, patterns
 from dora_doctor.recording.jsonl import read_recording
 
 FIX = Path(__file__).parent / "fixtures"
@@ -154,7 +154,7 @@ REAL_EVENT_LINES = [
     line
     for path in sorted((V110 / "detached-stop-grace-2s").glob("dora-*.txt"))
     for line in path.read_text().splitlines()
-    if messages.parse_line(line) is not None
+    if parse.parse_line(line) is not None
 ]
 
 
@@ -178,7 +178,7 @@ def test_mixed_real_lines_and_garbage_never_crash_and_lose_no_event(
     kinds = sorted((e.kind, e.node or "", e.dataflow or "") for e in result.scan.events)
     expected = sorted(
         (e.kind, e.node or "", e.dataflow or "")
-        for e in (messages.parse_line(line) for line in REAL_EVENT_LINES)
+        for e in (parse.parse_line(line) for line in REAL_EVENT_LINES)
         if e is not None
     )
     for event in expected:
@@ -207,7 +207,7 @@ def scan_both_ways(path: Path) -> "tuple[object, object]":
     results = []
     for fast in (True, False):
         stats = ReadStats()
-        lines = list(candidate_lines(classify(path), stats, messages.CANDIDATE_ANCHORS, fast=fast))
+        lines = list(candidate_lines(classify(path), stats, patterns.CANDIDATE_ANCHORS, fast=fast))
         results.append((lines, stats.lines, stats.cut_lines, stats.bytes, stats.problems))
     return results[0], results[1]
 

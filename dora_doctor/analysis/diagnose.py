@@ -41,7 +41,7 @@ from dora_doctor.analysis.timeline import (
     main_thread_spans,
 )
 from dora_doctor.dora.versions import has_sigterm_step
-from dora_doctor.logs import messages
+from dora_doctor.logs import events as logevents
 from dora_doctor.model import (
     REMOTE,
     CpuSegment,
@@ -132,8 +132,8 @@ def _dora_gone(finding: NodeFinding, recording: Recording, shutdown: Shutdown) -
     node: a daemon's death ends its nodes (or orphans them) without any stop, and its
     silence afterwards says nothing about how they ended."""
     # a daemon's death is about its own machine's nodes (a merged recording has several)
-    daemon = _first(recording, messages.DAEMON_GONE, finding.machine)
-    coordinator = _first(recording, messages.COORDINATOR_GONE)
+    daemon = _first(recording, logevents.DAEMON_GONE, finding.machine)
+    coordinator = _first(recording, logevents.COORDINATOR_GONE)
     end = shutdown.end_of(finding.id)
     if daemon is not None:
         if end is None or end.time is None:

@@ -1,7 +1,7 @@
 """Post-mortem of dora's logs: every stop, every node's end, and why, after the fact.
 
 The logs are read once, as a stream (:mod:`~dora_doctor.logs.logfiles`), into the same
-:class:`~dora_doctor.logs.messages.LogEvent`s the live watch records. Per dataflow they are then put
+:class:`~dora_doctor.logs.events.LogEvent`s the live watch records. Per dataflow they are then put
 into a :class:`~dora_doctor.recording.jsonl.Recording` with no samples, so the outcome, stop
 duration and grace come from the very code ``inspect`` uses. With ``--recording``, the
 log events of the recorded dataflow are added to the samples of the same run, and the full
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from dora_doctor.analysis.findings import Report
-from dora_doctor.logs import machines, messages
+from dora_doctor.logs import envelopes, machines, parse, patterns
+from dora_doctor.logs import events as logevents
 from dora_doctor.logs.logfiles import LogSource, ReadStats, candidate_lines, expand
 from dora_doctor.model import Dataflow, NodeProcess
 from dora_doctor.recording.jsonl import SCHEMA, Recording
@@ -34,7 +35,7 @@ class Scan:
     """Everything read from the inputs: events per source, and what could not be read."""
 
     stats: ReadStats = field(default_factory=ReadStats)
-    events: List[messages.LogEvent] = field(default_factory=list)
+    events: List[logevents.LogEvent] = field(default_factory=list)
     sources: List[LogSource] = field(default_factory=list)
     node_logs: Dict[str, List[str]] = field(default_factory=dict)  # dataflow → node ids
     dora_versions: List[str] = field(default_factory=list)
@@ -50,7 +51,7 @@ class TimelineEntry:
     """One event of the merged timeline, with the machine whose daemon (or node) wrote it;
     ``machine`` is None for the coordinator and for inputs that name no machine."""
 
-    event: messages.LogEvent
+    event: logevents.LogEvent
     machine: Optional[str]
     source: str  # the input's kind: coordinator, daemon, node, stdin, other
 
@@ -74,12 +75,12 @@ def scan(inputs: Sequence[str]) -> Scan:
         generation = None
         if source.kind == "node" and source.node:
             result.node_logs.setdefault(source.dataflow or UNKNOWN_DATAFLOW, []).append(source.node)
-        lines = list(_decoded(candidate_lines(source, result.stats, messages.CANDIDATE_ANCHORS)))
+        lines = list(_decoded(candidate_lines(source, result.stats, patterns.CANDIDATE_ANCHORS)))
         if source.kind in ("daemon", "coordinator") and lines:
             generation = dora_generation(lines[0])
             if generation and generation not in result.dora_versions:
                 result.dora_versions.append(generation)
-        found = list(messages.parse_lines(lines, source.kind))
+        found = list(parse.parse_lines(lines, source.kind))
         for event in found:
             if source.kind == "node":
                 event.node = event.node or source.node
@@ -98,12 +99,12 @@ def scan(inputs: Sequence[str]) -> Scan:
     return result
 
 
-def _wall_clock(event: messages.LogEvent) -> float:
+def _wall_clock(event: logevents.LogEvent) -> float:
     return event.time if event.time is not None else float("inf")
 
 
 def _place(
-    result: Scan, source: LogSource, lines: List[str], found: List[messages.LogEvent]
+    result: Scan, source: LogSource, lines: List[str], found: List[logevents.LogEvent]
 ) -> None:
     """Note which machine each node of this input ran on, and add its events to the timeline."""
     machine = source.machine
@@ -125,10 +126,10 @@ def _place(
 
 def dora_generation(line: str) -> Optional[str]:
     """dora ≥ 0.4 writes its log files as JSON lines, 0.3.x as tracing text."""
-    stripped = messages.strip_ansi(line).lstrip()
+    stripped = envelopes.strip_ansi(line).lstrip()
     if stripped.startswith("{"):
         return "≥0.4"
-    if messages.parse_timestamp(stripped[:40]) is not None:
+    if envelopes.parse_timestamp(stripped[:40]) is not None:
         return "0.3.x"
     return None
 
@@ -136,7 +137,7 @@ def dora_generation(line: str) -> Optional[str]:
 def _is_cli_output(lines: List[str]) -> bool:
     """The dora CLI's own lines, not a daemon's tracing output saved under another name."""
     for line in lines:
-        record = messages.parse_record(line)
+        record = envelopes.parse_record(line)
         if record is not None and record.envelope in ("cli", "cli-plain"):
             return True
     return False
@@ -147,7 +148,7 @@ def _decoded(lines: Iterator[bytes]) -> Iterator[str]:
         yield line.decode("utf-8", "replace")
 
 
-def _date_clock_times(events: List[messages.LogEvent]) -> None:
+def _date_clock_times(events: List[logevents.LogEvent]) -> None:
     """CLI lines carry a local time of day only: date it from a full timestamp nearby."""
     reference = next((e.time for e in events if e.time is not None), None)
     if reference is None:
@@ -175,7 +176,7 @@ def _at_clock(reference: float, clock: str) -> Optional[float]:
     return value
 
 
-def _own_dataflow(events: List[messages.LogEvent]) -> None:
+def _own_dataflow(events: List[logevents.LogEvent]) -> None:
     """Lines without a dataflow id belong to the only dataflow their file speaks of."""
     known = {e.dataflow for e in events if e.dataflow}
     if len(known) != 1:
@@ -187,7 +188,7 @@ def _own_dataflow(events: List[messages.LogEvent]) -> None:
 
 def recordings_from_scan(found: Scan) -> List[Recording]:
     """One sample-less recording per dataflow, so the diagnosis code reads it as usual."""
-    by_dataflow: Dict[str, List[messages.LogEvent]] = defaultdict(list)
+    by_dataflow: Dict[str, List[logevents.LogEvent]] = defaultdict(list)
     nodes: Dict[str, List[str]] = defaultdict(list)
     for event in found.events:
         key = (
@@ -239,7 +240,7 @@ def _machine(found: Scan, dataflow: str, node: str) -> Optional[str]:
     )
 
 
-def _dataflow_of_node(events: List[messages.LogEvent], event: messages.LogEvent) -> Optional[str]:
+def _dataflow_of_node(events: List[logevents.LogEvent], event: logevents.LogEvent) -> Optional[str]:
     """A daemon's kill line names only the node: take the dataflow of its exit line."""
     if not event.node or event.time is None:
         return None
@@ -255,7 +256,7 @@ def _dataflow_of_node(events: List[messages.LogEvent], event: messages.LogEvent)
     return None
 
 
-def _dataflow_stopped_before(found: Scan, event: messages.LogEvent) -> Optional[str]:
+def _dataflow_stopped_before(found: Scan, event: logevents.LogEvent) -> Optional[str]:
     """0.3.x's kill line names neither dataflow nor exit: take the dataflow with this node
     whose stop request came last before the kill."""
     if not event.node or event.time is None:
@@ -265,7 +266,7 @@ def _dataflow_stopped_before(found: Scan, event: messages.LogEvent) -> Optional[
     stops = [
         e
         for e in found.events
-        if e.kind == messages.STOP_REQUEST
+        if e.kind == logevents.STOP_REQUEST
         and e.dataflow in with_node
         and e.time is not None
         and e.time <= event.time
@@ -311,7 +312,7 @@ class Postmortem:
 def summarise(report: Report, found: Scan) -> Summary:
     summary = Summary()
     summary.stops = len(
-        {(e.dataflow, e.pattern) for e in found.events if e.kind == messages.STOP_REQUEST}
+        {(e.dataflow, e.pattern) for e in found.events if e.kind == logevents.STOP_REQUEST}
     )
     for dataflow in report.dataflows:
         for node in dataflow.nodes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from dora_doctor.dora.versions import default_grace_s, sigkill_factor
-from dora_doctor.logs import messages
+from dora_doctor.logs import events as logevents
 from dora_doctor.model import CpuSegment, Dataflow, NodeProcess, Stack, StackSegment, ThreadTrack
 from dora_doctor.recording.jsonl import Recording
 
@@ -45,7 +45,7 @@ class NodeEnd:
     source: Optional[str] = None  # "process" (the stop watch) or "daemon log"
     signal: Optional[int] = None
     exit_code: Optional[int] = None
-    grace_kill: Optional[messages.LogEvent] = None
+    grace_kill: Optional[logevents.LogEvent] = None
     running_at_end: bool = False
     finished: bool = False  # dora said it finished successfully
     coarse: bool = False  # the time is a CLI time of day: whole seconds, rounded down
@@ -78,7 +78,7 @@ def build_shutdown(recording: Recording, dataflow: Dataflow) -> Shutdown:
     node_ids = {n.id for n in dataflow.nodes}
     request = find_request(mine, dataflow.uuid)
     ends = [node_end(recording, dataflow, n, mine) for n in dataflow.nodes]
-    kills = [e for e in mine if e.kind == messages.GRACE_KILL and e.node in node_ids]
+    kills = [e for e in mine if e.kind == logevents.GRACE_KILL and e.node in node_ids]
     daemon_read = bool(recording.header.get("logs", {}).get("daemon")) or any(
         e.source == "daemon" for e in mine
     )
@@ -91,13 +91,13 @@ def build_shutdown(recording: Recording, dataflow: Dataflow) -> Shutdown:
         recording_end=recording_span(recording)[1],
         daemon_log_read=daemon_read,
         dora_version=recording.dora_version,
-        ended=any(e.kind == messages.DATAFLOW_END for e in mine),
+        ended=any(e.kind == logevents.DATAFLOW_END for e in mine),
     )
 
 
-def find_request(events: List[messages.LogEvent], uuid: str) -> Optional[StopRequest]:
+def find_request(events: List[logevents.LogEvent], uuid: str) -> Optional[StopRequest]:
     """dora-doctor's own stop is exact; else the coordinator's "sent stop" line."""
-    requests = [e for e in events if e.kind == messages.STOP_REQUEST and e.time is not None]
+    requests = [e for e in events if e.kind == logevents.STOP_REQUEST and e.time is not None]
     own = [e for e in requests if e.source == "dora-doctor"]
     if own:
         first = min(own, key=lambda e: e.time or 0.0)
@@ -113,7 +113,7 @@ def find_request(events: List[messages.LogEvent], uuid: str) -> Optional[StopReq
 
 def find_grace(
     request: Optional[StopRequest],
-    kills: List[messages.LogEvent],
+    kills: List[logevents.LogEvent],
     ends: List[NodeEnd],
     dora_version: Optional[str],
 ) -> Optional[Grace]:
@@ -143,7 +143,7 @@ def find_grace(
 
 
 def node_end(
-    recording: Recording, dataflow: Dataflow, node: NodeProcess, events: List[messages.LogEvent]
+    recording: Recording, dataflow: Dataflow, node: NodeProcess, events: List[logevents.LogEvent]
 ) -> NodeEnd:
     end = NodeEnd(node)
     exits = [
@@ -153,7 +153,7 @@ def node_end(
     ]
     if exits:
         end.time, end.source = exits[0].time, "process"
-    failures = [e for e in events if e.kind == messages.NODE_EXIT and e.node == node.id]
+    failures = [e for e in events if e.kind == logevents.NODE_EXIT and e.node == node.id]
     if end.time is not None:
         failures = [e for e in failures if e.time is None or abs(e.time - end.time) <= LOG_MATCH_S]
     if failures:
@@ -164,7 +164,9 @@ def node_end(
         end.evidence.append(f"dora: {failure.text}")
     # the daemon's "killed due to not stopping" line and the CLI's "(SIGKILL)" verdict
     kills = [
-        e for e in events if e.kind in (messages.GRACE_KILL, messages.KILLED) and e.node == node.id
+        e
+        for e in events
+        if e.kind in (logevents.GRACE_KILL, logevents.KILLED) and e.node == node.id
     ]
     if kills:
         end.grace_kill = min(kills, key=_earliest)
@@ -172,7 +174,7 @@ def node_end(
         if end.time is None:
             end.time, end.source = end.grace_kill.time, "daemon log"
             end.coarse = end.grace_kill.clock is not None
-    finished = [e for e in events if e.kind == messages.NODE_FINISHED and e.node == node.id]
+    finished = [e for e in events if e.kind == logevents.NODE_FINISHED and e.node == node.id]
     if finished and end.time is None and not failures and not kills:
         # dora ≥ 0.4 also says "finished successfully" after a SIGTERM, hence last in line
         first = min(finished, key=_earliest)
@@ -185,7 +187,7 @@ def node_end(
     return end
 
 
-def _earliest(event: messages.LogEvent) -> Tuple[bool, float]:
+def _earliest(event: logevents.LogEvent) -> Tuple[bool, float]:
     """Exact timestamps before times of day dated afterwards (whole seconds on the CLI)."""
     return (event.clock is not None, event.time if event.time is not None else float("inf"))
 

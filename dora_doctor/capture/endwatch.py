@@ -24,7 +24,8 @@ import psutil
 from dora_doctor.capture.logtail import LogFiles, _coordinators, _Tail
 from dora_doctor.dora.discover import process_running
 from dora_doctor.executables import option_value
-from dora_doctor.logs import messages
+from dora_doctor.logs import events as logevents
+from dora_doctor.logs import parse
 from dora_doctor.model import NodeProcess, ProcessEvent
 
 POLL_S = 0.02
@@ -149,9 +150,9 @@ class StopWatch:
                 continue
             now = time.time()
             self._dora_gone[process] = now
-            kind = messages.DAEMON_GONE if process.role == "daemon" else messages.COORDINATOR_GONE
+            kind = logevents.DAEMON_GONE if process.role == "daemon" else logevents.COORDINATOR_GONE
             self.output.put(
-                messages.LogEvent(
+                logevents.LogEvent(
                     kind=kind,
                     time=now,
                     source="dora-doctor",
@@ -173,5 +174,5 @@ class StopWatch:
 
     def _poll_logs(self) -> None:
         for tail in self.tails:
-            for event in messages.parse_lines(tail.lines(), tail.source):
+            for event in parse.parse_lines(tail.lines(), tail.source):
                 self.output.put(event)

@@ -29,7 +29,7 @@ from dora_doctor.capture.threadcpu import CpuMeter
 from dora_doctor.dora.client import DoraCli
 from dora_doctor.dora.discover import process_running
 from dora_doctor.errors import DoctorError
-from dora_doctor.logs import messages
+from dora_doctor.logs import events as logevents
 from dora_doctor.model import (
     REMOTE,
     CpuSegment,
@@ -40,16 +40,11 @@ from dora_doctor.model import (
     SamplerOptions,
     StackSegment,
 )
-from dora_doctor.recording.jsonl import (
-    Recording,
-    RecordingWriter,
-    make_header,
-    read_recording,
-)
+from dora_doctor.recording.jsonl import Recording, RecordingWriter, make_header, read_recording
 from dora_doctor.units import format_duration
 
 Observation = Union[
-    StackSegment, GilSegment, CpuSegment, ProcessEvent, messages.LogEvent, model.LocalsSnapshot
+    StackSegment, GilSegment, CpuSegment, ProcessEvent, logevents.LogEvent, model.LocalsSnapshot
 ]
 
 
@@ -78,10 +73,10 @@ class LiveState:
     notices: List[str] = field(default_factory=list)
 
     def update(self, item: Observation) -> None:
-        if isinstance(item, messages.LogEvent):
-            if item.kind == messages.STOP_REQUEST and item.dataflow in (None, self.dataflow.uuid):
+        if isinstance(item, logevents.LogEvent):
+            if item.kind == logevents.STOP_REQUEST and item.dataflow in (None, self.dataflow.uuid):
                 self.stop_requested = self.stop_requested or item.time
-            elif item.kind in (messages.DAEMON_GONE, messages.COORDINATOR_GONE):
+            elif item.kind in (logevents.DAEMON_GONE, logevents.COORDINATOR_GONE):
                 self.notices.append(item.text)
             return
         live = self.nodes.get(item.node)
@@ -225,8 +220,8 @@ def _start_stopper(
         args = [dataflow.uuid]
         grace = format_duration(plan.grace_s) if plan.grace_s else None
         inbox.put(
-            messages.LogEvent(
-                kind=messages.STOP_REQUEST,
+            logevents.LogEvent(
+                kind=logevents.STOP_REQUEST,
                 time=time.time(),
                 dataflow=dataflow.uuid,
                 seconds=plan.grace_s,
@@ -240,7 +235,7 @@ def _start_stopper(
         except DoctorError as err:  # e.g. the coordinator is gone: a fact, not a crash
             code, text = None, str(err)
         inbox.put(
-            messages.LogEvent(
+            logevents.LogEvent(
                 kind="stop-returned",
                 time=time.time(),
                 dataflow=dataflow.uuid,

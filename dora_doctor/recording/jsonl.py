@@ -21,7 +21,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from dora_doctor import __version__
 from dora_doctor.errors import DoctorError
-from dora_doctor.logs.messages import LogEvent
+from dora_doctor.logs.events import LogEvent
 from dora_doctor.model import (
     CpuSegment,
     Dataflow,

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dora_doctor.analysis.postmortem import Postmortem, TimelineEntry
-from dora_doctor.logs.messages import STOP_REQUEST
+from dora_doctor.logs.events import STOP_REQUEST
 from dora_doctor.report import terminal
 
 

@@ -1,0 +1,80 @@
+"""What dora's logs say about a stop, as typed facts: one :class:`LogEvent` per line that
+matters, of one of these kinds.
+
+Event kinds (``LogEvent.kind``):
+
+- ``STOP_REQUEST``: a stop was asked for (coordinator's "sent stop", ``dora run``'s
+  ``--stop-after`` or Ctrl-C, or dora-doctor's own ``dora stop``);
+- ``NODE_EXIT``: dora saw the node end with a signal or a non-zero exit code;
+- ``GRACE_KILL``: the daemon's own line: it SIGKILLed the node for not stopping within the
+  grace; ``seconds`` is the kill point (1.5 × grace on dora ≥ 0.4, the grace on 0.3.x);
+- ``KILLED``: the CLI's verdict on the same fact, ``node was killed by dora because it didn't
+  react to a stop message in time (SIGKILL)``: ``signal`` 9, no seconds. Kept apart from
+  ``GRACE_KILL`` so that reading both the daemon log and the CLI output does not count one
+  kill twice; it is also what makes dora call the dataflow failed;
+- ``NODE_FINISHED``: dora counted the node's end as a success. On dora 1.x that includes a
+  SIGTERM during a planned stop (``treating as clean``), so read it with the ``NODE_EXIT``
+  that comes before it: it does not mean the node's own cleanup ran;
+- ``DROP_TOKEN``: a drop-token reply could not be sent (0.3.x logs one for every node it
+  SIGKILLs, as the node's drop-token request dies with it);
+- ``DATAFLOW_END``: the dataflow (or ``dora run``'s daemon) finished; the only end marker for
+  nodes that exit cleanly under a detached ``dora start``.
+- ``DAEMON_GONE`` / ``COORDINATOR_GONE``: not parsed from a line; ``inspect`` saw the
+  daemon's or coordinator's process end while it watched (a crash or a kill leaves no line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+STOP_REQUEST = "stop-request"  # the coordinator sent STOP (or dora-doctor asked for it)
+
+
+NODE_EXIT = "node-exit"  # dora saw the node end with a signal or an exit code
+
+
+GRACE_KILL = "grace-kill"  # dora killed the node for not stopping within the grace period
+
+
+KILLED = "killed"  # the CLI says dora SIGKILLed the node for not reacting to STOP in time
+
+
+NODE_FINISHED = "node-finished"  # dora counted the node's end as a success
+
+
+DROP_TOKEN = "drop-token"  # a drop-token reply to a node failed (0.3.x, after a SIGKILL)
+
+
+DATAFLOW_END = "dataflow-end"  # the dataflow, or `dora run`'s daemon, finished
+
+
+# Not from a log line: dora-doctor saw the process of dora's daemon or coordinator vanish
+# while it watched (source "dora-doctor"; nothing else records a SIGKILLed daemon's end)
+DAEMON_GONE = "daemon-gone"
+
+
+COORDINATOR_GONE = "coordinator-gone"
+
+
+@dataclass
+class LogEvent:
+    """One fact from a log line; ``time`` is Unix seconds (UTC), None if the line had none.
+
+    ``clock`` is the time of day (``HH:MM:SS``, local time) of a line that carries no date,
+    such as the dora CLI's; ``level`` is the line's log level as written (``INFO``, ``warn``…).
+    """
+
+    kind: str
+    time: Optional[float]
+    dataflow: Optional[str] = None
+    node: Optional[str] = None
+    signal: Optional[int] = None
+    exit_code: Optional[int] = None
+    seconds: Optional[float] = None
+    source: str = ""
+    pattern: str = ""
+    text: str = ""
+    clock: Optional[str] = None
+    level: Optional[str] = None
+    machine: Optional[str] = None  # dora's machine id the fact is about, when known
