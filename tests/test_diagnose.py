@@ -8,17 +8,17 @@ from typing import Dict
 import pytest
 
 from dora_doctor.analysis.diagnose import report_from_recording
-from dora_doctor.analysis.findings import NodeFinding, Report
+from dora_doctor.analysis.findings import Diagnosis, NodeFinding
 from dora_doctor.recording.jsonl import read_recording
 
 REC = Path(__file__).parent / "fixtures" / "recordings"
 
 
-def analyse(name: str) -> Report:
+def analyse(name: str) -> Diagnosis:
     return report_from_recording(read_recording(REC / f"{name}.ddrec"))
 
 
-def nodes(report: Report) -> Dict[str, NodeFinding]:
+def nodes(report: Diagnosis) -> Dict[str, NodeFinding]:
     return {n.id: n for df in report.dataflows for n in df.nodes}
 
 

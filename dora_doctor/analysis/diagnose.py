@@ -23,10 +23,10 @@ from dora_doctor.analysis import redaction
 from dora_doctor.analysis.findings import (
     Advice,
     DataflowFinding,
+    Diagnosis,
     GilFinding,
     Holder,
     NodeFinding,
-    Report,
     Suggestion,
 )
 from dora_doctor.analysis.timeline import (
@@ -82,8 +82,8 @@ class HolderKey:
 
 def report_from_recording(
     recording: Recording, margin: float = 1.5, show_locals: bool = False
-) -> Report:
-    report = Report(dora_version=recording.dora_version)
+) -> Diagnosis:
+    report = Diagnosis(dora_version=recording.dora_version)
     report.recording = str(recording.path) if recording.path else None
     for dataflow in recording.dataflows:
         shutdown = build_shutdown(recording, dataflow)

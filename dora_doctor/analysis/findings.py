@@ -92,7 +92,7 @@ class DataflowFinding:
 
 
 @dataclass
-class Report:
+class Diagnosis:
     dora_version: Optional[str]
     dataflows: List[DataflowFinding] = field(default_factory=list)
     recording: Optional[str] = None

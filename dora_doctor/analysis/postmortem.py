@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from dora_doctor.analysis.findings import Report
+from dora_doctor.analysis.findings import Diagnosis
 from dora_doctor.logs import envelopes, machines, parse, patterns
 from dora_doctor.logs import events as logevents
 from dora_doctor.logs.logfiles import LogSource, ReadStats, candidate_lines, expand
@@ -287,7 +287,7 @@ def postmortem(inputs: Sequence[str], recording: Optional[Recording] = None) -> 
     from dora_doctor.analysis import diagnose
 
     versions = found.dora_versions
-    report = Report(dora_version=versions[0] if len(versions) == 1 else None)
+    report = Diagnosis(dora_version=versions[0] if len(versions) == 1 else None)
     for dataflow_recording in recordings_from_scan(found):
         uuid = dataflow_recording.dataflows[0].uuid
         if recording is not None and any(d.uuid == uuid for d in recording.dataflows):
@@ -304,12 +304,12 @@ def postmortem(inputs: Sequence[str], recording: Optional[Recording] = None) -> 
 
 @dataclass
 class Postmortem:
-    report: Report
+    report: Diagnosis
     scan: Scan
     summary: Summary
 
 
-def summarise(report: Report, found: Scan) -> Summary:
+def summarise(report: Diagnosis, found: Scan) -> Summary:
     summary = Summary()
     summary.stops = len(
         {(e.dataflow, e.pattern) for e in found.events if e.kind == logevents.STOP_REQUEST}

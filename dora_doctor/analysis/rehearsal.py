@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from dora_doctor.analysis import grace
-from dora_doctor.analysis.findings import NodeFinding, Report, Suggestion
+from dora_doctor.analysis.findings import Diagnosis, NodeFinding, Suggestion
 from dora_doctor.model import SamplerOptions
 from dora_doctor.recording.jsonl import Recording
 
@@ -32,7 +32,7 @@ class RunResult:
     index: int
     name: str
     uuid: str
-    report: Report
+    report: Diagnosis
     started: float
     ended: float
     recording: Optional[Path] = None

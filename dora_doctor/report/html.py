@@ -19,7 +19,7 @@ from html import escape
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from dora_doctor.analysis import redaction
-from dora_doctor.analysis.findings import NodeFinding, Report
+from dora_doctor.analysis.findings import Diagnosis, NodeFinding
 from dora_doctor.analysis.timeline import (
     HELD,
     LANE_STATES,
@@ -68,11 +68,11 @@ svg text { fill:var(--fg); font:11px ui-monospace, monospace; }
 """
 
 
-def render(report: Report, recording: Recording) -> str:
+def render(report: Diagnosis, recording: Recording) -> str:
     return render_many([(report, recording)])
 
 
-def render_many(sections: Sequence[Tuple[Report, Recording]]) -> str:
+def render_many(sections: Sequence[Tuple[Diagnosis, Recording]]) -> str:
     """One page for several reports (a rehearsal's runs), each with its own recording."""
     title = ", ".join(_title(report) for report, _ in sections)
     parts = [
@@ -88,7 +88,7 @@ def render_many(sections: Sequence[Tuple[Report, Recording]]) -> str:
     return "\n".join(parts)
 
 
-def _sections(report: Report, recording: Recording) -> List[str]:
+def _sections(report: Diagnosis, recording: Recording) -> List[str]:
     parts: List[str] = []
     for finding in report.dataflows:
         dataflow = next((d for d in recording.dataflows if d.uuid == finding.uuid), None)
@@ -113,7 +113,7 @@ def _sections(report: Report, recording: Recording) -> List[str]:
     return parts
 
 
-def _title(report: Report) -> str:
+def _title(report: Diagnosis) -> str:
     return ", ".join(d.name or d.uuid for d in report.dataflows) or "report"
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from dora_doctor.analysis.findings import Report
+from dora_doctor.analysis.findings import Diagnosis
 
 
-def render(report: Report) -> str:
+def render(report: Diagnosis) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"

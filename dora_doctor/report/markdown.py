@@ -14,7 +14,7 @@ from collections import Counter
 from typing import List, Optional
 
 from dora_doctor.analysis import redaction
-from dora_doctor.analysis.findings import NodeFinding, Report
+from dora_doctor.analysis.findings import Diagnosis, NodeFinding
 from dora_doctor.model import Stack
 from dora_doctor.recording.jsonl import Recording
 
@@ -31,7 +31,9 @@ def _hide_paths(text: str, show_paths: bool) -> str:
     return text if show_paths else _ABSOLUTE.sub(lambda m: shorten(m.group(1)), text)
 
 
-def render(report: Report, recording: Optional[Recording] = None, show_paths: bool = False) -> str:
+def render(
+    report: Diagnosis, recording: Optional[Recording] = None, show_paths: bool = False
+) -> str:
     out: List[str] = []
 
     def hide(text: str) -> str:
@@ -94,7 +96,9 @@ def render(report: Report, recording: Optional[Recording] = None, show_paths: bo
     return "\n".join(out).rstrip() + "\n"
 
 
-def _environment(report: Report, nodes: List[NodeFinding], recording: Optional[Recording]) -> str:
+def _environment(
+    report: Diagnosis, nodes: List[NodeFinding], recording: Optional[Recording]
+) -> str:
     pythons = sorted({n.python_version for n in nodes if n.python_version})
     host = recording.header.get("host", {}) if recording else {}
     system = (

@@ -12,13 +12,13 @@ from rich.table import Table
 from rich.text import Text
 
 from dora_doctor.analysis import redaction
-from dora_doctor.analysis.findings import DataflowFinding, NodeFinding, Report
+from dora_doctor.analysis.findings import DataflowFinding, Diagnosis, NodeFinding
 from dora_doctor.model import REMOTE
 from dora_doctor.recording.jsonl import Recording
 from dora_doctor.report import timeline_text
 
 
-def render(report: Report, console: Console, recording: Optional[Recording] = None) -> None:
+def render(report: Diagnosis, console: Console, recording: Optional[Recording] = None) -> None:
     for dataflow in report.dataflows:
         console.print(_dataflow(dataflow, report))
         recorded = (
@@ -83,7 +83,7 @@ def _share(value: float) -> str:
     return "<1%" if 0 < value < 0.005 else f"{value:.0%}"
 
 
-def _dataflow(dataflow: DataflowFinding, report: Report) -> Table:
+def _dataflow(dataflow: DataflowFinding, report: Diagnosis) -> Table:
     title = (
         f"{dataflow.name or dataflow.uuid} ({dataflow.uuid}) · dora {report.dora_version or '?'}"
     )
