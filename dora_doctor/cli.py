@@ -4,10 +4,11 @@ error into one line and an exit code. Nothing else lives here."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from types import FrameType
-from typing import List, Optional
+from typing import List, Optional, Type, cast
 
 import typer
 
@@ -49,21 +50,60 @@ def _terminate_as_interrupt(signum: int, frame: Optional[FrameType]) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point: every DoctorError becomes one line on stderr and its exit code.
+def _click_error(name: str) -> Type[Exception]:
+    """click's exception class ``name``, from whichever click this typer runs on (typer 0.2x
+    vendors it as ``typer._click``, older ones use ``click``): found through the class
+    hierarchy of ``typer.BadParameter``, which both have."""
+    found = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == name)
+    return cast(Type[Exception], found)
 
-    Typer (click) runs in standalone mode and reports usage errors itself, with exit 2.
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _one_line(text: str) -> str:
+    """Collapse click's wrapped message into one line; what the user typed is shown, never
+    obeyed as a terminal control sequence."""
+    flat = " ".join(text.split())
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], flat)
+
+
+def _usage_error(err: Exception) -> int:
+    """A usage error is one line and a hint, exit 2, instead of click's four-line block."""
+    if type(err).__name__ == "NoArgsIsHelpError":  # ``dora-doctor`` alone: the help
+        print(err.ctx.get_help())  # type: ignore[attr-defined]
+        return USAGE
+    print(f"dora-doctor: error: {_one_line(err.format_message())}", file=sys.stderr)  # type: ignore[attr-defined]
+    ctx = getattr(err, "ctx", None)
+    if ctx is not None:
+        print(f"see {ctx.command_path} --help", file=sys.stderr)
+    return USAGE
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: every DoctorError and usage error becomes one line on stderr and its exit
+    code.
+
+    Typer (click) runs with ``standalone_mode=False`` so that its usage errors come here as
+    exceptions instead of being printed as click's block; --help still prints and exits 0.
     """
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    usage_error, click_error = _click_error("UsageError"), _click_error("ClickException")
     try:
-        app(args=argv, prog_name="dora-doctor")
+        code = app(args=argv, prog_name="dora-doctor", standalone_mode=False)
     except SystemExit as done:
         code = done.code
         return code if isinstance(code, int) else (0 if code is None else USAGE)
     except DoctorError as err:
         print(f"dora-doctor: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
+    except usage_error as err:
+        return _usage_error(err)
+    except click_error as err:
+        message = err.format_message()  # type: ignore[attr-defined]
+        print(f"dora-doctor: error: {_one_line(message)}", file=sys.stderr)
+        return int(getattr(err, "exit_code", 1))
+    except (KeyboardInterrupt, typer.Abort):
         print("dora-doctor: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # the promise is one line, never a traceback
@@ -75,4 +115,4 @@ def main(argv: Optional[List[str]] = None) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return code if isinstance(code, int) else 0

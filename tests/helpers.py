@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
@@ -32,6 +34,39 @@ def run_doctor(
         timeout=timeout,
         check=False,
     )
+
+
+@dataclass
+class CliResult:
+    """What a user sees of one in-process run: exit code, stdout, stderr."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+# A fixed width and no colour: output does not depend on the terminal the tests run in.
+PINNED_ENV = {"COLUMNS": "100", "LINES": "40", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+def invoke_doctor(*args: str, env: Optional[Dict[str, str]] = None) -> CliResult:
+    """``dora-doctor ARGS`` in this process through ``cli.main`` (the real entry point, with
+    its error handling), stdio and environment isolated by typer's CliRunner. For every
+    test that needs no process of its own: no interpreter start-up per case."""
+    from typer.testing import CliRunner
+
+    from dora_doctor import cli
+
+    sigterm = signal.getsignal(signal.SIGTERM)  # main() installs its own handler
+    try:
+        with CliRunner().isolation(env={**PINNED_ENV, **(env or {})}) as streams:
+            code = cli.main(list(args))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            out, err = streams[0].getvalue(), streams[1].getvalue()
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    return CliResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 60.0, what: str = "condition") -> T:

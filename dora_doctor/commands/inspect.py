@@ -106,10 +106,12 @@ def command(
     from dora_doctor.report import terminal
     from dora_doctor.units import parse_duration
 
-    duration_s = parse_duration(duration, "--duration") if duration else None
+    duration_s = parse_duration(duration, "--duration") if duration is not None else None
     if grace_duration is not None and not stop:
         raise DoctorError("--grace-duration goes with --stop (dora-doctor only stops when asked)")
-    grace_s = parse_duration(grace_duration, "--grace-duration") if grace_duration else None
+    grace_s = (
+        parse_duration(grace_duration, "--grace-duration") if grace_duration is not None else None
+    )
     stop_after_s = parse_duration(stop_after, "--stop-after")
     refuse_existing(record, html_file)
     err = consoles.err()

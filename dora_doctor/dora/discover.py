@@ -20,7 +20,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import psutil
 import yaml
 
-from dora_doctor.dora import machines
+from dora_doctor.dora import descriptor, machines
 from dora_doctor.dora.client import DoraCli
 from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.model import Dataflow, NodeProcess
@@ -151,8 +151,8 @@ def dataflows_from_environ(processes: Iterable[psutil.Process]) -> List[Dataflow
 def parse_node_config(text: str) -> Optional[Tuple[str, str]]:
     """(dataflow_id, node_id) from the YAML dora passes to a node in DORA_NODE_CONFIG."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = descriptor.load_yaml(text)
+    except (yaml.YAMLError, descriptor.YamlTooBig):
         value = None
     if isinstance(value, dict):
         dataflow_id, node_id = value.get("dataflow_id"), value.get("node_id")

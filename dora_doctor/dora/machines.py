@@ -72,11 +72,15 @@ def _config_loader() -> Any:
 
 
 def _load(config: str) -> Dict[str, object]:
+    """A node's config as a dict; {} for one that is not YAML or would expand past the
+    limits of :func:`descriptor.load_yaml` (a node's environment is not to be trusted)."""
     import yaml
 
+    from dora_doctor.dora.descriptor import YamlTooBig, load_yaml
+
     try:
-        value = yaml.load(config, Loader=_config_loader())  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError:
+        value = load_yaml(config, _config_loader())
+    except (yaml.YAMLError, YamlTooBig):
         return {}
     return value if isinstance(value, dict) else {}
 

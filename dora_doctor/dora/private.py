@@ -131,7 +131,9 @@ def absolute_node_paths(yml: Path, target: Path) -> Path:
     """
     import yaml
 
-    descriptor = yaml.safe_load(Path(yml).read_text())
+    from dora_doctor.dora import descriptor as dataflow_file
+
+    descriptor = dataflow_file.load(Path(yml))
     base = Path(yml).resolve().parent
     for node in descriptor.get("nodes", []) if isinstance(descriptor, dict) else []:
         path = node.get("path") if isinstance(node, dict) else None
