@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import wait_for
 
 from dora_doctor.dora import client, discover, versions
 from dora_doctor.errors import DoctorError
@@ -101,13 +102,15 @@ def test_a_wrapper_process_resolves_to_its_python_child() -> None:
     )
     try:
         node = NodeProcess(id="n", dataflow="d", pid=wrapper.pid)
-        deadline = 50
-        while deadline and not psutil.Process(wrapper.pid).children():
-            psutil.Process(wrapper.pid).children()
-            deadline -= 1
-            import time
-
-            time.sleep(0.1)
+        # ready once the shell's child has exec'd Python (a forked child is still a shell)
+        wait_for(
+            lambda: any(
+                "time.sleep(30)" in " ".join(child.cmdline())
+                for child in psutil.Process(wrapper.pid).children()
+            ),
+            5,
+            "the wrapper's Python child",
+        )
         discover.resolve_process(node)
         assert node.python is True
         assert node.sample_pid is not None and node.sample_pid != wrapper.pid
