@@ -41,7 +41,7 @@ bench: $(STAMP)
 	$(PY) bench/table.py --write
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dora_doctor tests samples bench
+	$(VENV)/bin/ruff check dora_doctor tests samples bench docs
 	$(VENV)/bin/ruff format --check dora_doctor tests
 	$(VENV)/bin/mypy
 

@@ -1,8 +1,11 @@
 """Writing a benchmark's results with the facts of the machine they were taken on.
 
-Every file names the machine (CPU model, cores, Python, dora and py-spy versions) and the
-load average when it was written, and the benches put ``load()`` in each row too: on a
-shared 2-core machine a number means little without the load it was taken under.
+Every file names the machine (CPU model, cores, Python, dora and py-spy versions), the code
+it measured (``source``: the git commit, whether the tree had uncommitted changes, and the
+versions of dora-doctor, py-spy and dora as the tools themselves report them) and the load
+average when it was written, and the benches put ``load()`` in each row too: on a shared
+2-core machine a number means little without the load it was taken under, and nothing
+without the code it was taken of.
 """
 
 from __future__ import annotations
@@ -10,11 +13,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parent.parent
 
 
 def load() -> List[float]:
@@ -55,11 +63,47 @@ def machine() -> Dict[str, Any]:
     }
 
 
+def _output(*argv: str) -> Optional[str]:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _tool_version(name: str) -> Optional[str]:
+    """``NAME --version`` of the executable beside this Python (as the benches run it),
+    else on PATH: the version that ran, not the one a package index names."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    text = _output(found, "--version") if found else None
+    match = re.search(r"\d+\.\d+\.\d+\S*", text or "")
+    return match.group() if match else None
+
+
+def source() -> Dict[str, Any]:
+    """The code and tools measured: a result is only comparable with one taken of the same."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from dora_doctor import __version__
+    finally:
+        sys.path.remove(str(ROOT))
+    changes = _output("git", "status", "--porcelain", "--", ".", ":!bench/results")
+    return {
+        "git_commit": _output("git", "rev-parse", "HEAD"),
+        "git_dirty": None if changes is None else bool(changes),
+        "dora_doctor": __version__,
+        "py_spy": _tool_version("py-spy"),
+        "dora": _tool_version("dora"),
+    }
+
+
 def write_results(name: str, results: List[Dict[str, Any]], **extra: Any) -> Path:
     out = RESULTS / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "machine": machine(),
+        "source": source(),
         "taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "loadavg_at_end": load(),
         **extra,

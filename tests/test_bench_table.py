@@ -1,11 +1,13 @@
-"""README's Performance table is generated from bench/results/*.json (bench/table.py); these
+"""docs/performance.md's table is generated from bench/results/*.json (bench/table.py); these
 tests fail when someone edits one without the other, so the published figures are always
-those of the runs on file. No timing is asserted here: targets are the benchmarks' job."""
+those of the runs on file, and each file names the commit and tools it measured. No timing
+is asserted here: targets are the benchmarks' job."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -25,10 +27,10 @@ def load_table() -> ModuleType:
 table = load_table()
 
 
-def test_readme_table_matches_results_files() -> None:
+def test_performance_page_table_matches_results_files() -> None:
     expected = table.render(table.read_results())
-    actual = table.readme_block((ROOT / "README.md").read_text())
-    assert actual == expected, "README's table is stale: run `python bench/table.py --write`"
+    actual = table.page_block((ROOT / "docs" / "performance.md").read_text())
+    assert actual == expected, "the table is stale: run `python bench/table.py --write`"
 
 
 def test_every_results_file_has_a_section_in_the_table() -> None:
@@ -59,6 +61,34 @@ def test_results_name_the_machine_and_the_load(path: Path) -> None:
         assert len(row["loadavg_before"]) == 3, f"{path.name}: a row without its load"
 
 
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "bench" / "results").glob("*.json")), ids=lambda p: p.name
+)
+def test_results_name_the_commit_and_tool_versions_measured(path: Path) -> None:
+    source = json.loads(path.read_text())["source"]
+    assert re.fullmatch(r"[0-9a-f]{40}", source["git_commit"]), source
+    assert isinstance(source["git_dirty"], bool)
+    for tool in ("dora_doctor", "py_spy", "dora"):
+        assert re.fullmatch(r"\d+\.\d+\.\d+\S*", source[tool] or ""), f"{path.name}: {tool}"
+
+
+def test_a_new_results_file_records_its_source() -> None:
+    """What write_results() will store, asked of this checkout and its tools now."""
+    spec = importlib.util.spec_from_file_location(
+        "results_file", ROOT / "bench" / "results_file.py"
+    )
+    assert spec is not None and spec.loader is not None
+    results_file = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results_file)
+    source = results_file.source()
+    from dora_doctor import __version__
+
+    assert source["dora_doctor"] == __version__
+    assert source["py_spy"] and source["py_spy"][0].isdigit()
+    if source["git_commit"] is not None:  # a checkout, not an sdist
+        assert re.fullmatch(r"[0-9a-f]{40}", source["git_commit"])
+
+
 def test_missing_results_are_named_not_hidden(tmp_path: Path) -> None:
     (tmp_path / "cli_startup.json").write_text(
         json.dumps(
@@ -77,9 +107,9 @@ def test_missing_results_are_named_not_hidden(tmp_path: Path) -> None:
     )  # fmt: skip
     block = table.render(table.read_results(tmp_path))
     assert "Machine: Test CPU, 2 cores, CPython 3.11.7" in block
-    assert "Taken 2026-01-02 (UTC)" in block
+    assert "Taken 2026-01-02 (UTC). Code: commit not recorded," in block
     row = next(ln for ln in block.splitlines() if "dora-doctor --help" in ln)
     assert "+0.470 s" in row and "| ≤ 0.3 s extra | **no** | 1.2 |" in row
     assert "Not measured yet:" in block and "`attach_latency`" in block
-    readme = f"intro\n{table.BEGIN}\nold\n{table.END}\nafter\n"
-    assert table.replace_block(readme, block) == f"intro\n{block}after\n"
+    page = f"intro\n{table.BEGIN}\nold\n{table.END}\nafter\n"
+    assert table.replace_block(page, block) == f"intro\n{block}after\n"
