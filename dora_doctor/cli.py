@@ -68,15 +68,20 @@ def _one_line(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], flat)
 
 
-def _usage_error(err: Exception) -> int:
+def _usage_error(err: Exception, argv: List[str]) -> int:
     """A usage error is one line and a hint, exit 2, instead of click's four-line block."""
     if type(err).__name__ == "NoArgsIsHelpError":  # ``dora-doctor`` alone: the help
         print(err.ctx.get_help())  # type: ignore[attr-defined]
         return USAGE
-    print(f"dora-doctor: error: {_one_line(err.format_message())}", file=sys.stderr)  # type: ignore[attr-defined]
+    message = err.format_message()  # type: ignore[attr-defined]
+    print(f"dora-doctor: error: {_one_line(message)}", file=sys.stderr)
     ctx = getattr(err, "ctx", None)
     if ctx is not None:
         print(f"see {ctx.command_path} --help", file=sys.stderr)
+    else:  # an option's missing value is found before the command's context exists
+        commands = {command.name for command in app.registered_commands}
+        named = [name for name in argv if name in commands]
+        print(f"see dora-doctor {named[0] + ' ' if named else ''}--help", file=sys.stderr)
     return USAGE
 
 
@@ -98,7 +103,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"dora-doctor: error: {err}", file=sys.stderr)
         return err.exit_code
     except usage_error as err:
-        return _usage_error(err)
+        return _usage_error(err, sys.argv[1:] if argv is None else argv)
     except click_error as err:
         message = err.format_message()  # type: ignore[attr-defined]
         print(f"dora-doctor: error: {_one_line(message)}", file=sys.stderr)

@@ -19,6 +19,7 @@ import pytest
 from helpers import CliResult, invoke_doctor, run_doctor
 
 HERE = Path(__file__).parent
+COMMANDS = {"inspect", "report", "postmortem", "merge", "tune-grace", "check"}
 
 Result = Union[CliResult, "subprocess.CompletedProcess[str]"]
 
@@ -99,6 +100,7 @@ def test_report_on_something_that_is_not_a_recording(tmp_path: Path) -> None:
         (["report"], "Missing argument"),
         (["check", "robot.yml"], "Missing option '--grace'"),
         (["inspect", "--duration"], "'--duration' requires an argument"),
+        (["inspect", "-d"], "'-d' requires an argument"),
         (["tune-grace", "robot.yml", "--runs", "many"], "'--runs'"),
         (["tune-grace", "robot.yml", "--runs", "0"], "greater than or equal to 1"),
         (["frobnicate"], "No such command 'frobnicate'"),
@@ -111,6 +113,8 @@ def test_usage_errors_are_one_line_and_a_hint(args: "list[str]", needle: str) ->
     line = assert_one_line(result, 2, needle, hint=True)
     assert line.startswith("dora-doctor: error: ")
     assert result.stdout == ""
+    command = args[0] + " " if args[0] in COMMANDS else ""
+    assert result.stderr.splitlines()[1] == f"see dora-doctor {command}--help"
 
 
 def test_usage_error_from_the_installed_entry_point() -> None:
