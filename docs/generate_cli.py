@@ -45,7 +45,8 @@ a usage error adds a second line, `see dora-doctor COMMAND --help`.
 
 
 def _root() -> Any:
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:  # run as a script: the checkout's dora_doctor, not another
+        sys.path.insert(0, str(ROOT))
     import typer.main
 
     from dora_doctor.cli import app
