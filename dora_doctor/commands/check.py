@@ -24,7 +24,7 @@ def command(
     local: bool = typer.Option(
         False, "--local", help="Rehearse on a private coordinator and daemon, not the running one."
     ),
-    as_json: bool = common.JSON,
+    as_json: bool = common.CHECK_JSON,
     coordinator_addr: Optional[str] = common.COORDINATOR_ADDR,
     coordinator_port: Optional[int] = common.COORDINATOR_PORT,
     dora: Optional[str] = common.DORA,

@@ -23,6 +23,16 @@ DORA = typer.Option(
 JSON = typer.Option(
     False, "--json", help="Print the report as JSON (schema dora-doctor.report/1) on stdout."
 )
+REHEARSAL_JSON = typer.Option(
+    False,
+    "--json",
+    help="Print every run and the suggestion as JSON on stdout (docs/tune-grace.schema.json).",
+)
+CHECK_JSON = typer.Option(
+    False,
+    "--json",
+    help="Print the runs and the verdict as JSON on stdout (docs/check.schema.json).",
+)
 
 
 def refuse_existing(*paths: Optional[Path]) -> None:

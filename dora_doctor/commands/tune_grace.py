@@ -40,7 +40,7 @@ def command(
         None, "--html", help="Also write every run's shutdown on one HTML page."
     ),
     rate: int = typer.Option(200, "--rate", min=1, max=1000, help="Samples per second per node."),
-    as_json: bool = common.JSON,
+    as_json: bool = common.REHEARSAL_JSON,
     coordinator_addr: Optional[str] = common.COORDINATOR_ADDR,
     coordinator_port: Optional[int] = common.COORDINATOR_PORT,
     dora: Optional[str] = common.DORA,
