@@ -154,3 +154,15 @@ def test_architecture_describes_every_module_and_only_those() -> None:
     assert sorted(set(described) - actual) == [], "docs/architecture.md names modules that are gone"
     for module, line in described.items():
         assert len(line.split()) >= 3, f"{module}: say what it is for"
+
+
+def test_the_generated_pages_do_not_depend_on_the_terminal(
+    monkeypatch: "pytest.MonkeyPatch",
+) -> None:
+    """CI and a developer's wide terminal must produce the same bytes."""
+    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert gen.cli_md() == CLI_MD
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.delenv("NO_COLOR")
+    assert gen.cli_md() == CLI_MD and gen.block_of(README) == gen.readme_block()
