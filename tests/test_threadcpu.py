@@ -84,9 +84,15 @@ def test_a_spinning_thread_uses_cpu_and_a_sleeping_one_does_not() -> None:
         while len(ids) < 2:
             time.sleep(0.01)
         before = read_threads(os.getpid())
-        time.sleep(0.6)
-        after = read_threads(os.getpid())
-        used = cpu_used_between(before, after)
+        # Wait for the spinner's CPU time, not for a wall-clock time: on a loaded machine
+        # (CI shares its 2 cores) 0.6 s of wall time can hold far less than 0.25 s of CPU.
+        deadline = time.monotonic() + 30.0
+        while True:
+            time.sleep(0.1)
+            after = read_threads(os.getpid())
+            used = cpu_used_between(before, after)
+            if used.get(ids[0], 0.0) >= 0.25 or time.monotonic() > deadline:
+                break
     finally:
         stop.set()
         for t in threads:
