@@ -19,7 +19,10 @@ from dora_doctor.model import (
     StackSegment,
     ThreadTrack,
 )
-from dora_doctor.recording.jsonl import SCHEMA, RecordingWriter, make_header, read_recording
+from dora_doctor.recording.codec import make_header
+from dora_doctor.recording.model import SCHEMA
+from dora_doctor.recording.reader import read_recording
+from dora_doctor.recording.writer import RecordingWriter
 
 HOLD = (Frame("Thread.run", "threading.py", 982), Frame("crunch", "/x/hold.py", 7))
 MAIN = (Frame("<module>", "/x/hold.py", 20), Frame("main", "/x/hold.py", 14))

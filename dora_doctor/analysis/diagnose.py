@@ -51,7 +51,7 @@ from dora_doctor.model import (
     Stack,
     StackSegment,
 )
-from dora_doctor.recording.jsonl import Recording
+from dora_doctor.recording.model import Recording
 
 # A holder whose innermost Python frame did not move for this long while it held the GIL
 # was inside one C call: Python code moves from line to line far faster than this.
