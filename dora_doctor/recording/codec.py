@@ -46,7 +46,7 @@ from dora_doctor.recording.model import SCHEMA, SCHEMA_NAME, SCHEMA_VERSION, Rec
 MAX_TIME = 1e10  # seconds: every time is Unix wall clock (or monotonic) seconds, every duration
 MAX_COUNT = 10**9  # samples, ticks, errors
 MAX_ID = 2**64  # pids, thread ids (py-spy may report a pthread id), exit codes, signals
-MAX_LINE = 2**31  # a source line number
+MAX_LINE = 2**31  # a source line number (py-spy gives 0, maybe -1, when it does not know)
 MAX_RATE = 1e6  # samples per second
 MAX_INT_DIGITS = 30  # a JSON integer longer than this is damage, refused while parsing
 
@@ -295,6 +295,11 @@ def quote(text: str, limit: int = 40) -> str:
     return quoted if len(text) <= limit else quoted[:-1] + '…"'
 
 
+def _key(key: str) -> str:
+    """An unknown header key in a reason: the key itself if it is plain, else a stand-in."""
+    return key if key.isidentifier() and len(key) <= 40 else "a key"
+
+
 def _finite_map(value: Any, name: str) -> Dict[str, float]:
     data = _dict(value, name)
     return {str(k): _number(v, f"{name}.{k}") for k, v in data.items()}
@@ -319,7 +324,7 @@ def _sampler(value: Any, name: str) -> Dict[str, Any]:
         check = checks.get(key)
         if check is not None:
             checked[key] = check(item, f"{name}.{key}")
-        elif item is None or isinstance(item, (str, bool, int, float)):
+        elif not isinstance(item, (list, dict)) and plain(item):
             checked[key] = item
     if checked.get("rate") == 0:
         raise Invalid(f"{name}.rate is out of range")
@@ -327,6 +332,8 @@ def _sampler(value: Any, name: str) -> Dict[str, Any]:
 
 
 def _merged_from(value: Any, name: str) -> List[Dict[str, Any]]:
+    if not plain(value):
+        raise Invalid(f"{name} holds values that are not plain JSON")
     return [_dict(item, name) for item in _list(value, name)]
 
 
@@ -352,6 +359,10 @@ def decode_header(value: Any, name: str) -> Tuple[Dict[str, Any], List[Dataflow]
     """
     header = dict(check_schema(value, name))
     problems: List[str] = []
+    for key in [k for k, v in header.items() if k not in _HEADER_FIELDS and not plain(v)]:
+        if key != "dataflows":
+            problems.append(f"header: {_key(key)} holds values that are not plain JSON")
+            del header[key]
     for key, check in _HEADER_FIELDS.items():
         if key in header:
             try:
@@ -393,7 +404,7 @@ def decode_frames(value: Dict[str, Any], table: List[Frame]) -> None:
             Frame(
                 _str(entry[0], "frame.function"),
                 _str(entry[1], "frame.file"),
-                _int(entry[2], "frame.line", 0, MAX_LINE),
+                _int(entry[2], "frame.line", -MAX_LINE, MAX_LINE),
             )
         )
     del table[first:]
@@ -631,7 +642,7 @@ def _frame_locals(value: Any) -> FrameLocals:
     return FrameLocals(
         function=_str(_field(frame, "function"), "function"),
         file=_str(_field(frame, "file"), "file"),
-        line=_int(_field(frame, "line"), "line", 0, MAX_LINE),
+        line=_int(_field(frame, "line"), "line", -MAX_LINE, MAX_LINE),
         variables=[_local_var(v) for v in _list(_field(frame, "locals"), "locals")],
     )
 
@@ -710,10 +721,18 @@ def stacks_of(record: Record) -> List[Stack]:
     return []
 
 
+class HugeInt:
+    """Stands in for a JSON integer too long to be a real value, so that the field holding it
+    is refused by its check (with its name) rather than the whole line as not JSON."""
+
+    def __repr__(self) -> str:
+        return "<huge integer>"
+
+
 def loads(line: str) -> Optional[Dict[str, Any]]:
-    """One line as a JSON object, or None. Integers longer than any real value are refused
-    while parsing (converting a huge digit string is slow on Python < 3.11), and nesting
-    too deep for the parser is damage, not a crash."""
+    """One line as a JSON object, or None. An integer longer than any real value is not
+    converted (that is slow on Python < 3.11, refused on later ones) but kept as a
+    :class:`HugeInt`, and nesting too deep for the parser is damage, not a crash."""
     try:
         value = json.loads(line, parse_int=_parse_int)
     except (ValueError, RecursionError):
@@ -721,10 +740,25 @@ def loads(line: str) -> Optional[Dict[str, Any]]:
     return value if isinstance(value, dict) else None
 
 
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError("integer too long")
-    return int(text)
+def _parse_int(text: str) -> Any:
+    return HugeInt() if len(text) > MAX_INT_DIGITS else int(text)
+
+
+def plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is JSON this module can write back as it is: finite numbers, no
+    :class:`HugeInt`, nesting within reason. Header keys this version does not know are kept
+    only if they are."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth > 20:
+        return False
+    if isinstance(value, list):
+        return all(plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(plain(v, depth + 1) for v in value.values())
+    return False
 
 
 def dumps(value: Dict[str, Any]) -> str:

@@ -97,8 +97,8 @@ def _load(path: Path) -> _Input:
     skipped = recording.skipped_records
     if skipped.count:
         raise DoctorError(
-            f"{path} is damaged ({skipped.count} malformed records, first: "
-            f"{skipped.reasons[0]}): merge only sound recordings"
+            f"{path} is damaged ({skipped.summary()}; first, {skipped.reasons[0]}): "
+            "merge only sound recordings"
         )
     return _Input(path, recording, records)
 

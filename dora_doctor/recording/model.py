@@ -44,6 +44,10 @@ class SkippedRecords:
     count: int = 0
     reasons: List[str] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """``3 malformed records skipped``: the one line that tells the user."""
+        return f"{self.count} malformed record{'' if self.count == 1 else 's'} skipped"
+
     def add(self, reason: str, where: Optional[int] = None) -> None:
         self.count += 1
         if len(self.reasons) < KEPT_REASONS:
@@ -87,7 +91,3 @@ class Recording:
     def dora_version(self) -> Optional[str]:
         value = self.header.get("dora_version")
         return str(value) if value else None
-
-    def records(self) -> List[Record]:
-        """Every record, grouped by type (file order within a type)."""
-        return [*self.stacks, *self.gil, *self.cpu, *self.events, *self.logs, *self.locals]

@@ -40,9 +40,7 @@ def render(report: Diagnosis, console: Console, recording: Optional[Recording] =
             if dataflow.suggestion.command:
                 console.print(Text(f"  {dataflow.suggestion.command}"))
     if report.skipped_records and report.skipped_records.count:
-        console.print(
-            Text(f"{report.skipped_records.count} malformed records skipped", style="yellow")
-        )
+        console.print(Text(report.skipped_records.summary(), style="yellow"))
     if report.recording:
         console.print(Text(f"Recording: {short_path(report.recording)}", style="dim"))
 
