@@ -17,6 +17,7 @@ import json
 import math
 import platform
 import re
+import sys
 import time
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
@@ -62,7 +63,8 @@ class Invalid(ValueError):
 
 
 def _int(value: Any, name: str, low: int = 0, high: int = MAX_ID) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    # type() rather than isinstance(): a bool is not a count, and this runs per value
+    if type(value) is not int:
         raise Invalid(f"{name} is not an integer")
     if not low <= value <= high:
         raise Invalid(f"{name} is out of range")
@@ -70,19 +72,23 @@ def _int(value: Any, name: str, low: int = 0, high: int = MAX_ID) -> int:
 
 
 def _number(value: Any, name: str, high: float = MAX_TIME) -> float:
-    """A finite, non-negative number below ``high``: every time, duration and share."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Invalid(f"{name} is not a number")
-    if isinstance(value, int) and not -MAX_ID <= value <= MAX_ID:
+    """A finite, non-negative number up to ``high``: every time, duration and share."""
+    kind = type(value)
+    if kind is float:
+        number: float = value
+    elif kind is int and -MAX_ID <= value <= MAX_ID:
+        number = float(value)
+    elif kind is int:
         raise Invalid(f"{name} is out of range")
-    number = float(value)
-    if not math.isfinite(number) or not 0.0 <= number <= high:
+    else:
+        raise Invalid(f"{name} is not a number")
+    if not 0.0 <= number <= high:  # also false for NaN; infinity is above any high
         raise Invalid(f"{name} is out of range")
     return number
 
 
 def _str(value: Any, name: str) -> str:
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise Invalid(f"{name} is not a string")
     return value
 
@@ -92,13 +98,13 @@ def _opt_str(value: Any, name: str) -> Optional[str]:
 
 
 def _list(value: Any, name: str) -> List[Any]:
-    if not isinstance(value, list):
+    if type(value) is not list:
         raise Invalid(f"{name} is not a list")
     return value
 
 
 def _dict(value: Any, name: str) -> Dict[str, Any]:
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise Invalid(f"{name} is not an object")
     return value
 
@@ -422,15 +428,17 @@ Refs = Callable[[Stack], List[int]]
 # --- sample records ------------------------------------------------------------------------
 
 
-def _head(value: Dict[str, Any]) -> Tuple[str, str, int, float, float]:
-    start, end = _interval(value)
+def _who(value: Dict[str, Any]) -> Tuple[str, str, int]:
+    """The dataflow, node and pid every record but ``frames`` and ``log`` starts with."""
     return (
         _str(_field(value, "dataflow"), "dataflow"),
         _str(_field(value, "node"), "node"),
         _int(_field(value, "pid"), "pid"),
-        start,
-        end,
     )
+
+
+def _head(value: Dict[str, Any]) -> Tuple[str, str, int, float, float]:
+    return (*_who(value), *_interval(value))
 
 
 def _encode_head(
@@ -582,10 +590,11 @@ def encode_process(event: ProcessEvent) -> Dict[str, Any]:
 
 
 def decode_process(value: Dict[str, Any], table: Sequence[Frame]) -> ProcessEvent:
+    dataflow, node, pid = _who(value)
     return ProcessEvent(
-        dataflow=_str(_field(value, "dataflow"), "dataflow"),
-        node=_str(_field(value, "node"), "node"),
-        pid=_int(_field(value, "pid"), "pid"),
+        dataflow=dataflow,
+        node=node,
+        pid=pid,
         time=_number(_field(value, "time"), "time"),
         kind=_str(_field(value, "kind"), "kind"),
         detail=_opt_str(value.get("detail"), "detail"),
@@ -658,10 +667,11 @@ def decode_locals(value: Dict[str, Any], table: Sequence[Frame]) -> LocalsSnapsh
                 frames=[_frame_locals(f) for f in _list(_field(thread, "frames"), "frames")],
             )
         )
+    dataflow, node, pid = _who(value)
     return LocalsSnapshot(
-        dataflow=_str(_field(value, "dataflow"), "dataflow"),
-        node=_str(_field(value, "node"), "node"),
-        pid=_int(_field(value, "pid"), "pid"),
+        dataflow=dataflow,
+        node=node,
+        pid=pid,
         time=_number(_field(value, "time"), "time"),
         moment=_str(_field(value, "moment"), "moment"),
         threads=threads,
@@ -730,18 +740,26 @@ class HugeInt:
 
 
 def loads(line: str) -> Optional[Dict[str, Any]]:
-    """One line as a JSON object, or None. An integer longer than any real value is not
-    converted (that is slow on Python < 3.11, refused on later ones) but kept as a
-    :class:`HugeInt`, and nesting too deep for the parser is damage, not a crash."""
+    """One line as a JSON object, or None. Nesting too deep for the parser is damage, not a
+    crash. Python ≥ 3.11 refuses integers of more than 4300 digits itself (a malformed line)
+    and the field checks refuse the shorter ones; older Pythons would convert any length, in
+    quadratic time, so there an integer longer than any real value is kept as a
+    :class:`HugeInt` for its field's check to refuse."""
     try:
-        value = json.loads(line, parse_int=_parse_int)
+        if _CHECK_INTS:
+            value = json.loads(line, parse_int=_parse_int)
+        else:
+            value = json.loads(line)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
 
+_CHECK_INTS = sys.version_info < (3, 11)
+
+
 def _parse_int(text: str) -> Any:
-    return HugeInt() if len(text) > MAX_INT_DIGITS else int(text)
+    return HugeInt() if len(text.lstrip("-")) > MAX_INT_DIGITS else int(text)
 
 
 def plain(value: Any, depth: int = 0) -> bool:
