@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 import pytest
 
@@ -237,3 +237,29 @@ def test_huge_integers_are_refused_by_their_field_on_every_python(
     assert rec.skipped_records.count == 6
     assert all(("pid" in r or "held" in r) for r in rec.skipped_records.reasons)
     assert all(s.pid < 2**64 for s in [*rec.stacks, *rec.gil])
+
+
+@dataclass
+class _NewerNode:
+    """NodeProcess as a later branch may grow it: fields the table can and cannot check."""
+
+    id: str
+    caught_signals: Optional[FrozenSet[int]] = None
+    restarts: Tuple[int, ...] = ()
+    labels: Dict[str, str] = field(default_factory=dict)
+
+
+def test_fields_added_later_are_checked_when_their_type_is_known() -> None:
+    node = _NewerNode("hog", frozenset({15, 2}), (1, 2), {"a": "b"})
+    encoded = codec._encode_fields(node)
+    assert encoded == {
+        "id": "hog",
+        "caught_signals": [2, 15],
+        "restarts": [1, 2],
+        "labels": {"a": "b"},
+    }
+    again = codec._decode_fields(_NewerNode, encoded, "node", {})
+    # a Dict field is not in the table: it keeps its default rather than an unchecked value
+    assert again == _NewerNode("hog", frozenset({15, 2}), (1, 2), {})
+    with pytest.raises(Invalid, match="caught_signals is not an integer"):
+        codec._decode_fields(_NewerNode, {**encoded, "caught_signals": ["TERM"]}, "node", {})
