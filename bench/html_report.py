@@ -38,7 +38,7 @@ from dora_doctor.model import (
     StackSegment,
     ThreadTrack,
 )
-from dora_doctor.recording.jsonl import SCHEMA, Recording
+from dora_doctor.recording.model import SCHEMA, Recording
 from dora_doctor.report import html
 
 NODES, SECONDS, RATE = 10, 30, 100

@@ -9,7 +9,7 @@ import pytest
 
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.findings import Diagnosis, NodeFinding
-from dora_doctor.recording.jsonl import read_recording
+from dora_doctor.recording.reader import read_recording
 
 REC = Path(__file__).parent / "fixtures" / "recordings"
 

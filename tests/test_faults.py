@@ -22,7 +22,7 @@ from helpers import process_state, pyspy_recorders_of, run_doctor, start_inspect
 from dora_doctor.capture import pyspy
 from dora_doctor.dora.private import LocalDora
 from dora_doctor.errors import DoctorError
-from dora_doctor.recording.jsonl import read_recording
+from dora_doctor.recording.reader import read_recording
 
 
 def test_pyspy_missing_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

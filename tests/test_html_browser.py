@@ -15,7 +15,7 @@ from typing import List, Set, Tuple
 import pytest
 
 from dora_doctor.analysis.diagnose import report_from_recording
-from dora_doctor.recording.jsonl import read_recording
+from dora_doctor.recording.reader import read_recording
 from dora_doctor.report import html
 
 REC = Path(__file__).parent / "fixtures" / "recordings"

@@ -17,7 +17,7 @@ import pytest
 from helpers import process_state, pyspy_recorders_of, run_doctor, start_inspect
 
 from dora_doctor.dora.private import LocalDora
-from dora_doctor.recording.jsonl import read_recording
+from dora_doctor.recording.reader import read_recording
 
 pytestmark = pytest.mark.dora
 

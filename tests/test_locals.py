@@ -21,7 +21,7 @@ from dora_doctor.analysis import redaction
 from dora_doctor.analysis.findings import LocalValue
 from dora_doctor.capture import locals_dump
 from dora_doctor.dora.private import LocalDora
-from dora_doctor.recording.jsonl import read_recording
+from dora_doctor.recording.reader import read_recording
 
 ROOT = Path(__file__).resolve().parent.parent
 

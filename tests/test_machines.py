@@ -28,8 +28,9 @@ from dora_doctor.dora.private import LocalDora, absolute_node_paths
 from dora_doctor.errors import DoctorError
 from dora_doctor.logs import machines as log_machines
 from dora_doctor.model import Dataflow, NodeProcess
-from dora_doctor.recording.jsonl import RecordingWriter, read_recording
 from dora_doctor.recording.merge import merge
+from dora_doctor.recording.reader import read_recording
+from dora_doctor.recording.writer import RecordingWriter
 from dora_doctor.report import postmortem as postmortem_report
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from dora_doctor.analysis.findings import NodeFinding
 from dora_doctor.analysis.postmortem import Postmortem, postmortem
 from dora_doctor.logs import logfiles, parse, patterns
-from dora_doctor.recording.jsonl import read_recording
+from dora_doctor.recording.reader import read_recording
 
 FIX = Path(__file__).parent / "fixtures"
 V110 = FIX / "dora-1.1.0"

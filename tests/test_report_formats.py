@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 from helpers import run_doctor
 
 from dora_doctor.analysis.diagnose import report_from_recording
-from dora_doctor.recording.jsonl import read_recording
+from dora_doctor.recording.reader import read_recording
 from dora_doctor.report import markdown, perfetto
 
 REC = Path(__file__).parent / "fixtures" / "recordings"

@@ -14,7 +14,7 @@ from referencing import Registry, Resource
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.postmortem import postmortem
 from dora_doctor.dora.private import LocalDora
-from dora_doctor.recording.jsonl import read_recording
+from dora_doctor.recording.reader import read_recording
 from dora_doctor.report import json as json_report
 from dora_doctor.report import postmortem as postmortem_report
 

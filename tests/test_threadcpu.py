@@ -34,7 +34,9 @@ from dora_doctor.capture.threadcpu import (
     read_threads,
 )
 from dora_doctor.model import CpuSegment, NodeProcess
-from dora_doctor.recording.jsonl import RecordingWriter, make_header, read_recording
+from dora_doctor.recording.codec import make_header
+from dora_doctor.recording.reader import read_recording
+from dora_doctor.recording.writer import RecordingWriter
 
 linux = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Turn a recording into findings: per node, how it ended, why, and what to change.
 
-Pure functions over :class:`~dora_doctor.recording.jsonl.Recording`; nothing here talks to a
+Pure functions over :class:`~dora_doctor.recording.model.Recording`; nothing here talks to a
 process, so every result can be reproduced from the file alone.
 
 The shutdown diagnosis compares the thread that reads dora's events (MainThread) before and
@@ -51,7 +51,7 @@ from dora_doctor.model import (
     Stack,
     StackSegment,
 )
-from dora_doctor.recording.jsonl import Recording
+from dora_doctor.recording.model import Recording
 
 # A holder whose innermost Python frame did not move for this long while it held the GIL
 # was inside one C call: Python code moves from line to line far faster than this.

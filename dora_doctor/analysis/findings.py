@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from dora_doctor import __version__
+from dora_doctor.recording.model import SkippedRecords
 
 REPORT_SCHEMA = "dora-doctor.report/1"
 
@@ -98,9 +99,13 @@ class Diagnosis:
     recording: Optional[str] = None
     schema: str = REPORT_SCHEMA
     tool_version: str = __version__
+    # records of the recording the reader could not use; left out of the JSON when none were
+    skipped_records: Optional[SkippedRecords] = None
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
+        if not (self.skipped_records and self.skipped_records.count):
+            data.pop("skipped_records")
         ordered = {"schema": data.pop("schema"), "tool_version": data.pop("tool_version")}
         ordered.update(data)
         return ordered

@@ -2,7 +2,7 @@
 
 The logs are read once, as a stream (:mod:`~dora_doctor.logs.logfiles`), into the same
 :class:`~dora_doctor.logs.events.LogEvent`s the live watch records. Per dataflow they are then put
-into a :class:`~dora_doctor.recording.jsonl.Recording` with no samples, so the outcome, stop
+into a :class:`~dora_doctor.recording.model.Recording` with no samples, so the outcome, stop
 duration and grace come from the very code ``inspect`` uses. With ``--recording``, the
 log events of the recorded dataflow are added to the samples of the same run, and the full
 diagnosis (GIL holders at the kill included) follows.
@@ -23,7 +23,7 @@ from dora_doctor.logs import envelopes, machines, parse, patterns
 from dora_doctor.logs import events as logevents
 from dora_doctor.logs.logfiles import LogSource, ReadStats, candidate_lines, expand
 from dora_doctor.model import Dataflow, NodeProcess
-from dora_doctor.recording.jsonl import SCHEMA, Recording
+from dora_doctor.recording.model import SCHEMA, Recording
 
 UNKNOWN_DATAFLOW = "unknown"
 # a clock-only CLI line is dated from the nearest full timestamp, within half a day
@@ -329,6 +329,6 @@ def summarise(report: Diagnosis, found: Scan) -> Summary:
 def read_recording_for(path: Optional[Path]) -> Optional[Recording]:
     if path is None:
         return None
-    from dora_doctor.recording.jsonl import read_recording
+    from dora_doctor.recording.reader import read_recording
 
     return read_recording(path)

@@ -11,7 +11,7 @@ from dora_doctor.analysis.findings import LocalValue
 from dora_doctor.model import LocalsSnapshot, LocalVar
 
 if TYPE_CHECKING:
-    from dora_doctor.recording.jsonl import Recording
+    from dora_doctor.recording.model import Recording
 
 R = TypeVar("R", bound="Recording")
 

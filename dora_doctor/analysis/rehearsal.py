@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 from dora_doctor.analysis import grace
 from dora_doctor.analysis.findings import Diagnosis, NodeFinding, Suggestion
 from dora_doctor.model import SamplerOptions
-from dora_doctor.recording.jsonl import Recording
+from dora_doctor.recording.model import Recording
 
 
 @dataclass

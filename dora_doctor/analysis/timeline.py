@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 from dora_doctor.dora.versions import default_grace_s, sigkill_factor
 from dora_doctor.logs import events as logevents
 from dora_doctor.model import CpuSegment, Dataflow, NodeProcess, Stack, StackSegment, ThreadTrack
-from dora_doctor.recording.jsonl import Recording
+from dora_doctor.recording.model import Recording
 
 # The thread that reads dora's events, as every dora Python example does it.
 EVENT_THREAD = "MainThread"

@@ -40,7 +40,10 @@ from dora_doctor.model import (
     SamplerOptions,
     StackSegment,
 )
-from dora_doctor.recording.jsonl import Recording, RecordingWriter, make_header, read_recording
+from dora_doctor.recording.codec import make_header
+from dora_doctor.recording.model import Recording
+from dora_doctor.recording.reader import read_recording
+from dora_doctor.recording.writer import RecordingWriter
 from dora_doctor.units import format_duration
 
 Observation = Union[

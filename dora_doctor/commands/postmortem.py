@@ -41,7 +41,7 @@ def command(
       journalctl -u dora-daemon | dora-doctor postmortem -
     """
     from dora_doctor.analysis import postmortem as library
-    from dora_doctor.recording.jsonl import read_recording
+    from dora_doctor.recording.reader import read_recording
     from dora_doctor.report import postmortem as render
 
     refuse_existing(html_file)
@@ -53,7 +53,7 @@ def command(
     if result.scan.stats.files == 0:
         raise DoctorError("nothing to read: " + "; ".join(result.scan.stats.problems))
     if html_file is not None:
-        from dora_doctor.recording.jsonl import Recording
+        from dora_doctor.recording.model import Recording
         from dora_doctor.report import html
 
         samples = recorded or Recording(path=None, header={}, dataflows=[])

@@ -48,7 +48,7 @@ def command(
       dora-doctor report robot.ddrec --json
     """
     from dora_doctor.analysis import diagnose
-    from dora_doctor.recording.jsonl import read_recording
+    from dora_doctor.recording.reader import ensure_usable, read_recording
     from dora_doctor.report import html, markdown, perfetto, terminal
     from dora_doctor.report import json as json_report
 
@@ -56,9 +56,10 @@ def command(
     if chosen not in ("terminal", "json", "markdown", "html", "perfetto"):
         raise DoctorError(f"--format {chosen}: choose terminal, json, markdown, html or perfetto")
     refuse_existing(output)
-    loaded = read_recording(recording)
+    loaded = ensure_usable(read_recording(recording))
     result = diagnose.report_from_recording(loaded, show_locals=show_locals)
     result.recording = str(recording)
+    result.skipped_records = loaded.skipped_records
     if chosen == "terminal":
         if output is not None:
             raise DoctorError("--format terminal prints to the screen: leave out --output")

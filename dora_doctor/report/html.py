@@ -33,7 +33,7 @@ from dora_doctor.analysis.timeline import (
 )
 from dora_doctor.dora.versions import has_sigterm_step, sigkill_factor
 from dora_doctor.model import Dataflow, Stack
-from dora_doctor.recording.jsonl import Recording
+from dora_doctor.recording.model import Recording
 
 WIDTH = 900
 LANE_H = 18

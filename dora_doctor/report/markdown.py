@@ -16,7 +16,7 @@ from typing import List, Optional
 from dora_doctor.analysis import redaction
 from dora_doctor.analysis.findings import Diagnosis, NodeFinding
 from dora_doctor.model import Stack
-from dora_doctor.recording.jsonl import Recording
+from dora_doctor.recording.model import Recording
 
 _ABSOLUTE = re.compile(r"(?<![\w.])(/[^\s:()`'\",]+)")
 MAX_STACK_FRAMES = 12

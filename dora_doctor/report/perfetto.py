@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 from dora_doctor.analysis import redaction
 from dora_doctor.analysis.timeline import build_shutdown
 from dora_doctor.dora.versions import has_sigterm_step, sigkill_factor
-from dora_doctor.recording.jsonl import Recording
+from dora_doctor.recording.model import Recording
 
 GIL_TID = 0  # thread ids from py-spy are OS ids, never 0
 

@@ -14,7 +14,7 @@ from rich.text import Text
 from dora_doctor.analysis import redaction
 from dora_doctor.analysis.findings import DataflowFinding, Diagnosis, NodeFinding
 from dora_doctor.model import REMOTE
-from dora_doctor.recording.jsonl import Recording
+from dora_doctor.recording.model import Recording
 from dora_doctor.report import timeline_text
 
 
@@ -39,6 +39,8 @@ def render(report: Diagnosis, console: Console, recording: Optional[Recording] =
             console.print(Text(f"Suggestion: {dataflow.suggestion.reason}", style="bold"))
             if dataflow.suggestion.command:
                 console.print(Text(f"  {dataflow.suggestion.command}"))
+    if report.skipped_records and report.skipped_records.count:
+        console.print(Text(report.skipped_records.summary(), style="yellow"))
     if report.recording:
         console.print(Text(f"Recording: {short_path(report.recording)}", style="dim"))
 

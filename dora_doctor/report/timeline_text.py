@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 from dora_doctor.analysis.timeline import HELD, RUNNING, SOME, build_shutdown, thread_lane_states
 from dora_doctor.dora.versions import has_sigterm_step, sigkill_factor
 from dora_doctor.model import Dataflow
-from dora_doctor.recording.jsonl import Recording
+from dora_doctor.recording.model import Recording
 
 LABEL = 22
 WIDTH = 100
