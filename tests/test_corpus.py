@@ -358,7 +358,7 @@ def test_outcome_and_cause(corpus: Corpus, name: str) -> None:
 
 def _node_line(sample: Path) -> int:
     for number, line in enumerate(sample.read_text().splitlines(), 1):
-        if "Node()" in line and not line.lstrip().startswith(("#", '"')):
+        if "= Node()" in line:
             return number
     raise AssertionError(f"no Node() in {sample}")
 
