@@ -297,10 +297,12 @@ def test_what_happened(corpus: Corpus, name: str) -> None:
         assert gone is not None, f"{node} never went"
         assert fate.catches_sigterm is truth.handler, node
         lines = " ".join(_signal_lines(run, node))
-        if truth.outcome == "clean":  # on its own, before dora's SIGTERM (2 s) could end it
-            assert gone < 3.0 and "Signal(" not in lines, (node, gone, lines)
+        # dora's line tells how it ended; the times only bound it (a loaded daemon signals late:
+        # up to 3.7 s was seen for a SIGTERM due at 2 s, 2.6 s for a node ending by itself)
+        if truth.outcome == "clean":
+            assert gone < 5.0 and "Signal(" not in lines, (node, gone, lines)
         elif truth.outcome == "terminated":
-            assert 1.8 <= gone < 4.0, (node, gone)  # SIGTERM at 2 s; late under load
+            assert 1.8 <= gone < 5.0, (node, gone)
             if not truth.handler:
                 assert "Signal(15)" in lines, (node, lines)
         else:  # killed: 1.5 x grace on 1.x, at the grace on 0.3.x
