@@ -265,6 +265,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
         shared.close()
 
 
+def _cell_marks(name: str) -> List[Any]:
+    """Scenarios on another dora or node Python need the matrix's venvs: -m 'not matrix'."""
+    return [] if SCENARIOS[name].cell == "default" else [pytest.mark.matrix]
+
+
 def _params(test: str) -> List[Any]:
     params = []
     for name in TRUTH:
@@ -273,7 +278,7 @@ def _params(test: str) -> List[Any]:
         racy = RACY_TODAY.get((name, test))
         if racy:
             marks = [pytest.mark.xfail(strict=False, reason=racy)]
-        params.append(pytest.param(name, id=name, marks=marks))
+        params.append(pytest.param(name, id=name, marks=marks + _cell_marks(name)))
     return params
 
 
@@ -438,7 +443,7 @@ def _stress_params() -> List[Any]:
     for name in TRUTH:
         racy = RACY_TODAY.get((name, "outcome_and_cause"))
         marks = [pytest.mark.xfail(strict=False, reason=racy)] if racy else []
-        params.append(pytest.param(name, id=name, marks=marks))
+        params.append(pytest.param(name, id=name, marks=marks + _cell_marks(name)))
     return params
 
 
