@@ -457,6 +457,7 @@ def dataflow_to_dict(dataflow: Dataflow) -> Dict[str, Any]:
                 "status": n.status,
                 "machine": n.machine,
                 "skip_reason": n.skip_reason,
+                **_process_facts(n),
             }
             for n in dataflow.nodes
         ],
@@ -479,8 +480,28 @@ def dataflow_from_dict(value: Dict[str, Any]) -> Dataflow:
                 status=n.get("status"),
                 machine=n.get("machine"),
                 skip_reason=n.get("skip_reason"),
+                catches_sigterm=_typed(n.get("catches_sigterm"), bool),
+                python_prefix=_typed(n.get("python_prefix"), str),
+                started=_typed(n.get("started"), float),
             )
             for n in value.get("nodes", [])
             if isinstance(n, dict)
         ],
     )
+
+
+def _process_facts(node: NodeProcess) -> Dict[str, Any]:
+    """What discovery read of the process (SigCgt, prefix, start), only when it was read."""
+    facts = {
+        "catches_sigterm": node.catches_sigterm,
+        "python_prefix": node.python_prefix,
+        "started": node.started,
+    }
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def _typed(value: Any, kind: type) -> Any:
+    """A header value from an untrusted file, or None when it is not of the expected type."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value if isinstance(value, kind) else None
