@@ -164,3 +164,58 @@ def test_sigcgt_bit_of_a_real_process() -> None:
     assert parse_sigcgt("Name:\tx\nSigCgt:\t0000000000004000\n") is True
     assert parse_sigcgt("SigCgt:\t0000000180000002\n") is False
     assert parse_sigcgt("SigCgt:\tzz\n") is None and parse_sigcgt("") is None
+
+
+def test_a_victim_of_a_peer_still_starting_names_the_peer_and_gets_no_code_advice() -> None:
+    """waiter sits in Node() (holding the GIL there, dora 1.1.0) while loader imports."""
+    report = report_from_recording(read_recording(REC / "vi.ddrec"))
+    found = {n.id: n for n in report.dataflows[0].nodes}
+    assert (found["loader"].outcome, found["loader"].cause) == ("terminated", "starting")
+    waiter = found["waiter"]
+    assert (waiter.outcome, waiter.cause) == ("terminated", "waiting-for-peer")
+    assert "dora's failure message naming the peer" in waiter.rests_on
+    assert any("waited inside Node() for `loader`" in e for e in waiter.evidence)
+    assert not any("held the GIL" in e for e in waiter.evidence)
+    assert waiter.advice == []
+
+
+def test_a_victim_is_named_from_the_starting_peer_without_dora_s_message() -> None:
+    """The same run as if the user had stopped it themselves: no `dora stop` output."""
+    recording = read_recording(REC / "vi.ddrec")
+    recording.logs = [e for e in recording.logs if e.kind != "stop-returned"]
+    found = {n.id: n for n in report_from_recording(recording).dataflows[0].nodes}
+    waiter = found["waiter"]
+    assert waiter.cause == "waiting-for-peer"
+    assert "a peer still starting (its import frames)" in waiter.rests_on
+    assert any("`loader`" in e and "still starting" in e for e in waiter.evidence)
+
+
+def test_unnamed_main_thread_is_not_taken_for_another_thread() -> None:
+    """py-spy read no thread names in vi.ddrec: the main thread (id = PID) holding the GIL
+    inside Node() is MainThread, never 'other threads held the GIL'."""
+    recording = read_recording(REC / "vi.ddrec")
+    waiter = {n.id: n for n in report_from_recording(recording).dataflows[0].nodes}["waiter"]
+    assert waiter.gil.holders and waiter.gil.holders[0].thread == "MainThread"
+
+
+def test_operator_code_is_named_not_the_runtime() -> None:
+    runtime = node("op", "runtime")
+    assert (runtime.outcome, runtime.cause) == ("terminated", "stuck")
+    assert runtime.gil.holders[0].file.endswith("busy_operator.py")
+    assert all(h.file != "<string>" for h in runtime.gil.holders)
+    assert any(
+        "runtime for Python operators" in e and "busy_operator.py" in e for e in runtime.evidence
+    )
+    code = [a for a in runtime.advice if a.kind == "code"]
+    assert code and "on_event" in code[0].text and "busy_operator.py" in (code[0].location or "")
+
+
+def test_dora_s_never_connected_message_is_read_from_a_real_line() -> None:
+    from dora_doctor.analysis.verdict import peers_never_connected
+
+    line = (  # dora 1.1.0 `dora stop` output, vi.ddrec
+        "Node `waiter` failed: exited because of signal SIGTERM. This error occurred because "
+        "node `loader` exited before connecting to dora."
+    )
+    assert peers_never_connected([line]) == {"waiter": ["loader"]}
+    assert peers_never_connected(["Node `a` failed: exit code 1"]) == {}

@@ -24,12 +24,15 @@ from dora_doctor.analysis.timeline import build_shutdown
 from dora_doctor.analysis.verdict import (
     F_SAMPLING,
     Fact,
+    NodeVerdict,
     Samples,
     Window,
+    blame_peers,
     cpu_share,
     decide,
     dora_gone,
     gil_finding,
+    peers_never_connected,
     top_frame,
     window_ticks,
 )
@@ -54,6 +57,7 @@ def report_from_recording(
     for dataflow in recording.dataflows:
         shutdown = build_shutdown(recording, dataflow)
         finding = DataflowFinding(uuid=dataflow.uuid, name=dataflow.name)
+        verdicts: Dict[str, NodeVerdict] = {}
         for node in dataflow.nodes:
             stacks = _of(recording.stacks, dataflow.uuid, node.id)
             gil = _of(recording.gil, dataflow.uuid, node.id)
@@ -77,17 +81,15 @@ def report_from_recording(
             samples = Samples(stacks, gil, cpu, node.python_prefix, rate)
             verdict = decide(node, samples, shutdown, notes, bool(node_finding.skipped))
             dora_gone(verdict, recording, shutdown, node)
-            node_finding.outcome, node_finding.cause = verdict.outcome, verdict.cause
-            node_finding.stop_duration_s = verdict.stop_duration_s
-            if verdict.gil is not None:  # over the shutdown window
-                node_finding.gil = verdict.gil
-            node_finding.evidence = wording.evidence(verdict)
-            node_finding.advice = wording.advice(verdict)
-            node_finding.rests_on = list(verdict.rests_on)
+            verdicts[node.id] = verdict
             node_finding.locals = redaction.node_values(
                 recording, dataflow.uuid, node.id, show_locals
             )
             finding.nodes.append(node_finding)
+        texts = [e.text for e in recording.logs if e.dataflow in (None, dataflow.uuid) and e.text]
+        blame_peers(verdicts, peers_never_connected(texts))
+        for node_finding in finding.nodes:
+            _say(node_finding, verdicts[node_finding.id])
         if shutdown.request is not None:
             finding.suggestion = suggestion_from_findings(
                 finding,
@@ -98,6 +100,17 @@ def report_from_recording(
             )
         report.dataflows.append(finding)
     return report
+
+
+def _say(finding: NodeFinding, verdict: NodeVerdict) -> None:
+    """Copy a verdict into its finding, in words."""
+    finding.outcome, finding.cause = verdict.outcome, verdict.cause
+    finding.stop_duration_s = verdict.stop_duration_s
+    if verdict.gil is not None:  # over the shutdown window
+        finding.gil = verdict.gil
+    finding.evidence = wording.evidence(verdict)
+    finding.advice = wording.advice(verdict)
+    finding.rests_on = list(verdict.rests_on)
 
 
 def fill_sampling(

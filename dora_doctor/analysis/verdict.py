@@ -16,6 +16,7 @@ conflicts the answer is ``unknown``, and each verdict lists what it rests on.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -94,6 +95,7 @@ F_SLOW = "slow-shutdown"  # thread, after_s, seconds, frame, kind, own_share, on
 F_LAST_SECOND = "last-second"  # holder or None
 F_STARTING = "starting"  # since_spawn, frame, module
 F_OPERATOR = "operator"  # frame
+F_VICTIM = "waiting-for-peer"  # peers, by ("dora" or "starting"), since_spawn
 F_DAEMON_ORPHAN = "daemon-gone-orphan"  # pid
 F_DAEMON_BEFORE = "daemon-gone-before-end"  # seconds
 F_COORDINATOR_GONE = "coordinator-gone"
@@ -108,6 +110,8 @@ R_GIL = "py-spy GIL samples"
 R_CPU = "per-thread CPU from /proc"
 R_SIGCGT = "SigCgt of /proc/PID/status"
 R_SPAWN = "process start time"
+R_PEER_STARTING = "a peer still starting (its import frames)"
+R_DORA_PEER = "dora's failure message naming the peer"
 
 
 @dataclass(frozen=True)
@@ -220,13 +224,17 @@ def gil_finding(
         return GilFinding()
     counts: Dict[HolderKey, float] = defaultdict(float)
     held = 0.0
+    names = {t.thread_id: t.name for seg in stacks for t in seg.threads if t.name}
     for seg in gil:
         part = _share_of(seg.start, seg.end, window)
         held += part * seg.held
         for stack in seg.stacks:
             if stack.stack:
                 own = user_frame(stack.stack, prefix)
-                key = HolderKey(stack.thread_id, stack.thread, own, stack.stack[-1])
+                name = stack.thread or names.get(stack.thread_id, "")
+                if not name and stack.thread_id == seg.pid:  # Linux: main thread's id is the PID
+                    name = EVENT_THREAD
+                key = HolderKey(stack.thread_id, name, own, stack.stack[-1])
                 counts[key] += part * stack.count
     total = max(ticks, held, sum(counts.values()))
     merged: Dict[Tuple[int, str, Frame], List[Tuple[HolderKey, float]]] = defaultdict(list)
@@ -470,9 +478,10 @@ def _classify(
     main_id = next((t.thread_id for t in map(event_thread, stacks) if t is not None), None)
     wait_stack = event_wait_stack(main, request.time)
     if wait_stack is not None and is_operator_runtime(wait_stack):
-        own = user_frame(wait_stack, prefix)
-        if own.file != RUNTIME_FRAME_FILE:
-            verdict.add(F_OPERATOR, frame=own)
+        # the operator's entry (on_event) is the outermost frame of the user's code
+        entry = next((f for f in wait_stack if not is_library(f.file, prefix)), None)
+        if entry is not None:
+            verdict.add(F_OPERATOR, frame=entry)
     if wait_stack is not None and _importing(wait_stack):
         _starting(verdict, node, wait_stack, request.time, shutdown.dora_version)
         return
@@ -794,6 +803,62 @@ def cpu_share(cpu: Sequence[CpuSegment], thread_id: int, window: Window) -> Opti
     if covered < 0.5 * (window[1] - window[0]) or covered <= 0:
         return None
     return min(1.0, used / covered)
+
+
+# --- blame on the right node -----------------------------------------------------------
+
+# dora stop's failure output (1.1.0): "Node `waiter` failed: exited because of signal SIGTERM.
+# This error occurred because node `loader` exited before connecting to dora."
+_PEER_NEVER_CONNECTED = re.compile(
+    r"Node `(?P<victim>[^`\n]{1,200})` failed:[^\n]*?because node `(?P<peer>[^`\n]{1,200})` "
+    r"exited before connecting"
+)
+# Facts about how the process ended, kept for a victim; the rest were about its own code.
+_END_FACTS = {
+    F_SAMPLING,
+    F_DORA_LINE,
+    F_STOP,
+    F_SIGTERM_AT_GRACE,
+    F_SURVIVED_SIGTERM,
+    F_NO_END_LINE,
+    F_DAEMON_ORPHAN,
+    F_DAEMON_BEFORE,
+    F_COORDINATOR_GONE,
+}
+
+
+def peers_never_connected(texts: Iterable[str]) -> Dict[str, List[str]]:
+    """victim node → the peers dora says exited before connecting, from dora's own words."""
+    found: Dict[str, List[str]] = defaultdict(list)
+    for text in texts:
+        for match in _PEER_NEVER_CONNECTED.finditer(text[:100_000]):
+            if match["peer"] not in found[match["victim"]]:
+                found[match["victim"]].append(match["peer"])
+    return dict(found)
+
+
+def blame_peers(verdicts: Dict[str, NodeVerdict], dora_says: Dict[str, List[str]]) -> None:
+    """dora starts a dataflow only when every node has registered (called ``Node()``): while
+    one node is still starting, every other node can only be waiting inside ``Node()`` (or be
+    starting itself). Such a node is a victim: the cause is its peer's, and no code advice is
+    given for it. Named from dora's own failure message where it gave one, else from the
+    peers seen starting."""
+    starting = sorted(n for n, v in verdicts.items() if v.cause == Cause.STARTING)
+    for node_id, verdict in verdicts.items():
+        if verdict.cause in (Cause.STARTING, None) or verdict.outcome in (
+            Outcome.CLEAN,
+            Outcome.FAILED,
+        ):
+            continue
+        named = [p for p in dora_says.get(node_id, []) if p != node_id]
+        peers = named or [p for p in starting if p != node_id]
+        if not peers:
+            continue
+        verdict.cause = Cause.WAITING_FOR_PEER
+        verdict.holder = None
+        verdict.facts = [f for f in verdict.facts if f.kind in _END_FACTS]
+        verdict.add(F_VICTIM, peers=peers, by="dora" if named else "starting")
+        verdict.rest(R_DORA_PEER if named else R_PEER_STARTING)
 
 
 # --- dora's own processes ---------------------------------------------------------------

@@ -64,14 +64,15 @@ def advice(verdict: v.NodeVerdict) -> List[Advice]:
             )
             out.append(Advice("grace", NO_GRACE_HELPS))
         elif fact.kind == v.F_BUSY:
-            out.append(
-                Advice(
-                    "code",
-                    "Return to the event loop between pieces of this work (or run it in a "
-                    "worker thread or process) and leave the loop on STOP.",
-                    d["frame"].where(),
-                )
+            text = (
+                "Return from on_event between pieces of this work (or run it in a worker "
+                "thread or process): dora's runtime hands an operator STOP only between "
+                "on_event calls."
+                if verdict.has(v.F_OPERATOR)
+                else "Return to the event loop between pieces of this work (or run it in a "
+                "worker thread or process) and leave the loop on STOP."
             )
+            out.append(Advice("code", text, d["frame"].where()))
             out.append(Advice("grace", NO_GRACE_HELPS))
         elif fact.kind == v.F_EXIT_WAIT:
             out.extend(_exit_wait_advice(d["frame"], d["threads"]))
@@ -358,10 +359,11 @@ def _starting_advice(startup_timeout: bool) -> List[Advice]:
 
 def _operator(d: Dict[str, Any]) -> str:
     frame: Frame = d["frame"]
+    name = frame.file.rsplit("/", 1)[-1]
     return (
-        "This process is dora's runtime for Python operators (`<module> (<string>:1)` is "
-        f"the runtime); its event thread was in operator code: {frame.function} "
-        f"({frame.where()})."
+        f"This process is dora's runtime for Python operators; the time went to the operator "
+        f"in {name}, {frame.function} ({frame.where()}), not to the runtime's "
+        "`<module> (<string>:1)`."
     )
 
 
@@ -371,6 +373,21 @@ def _orphan(d: Dict[str, Any]) -> str:
         "dora's daemon exited while this node ran, and the node was still running "
         "when the watch ended: an orphan dora no longer stops or reaps"
         + (f" (end it yourself: process {pid})." if pid else ".")
+    )
+
+
+def _victim(d: Dict[str, Any]) -> str:
+    peers = ", ".join(f"`{p}`" for p in d["peers"])
+    one = len(d["peers"]) == 1
+    why = (
+        "dora says " + ("it" if one else "they") + " exited before connecting"
+        if d["by"] == "dora"
+        else ("it was" if one else "they were") + " still starting"
+    )
+    return (
+        f"It waited inside Node() for {peers}: dora starts a dataflow only when every node "
+        f"has registered, and {why}. The cause is the peer's; this node's code is not "
+        "at fault."
     )
 
 
@@ -416,6 +433,7 @@ _SAY: Dict[str, Callable[[Dict[str, Any]], str]] = {
     v.F_LAST_SECOND: _last_second,
     v.F_STARTING: _starting,
     v.F_OPERATOR: _operator,
+    v.F_VICTIM: _victim,
     v.F_DAEMON_ORPHAN: _orphan,
     v.F_DAEMON_BEFORE: lambda d: (
         f"dora's daemon exited {d['seconds']:.2f} s before this node "
