@@ -219,3 +219,20 @@ def test_dora_s_never_connected_message_is_read_from_a_real_line() -> None:
     )
     assert peers_never_connected([line]) == {"waiter": ["loader"]}
     assert peers_never_connected(["Node `a` failed: exit code 1"]) == {}
+
+
+def test_the_same_c_call_holder_is_worded_the_same_on_dora_1_0_1_and_1_1_0() -> None:
+    """One decision, one wording: the version changes dora's lines, not the verdict."""
+    import re as regex
+
+    def shape(name: str) -> object:
+        scanner = node(name, "scanner")
+        holder = scanner.gil.holders[0]
+        sentences = [
+            regex.sub(r"[\d.]+( s|%)|/tmp/\S+/|\d\d:\d\d:\d\d\.\d+", "#", e)
+            for e in scanner.evidence
+        ]
+        return (scanner.outcome, scanner.cause, holder.function, holder.native, sentences)
+
+    assert read_recording(REC / "rx-dora-1.0.1.ddrec").dora_version == "1.0.1"
+    assert shape("rx") == shape("rx-dora-1.0.1")

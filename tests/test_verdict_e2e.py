@@ -27,6 +27,8 @@ SCENARIOS: List[Tuple[Path, str, str, str]] = [
     (NODES / "non_daemon.yml", "lingerer", "terminated", "stuck"),
     (NODES / "slow_import.yml", "loader", "terminated", "starting"),
     (NODES / "async_blocked.yml", "looper", "terminated", "stuck"),
+    (NODES / "victim.yml", "waiter", "terminated", "waiting-for-peer"),
+    (NODES / "busy_operator.yml", "runtime", "terminated", "stuck"),
     (SAMPLES / "well_behaved.yml", "talker", "clean", "none"),
     (SAMPLES / "sigterm_handler.yml", "sleeper", "killed", "stuck"),
 ]
@@ -91,5 +93,10 @@ def check_rule(scenario: str, found: Dict[str, Any]) -> None:
     elif scenario == "sigterm_handler":
         assert "SigCgt of /proc/PID/status" in found["rests_on"]
         assert any("a SIGTERM handler that delays" in e for e in found["evidence"])
+    elif scenario == "victim":
+        assert not found["advice"] and any("`loader`" in e for e in found["evidence"])
+    elif scenario == "busy_operator":
+        assert all(h["file"] != "<string>" for h in found["gil"]["holders"])
+        assert "busy_operator.py" in code[0]["location"]
     elif scenario == "well_behaved":
         assert not found["advice"]
