@@ -236,3 +236,41 @@ def test_the_same_c_call_holder_is_worded_the_same_on_dora_1_0_1_and_1_1_0() -> 
 
     assert read_recording(REC / "rx-dora-1.0.1.ddrec").dora_version == "1.0.1"
     assert shape("rx") == shape("rx-dora-1.0.1")
+
+
+def test_user_frame_skips_stdlib_site_packages_dora_and_frozen_frames() -> None:
+    from dora_doctor.analysis.verdict import is_library, user_frame
+    from dora_doctor.model import Frame
+
+    prefix = "/opt/py"
+    stack = (
+        Frame("main", "/home/me/node.py", 10),
+        Frame("decode", "/opt/py/lib/python3.12/json/decoder.py", 337),
+        Frame("_load", "<frozen importlib._bootstrap>", 1),
+        Frame("send", "/venv/lib/python3.12/site-packages/dora/__init__.py", 5),
+    )
+    assert user_frame(stack, prefix) == stack[0]
+    assert is_library("/opt/py/lib/python3.12/re/__init__.py", prefix)
+    assert is_library("/usr/lib/python3/dist-packages/numpy/core.py")
+    assert not is_library("/home/me/lib/node.py", prefix)
+    only_library = (Frame("match", "/opt/py/lib/python3.12/re/__init__.py", 166),)
+    assert user_frame(only_library, prefix) == only_library[0]  # nothing of the user's
+
+
+def test_process_facts_survive_the_recording_and_bad_types_are_dropped(tmp_path: Path) -> None:
+    from dora_doctor.model import Dataflow, NodeProcess
+    from dora_doctor.recording.jsonl import dataflow_from_dict, dataflow_to_dict
+
+    node_ = NodeProcess("n", "d", 1, 1, True, "3.11", catches_sigterm=True)
+    node_.python_prefix, node_.started = "/opt/py", 1796163368.5
+    back = dataflow_from_dict(dataflow_to_dict(Dataflow("d", "x", nodes=[node_]))).nodes[0]
+    assert (back.catches_sigterm, back.python_prefix, back.started) == (
+        True,
+        "/opt/py",
+        1796163368.5,
+    )
+    hostile = {"uuid": "d", "nodes": [{"id": "n", "catches_sigterm": "yes", "started": [1]}]}
+    bad = dataflow_from_dict(hostile).nodes[0]
+    assert (bad.catches_sigterm, bad.python_prefix, bad.started) == (None, None, None)
+    old = dataflow_from_dict({"uuid": "d", "nodes": [{"id": "n"}]}).nodes[0]
+    assert old.catches_sigterm is None  # recordings made before SigCgt was read
