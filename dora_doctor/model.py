@@ -54,6 +54,12 @@ class NodeProcess:
     machine: Optional[str] = None
     skip_reason: Optional[str] = None
     remote: bool = False  # its process is on another machine: neither sampled nor watched here
+    # /proc/PID/status SigCgt bit 14 at discovery: does Python (or C) catch SIGTERM? None: unread
+    catches_sigterm: Optional[bool] = None
+    # the interpreter's installation prefix (the directory above its bin/): its lib/pythonX.Y
+    # is the standard library, which is never the user's code
+    python_prefix: Optional[str] = None
+    started: Optional[float] = None  # the process's start (wall clock), for "starting for N s"
 
 
 @dataclass

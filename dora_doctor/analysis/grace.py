@@ -14,11 +14,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from dora_doctor.analysis.findings import Suggestion
+from dora_doctor.analysis.findings import Cause, Suggestion
 from dora_doctor.dora.versions import stop_command
 from dora_doctor.units import format_duration
 
-BLOCKING_CAUSES = ("gil-contention", "stuck")
+BLOCKING_CAUSES = (Cause.GIL_CONTENTION, Cause.STUCK)
 P99_MIN_RUNS = 20
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from dora_doctor.analysis.findings import Diagnosis
+from dora_doctor.analysis.findings import Diagnosis, Outcome
 from dora_doctor.logs import envelopes, machines, parse, patterns
 from dora_doctor.logs import events as logevents
 from dora_doctor.logs.logfiles import LogSource, ReadStats, candidate_lines, expand
@@ -316,9 +316,9 @@ def summarise(report: Diagnosis, found: Scan) -> Summary:
     )
     for dataflow in report.dataflows:
         for node in dataflow.nodes:
-            if node.outcome == "terminated":
+            if node.outcome == Outcome.TERMINATED:
                 summary.terminated[node.id] = summary.terminated.get(node.id, 0) + 1
-            if node.outcome == "killed":
+            if node.outcome == Outcome.KILLED:
                 summary.killed[node.id] = summary.killed.get(node.id, 0) + 1
             if node.stop_duration_s is not None:
                 slowest = max(summary.slowest_stop_s.get(node.id, 0.0), node.stop_duration_s)

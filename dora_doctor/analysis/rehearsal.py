@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from dora_doctor.analysis import grace
-from dora_doctor.analysis.findings import Diagnosis, NodeFinding, Suggestion
+from dora_doctor.analysis.findings import Cause, Diagnosis, NodeFinding, Outcome, Suggestion
 from dora_doctor.model import SamplerOptions
 from dora_doctor.recording.model import Recording
 
@@ -58,9 +58,9 @@ class Rehearsal:
         times: Dict[str, List[grace.StopTime]] = {}
         for run in self.runs:
             for node in run.nodes:
-                if node.stop_duration_s is None:
-                    continue
-                censored = node.outcome in ("terminated", "killed", "running")
+                if node.stop_duration_s is None or node.outcome in (Outcome.UNKNOWN, None):
+                    continue  # an end nobody saw how: no grace value is derived from it
+                censored = node.outcome in (Outcome.TERMINATED, Outcome.KILLED, Outcome.RUNNING)
                 times.setdefault(node.id, []).append(
                     grace.StopTime(node.stop_duration_s, censored, node.cause)
                 )
@@ -89,7 +89,11 @@ def check_failures(rehearsal: Rehearsal) -> List[str]:
     lines = []
     for run in rehearsal.runs:
         for node in run.nodes:
-            ok = node.outcome == "clean" and node.cause in ("none", "slow-shutdown", None)
+            ok = node.outcome == Outcome.CLEAN and node.cause in (
+                Cause.NONE,
+                Cause.SLOW_SHUTDOWN,
+                None,
+            )
             if ok:
                 continue
             took = (

@@ -194,8 +194,11 @@ def _earliest(event: logevents.LogEvent) -> Tuple[bool, float]:
 
 def event_thread(seg: StackSegment) -> Optional[ThreadTrack]:
     """The thread that reads dora events in a segment: MainThread, as in the dora API docs,
-    else the oldest thread (lowest id) when py-spy gave no names."""
+    else (py-spy gave no names) the thread whose native id is the process id, which on Linux
+    is the main thread, else the oldest thread (lowest id)."""
     thread = next((t for t in seg.threads if t.name == EVENT_THREAD), None)
+    if thread is None:  # unnamed (py-spy could not read names): the main thread's id is the PID
+        thread = next((t for t in seg.threads if t.thread_id == seg.pid), None)
     if thread is None and seg.threads:
         thread = min(seg.threads, key=lambda t: t.thread_id)
     return thread

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 import psutil
 
@@ -96,6 +96,12 @@ def gone_message(process: DoraProcess) -> str:
     )
 
 
+# After the last node process is gone, dora's line about how it ended (the daemon's failure
+# line, or the coordinator's dataflow end that follows the daemon's report) can come a little
+# later; without it a clean exit cannot be told from a SIGTERM, so the watch lingers this long.
+END_LINE_LINGER_S = 2.0
+_END_KINDS = (logevents.NODE_EXIT, logevents.GRACE_KILL, logevents.KILLED, logevents.NODE_FINISHED)
+
 # After the last daemon died, its nodes' own ends (they lose their connection) come within
 # milliseconds; nodes still running then are orphans that may never end.
 DAEMON_GONE_LINGER_S = 2.0
@@ -119,12 +125,24 @@ class StopWatch:
         self._thread = threading.Thread(target=self._run, name="stopwatch", daemon=True)
         self._ended: Dict[str, float] = {}
         self._dora_gone: Dict[DoraProcess, float] = {}
+        self._end_lines: Set[str] = set()  # nodes dora has said the end of
+        self._dataflow_ended = False
 
     def start(self) -> None:
         self._thread.start()
 
     def all_exited(self) -> bool:
         return len(self._ended) == len(self.nodes)
+
+    def settled(self, linger_s: float = END_LINE_LINGER_S) -> bool:
+        """Every node process is gone, and dora has said how they ended (a line per node or
+        the dataflow's end), or ``linger_s`` has passed since the last exit without it."""
+        if not self.all_exited():
+            return False
+        if self._dataflow_ended or all(n.id in self._end_lines for n in self.nodes):
+            return True
+        last = max(self._ended.values(), default=0.0)
+        return time.time() >= last + linger_s
 
     def daemons_gone_since(self) -> Optional[float]:
         """When the last of the watched daemons vanished, if every one of them has."""
@@ -175,4 +193,10 @@ class StopWatch:
     def _poll_logs(self) -> None:
         for tail in self.tails:
             for event in parse.parse_lines(tail.lines(), tail.source):
+                if event.kind in _END_KINDS and event.node:
+                    self._end_lines.add(event.node)
+                elif event.kind == logevents.DATAFLOW_END and (
+                    event.dataflow is None or event.dataflow in {n.dataflow for n in self.nodes}
+                ):
+                    self._dataflow_ended = True
                 self.output.put(event)

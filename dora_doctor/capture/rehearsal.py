@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from dora_doctor.analysis import diagnose, grace
+from dora_doctor.analysis.findings import Outcome
 from dora_doctor.analysis.rehearsal import Rehearsal, RehearsalOptions, RunResult
 from dora_doctor.capture.logtail import find_log_files
 from dora_doctor.capture.session import InspectOptions, StopPlan, inspect_dataflow
@@ -138,7 +139,7 @@ def _hopeless_nodes(run: RunResult) -> List[str]:
     return [
         f"{n.id} ({n.cause})"
         for n in run.nodes
-        if n.outcome in ("terminated", "killed") and n.cause in grace.BLOCKING_CAUSES
+        if n.outcome in (Outcome.TERMINATED, Outcome.KILLED) and n.cause in grace.BLOCKING_CAUSES
     ]
 
 

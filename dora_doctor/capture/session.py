@@ -292,7 +292,7 @@ def _pump(
         if deadline is not None and now >= deadline:
             state.ended_because = f"--duration {options.duration_s:g} s elapsed"
             return
-        if watch.all_exited() and sampler.done():
+        if watch.settled() and sampler.done():  # lingers for dora's end lines
             state.ended_because = "every node process has exited"
             return
 

@@ -11,6 +11,7 @@ over machines get their machine, and those not on this host are left alone
 
 from __future__ import annotations
 
+import contextlib
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -229,8 +230,49 @@ def resolve_process(node: NodeProcess) -> None:
         is_python, version = python_version_of(candidate)
         if is_python:
             node.python, node.python_version, node.sample_pid = True, version, candidate.pid
+            node.catches_sigterm = catches_sigterm(candidate.pid)
+            node.python_prefix = python_prefix(candidate)
+            with contextlib.suppress(psutil.Error, OSError):
+                node.started = candidate.create_time()
             return
     node.skip_reason = "not Python"
+
+
+SIGTERM_BIT = 1 << (15 - 1)  # signal N is bit N-1 of the SigCgt mask
+
+
+def catches_sigterm(pid: int) -> Optional[bool]:
+    """Does the process catch SIGTERM (a handler installed, in Python or C)?
+
+    From ``SigCgt`` in /proc/PID/status, the kernel's own record; None when it cannot be
+    read (another machine, no /proc, the process is gone): then no handler is claimed either
+    way.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(errors="replace")
+    except OSError:
+        return None
+    return parse_sigcgt(status)
+
+
+def parse_sigcgt(status: str) -> Optional[bool]:
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            try:
+                return bool(int(line.split(":", 1)[1].strip(), 16) & SIGTERM_BIT)
+            except ValueError:
+                return None
+    return None
+
+
+def python_prefix(proc: psutil.Process) -> Optional[str]:
+    """The interpreter's prefix (``/usr``, ``~/.pyenv/versions/3.11.7``): ``bin/python3.11``'s
+    grandparent; None when the executable cannot be read."""
+    try:
+        exe = Path(proc.exe())
+    except (psutil.Error, OSError):
+        return None
+    return str(exe.parent.parent) if exe.parent.name == "bin" else None
 
 
 def process_running(pid: int) -> bool:

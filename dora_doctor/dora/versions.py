@@ -145,3 +145,23 @@ def stop_command(version: Optional[str], dataflow: str, grace: str) -> str:
     if is_legacy(version) and not _UUID.fullmatch(dataflow):
         return f"dora stop --name {dataflow} --grace-duration {grace}"
     return f"dora stop {dataflow} --grace-duration {grace}"
+
+
+def daemon_logs_node_exits(version: Optional[str]) -> bool:
+    """Does the daemon log a node's failing exit (``node exited with error: Signal(15)``)?
+
+    0.4.x logs none at all (a node SIGTERMed at the grace leaves only a drop-token WARN), so
+    there the absence of a failure line says nothing about a clean exit. An unknown version
+    is taken as current.
+    """
+    parts = version_tuple(version)
+    if parts is None or (version or "").lstrip().startswith("≥"):  # "≥0.4": a log dialect
+        return True
+    return not (0, 4, 0) <= parts < (0, 5, 0)
+
+
+def has_startup_timeout(version: Optional[str]) -> bool:
+    """Does the dataflow YAML take per-node ``startup_timeout`` / ``health_check_timeout``?
+    (1.1.0 does; older releases refuse the keys.) An unknown version: no promise."""
+    parts = version_tuple(version)
+    return parts is not None and parts >= (1, 1, 0)

@@ -1,0 +1,918 @@
+"""Decide, per node, how it ended and why: a typed verdict, no sentences.
+
+Pure functions over :class:`~dora_doctor.recording.model.Recording`; nothing here talks to a
+process, so every verdict can be reproduced from the file alone. :mod:`wording` turns a
+verdict into the sentences and advice a user reads; keeping the two apart is what makes one
+decision give one wording (a holder is "inside one C call" everywhere or nowhere).
+
+The shutdown decision compares the thread that reads dora's events (MainThread) before and
+after the stop request. Before the stop it waits for events in one place; if it never
+leaves that place after the stop, it never saw STOP, and the GIL counts say whether another
+thread kept it from running (``gil-contention``) or it was waiting on something else
+(``stuck``). If it left that *wait* (not merely moved while busy), it reacted, and whatever it
+was doing when dora ended it is a ``slow-shutdown``. Where the evidence is missing or
+conflicts the answer is ``unknown``, and each verdict lists what it rests on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from dora_doctor.analysis.findings import Cause, GilFinding, Holder, Inside, Outcome
+from dora_doctor.analysis.timeline import (
+    DEADLINE_TOLERANCE_S,
+    EVENT_THREAD,
+    RUNNING_SHARE,
+    NodeEnd,
+    Shutdown,
+    busy_share,
+    event_thread,
+    main_thread_spans,
+)
+from dora_doctor.dora.versions import daemon_logs_node_exits, has_sigterm_step, has_startup_timeout
+from dora_doctor.logs import events as logevents
+from dora_doctor.model import (
+    REMOTE,
+    CpuSegment,
+    Frame,
+    GilSegment,
+    NodeProcess,
+    Stack,
+    StackSegment,
+)
+from dora_doctor.recording.model import Recording
+
+# A holder whose innermost frame did not move for this long while it held the GIL was inside
+# one C call: Python code moves from line to line far faster than this.
+NATIVE_MIN_STILL_S = 0.25
+MAX_HOLDERS = 5
+# Fewer samples than this in the shutdown window say nothing reliable.
+MIN_WINDOW_SAMPLES = 5
+# Another thread holding the GIL this much of the time is what kept MainThread from running.
+CONTENTION_SHARE = 0.5
+# A reaction this late after the stop is worth reporting even when the node stopped in time.
+NOTABLE_DELAY_S = 0.5
+BASELINE_S = 10.0
+# The event thread "waits" for events where it holds the GIL and uses a CPU less than this.
+WAITING_SHARE = 0.2
+# The stop watch polls node and dora processes in one loop: a node that ended because its
+# daemon died can be seen a poll before the daemon's own end.
+DORA_GONE_TOLERANCE_S = 0.1
+
+# A thread can hold the GIL with no Python frame at all: in native code called from C, or
+# while the interpreter finalises after the last line of the script ran.
+NO_PYTHON_FRAME = Frame("(no Python frame: native code or interpreter exit)", "", 0)
+
+# dora's runtime for Python operators runs `python -c "import dora; dora.start_runtime()"`
+RUNTIME_FRAME_FILE = "<string>"
+
+Window = Tuple[float, float]
+SpanTuple = Tuple[float, float, Stack]
+
+
+# --- the kinds of facts a verdict carries (wording.py has one sentence per kind) ---------
+F_SAMPLING = "sampling-degraded"  # detail
+F_DORA_LINE = "dora-line"  # text
+F_STOP = "stop"  # time, source, grace, grace_source, outcome, duration, low, high, before
+F_SIGTERM_AT_GRACE = "terminated-at-grace"
+F_SURVIVED_SIGTERM = "survived-sigterm"  # lived, catches_sigterm
+F_ENDED_BEFORE_STOP = "ended-before-stop"
+F_FEW_SAMPLES = "few-samples"  # ticks, seconds
+F_FAILED_OWN = "failed-own"
+F_NO_END_LINE = "no-end-line"  # why
+F_WAITED = "waited-never-read"  # thread, wait (Stack), seconds, share, in_time
+F_REACTED_CONTENDED = "reacted-contended"  # thread, after_s, share, seconds
+F_HOLDER = "holder"  # holder (Holder)
+F_STUCK = "stuck-in-wait"  # thread, wait, seconds
+F_BUSY = "busy-never-read"  # thread, frame, seconds, share
+F_NO_MAIN_SAMPLES = "no-main-samples"  # thread
+F_EXIT_WAIT = "exit-wait"  # thread, after_s, frame, threads [(name, Frame)]
+F_AT_SIGTERM = "moved-at-sigterm"  # thread, frame, seconds, catches_sigterm
+F_SLOW = "slow-shutdown"  # thread, after_s, seconds, frame, kind, own_share, on_cpu
+F_LAST_SECOND = "last-second"  # holder or None
+F_STARTING = "starting"  # since_spawn, frame, module
+F_OPERATOR = "operator"  # frame
+F_VICTIM = "waiting-for-peer"  # peers, by ("dora" or "starting"), since_spawn
+F_DAEMON_ORPHAN = "daemon-gone-orphan"  # pid
+F_DAEMON_BEFORE = "daemon-gone-before-end"  # seconds
+F_COORDINATOR_GONE = "coordinator-gone"
+
+# --- what a verdict rests on (short strings in the JSON, docs/diagnosis.md) ---------------
+R_EXIT_SEEN = "process exit seen"
+R_DORA_END = "dora's end line for the node"
+R_DATAFLOW_END = "dora's dataflow end line, no failure line for the node"
+R_STOP = "stop request"
+R_SAMPLES = "py-spy samples of every thread"
+R_GIL = "py-spy GIL samples"
+R_CPU = "per-thread CPU from /proc"
+R_SIGCGT = "SigCgt of /proc/PID/status"
+R_SPAWN = "process start time"
+R_PEER_STARTING = "a peer still starting (its import frames)"
+R_DORA_PEER = "dora's failure message naming the peer"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One observation the decision used, with its numbers; :mod:`wording` says it."""
+
+    kind: str
+    data: Dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass
+class NodeVerdict:
+    """What was decided about one node, and on what grounds."""
+
+    outcome: Optional[Outcome] = None
+    cause: Optional[Cause] = None
+    stop_duration_s: Optional[float] = None
+    gil: Optional[GilFinding] = None  # over the shutdown window, when one was looked at
+    holder: Optional[Holder] = None  # the GIL holder blamed, if any
+    facts: List[Fact] = field(default_factory=list)
+    rests_on: List[str] = field(default_factory=list)
+
+    def add(self, kind: str, **data: Any) -> None:
+        self.facts.append(Fact(kind, data))
+
+    def rest(self, *what: str) -> None:
+        for item in what:
+            if item not in self.rests_on:
+                self.rests_on.append(item)
+
+    def has(self, kind: str) -> bool:
+        return any(f.kind == kind for f in self.facts)
+
+
+@dataclass(frozen=True)
+class Samples:
+    """One node's samples and how to read them: the same for every question asked of them."""
+
+    stacks: List[StackSegment]
+    gil: List[GilSegment]
+    cpu: Sequence[CpuSegment] = ()
+    prefix: Optional[str] = None  # the interpreter's prefix: its lib/ is the stdlib
+    rate_hz: Optional[float] = None  # the sampling rate asked of py-spy
+
+    def holders(self, window: Window) -> GilFinding:
+        ticks = window_ticks(self.stacks, window)
+        return gil_finding(self.stacks, self.gil, window, ticks, self.prefix, self.rate_hz)
+
+
+@dataclass(frozen=True)
+class HolderKey:
+    thread_id: int
+    thread: str
+    own: Frame  # the innermost frame of the user's code
+    leaf: Frame  # where the thread really was (a library frame when inside one)
+
+
+# --- whose code a frame is ----------------------------------------------------------------
+
+
+def is_library(path: str, prefix: Optional[str] = None) -> bool:
+    """Standard library, site-/dist-packages, dora's package or a frozen/`<string>` frame:
+    code the user does not edit. ``prefix`` (the interpreter's, from the recording) names the
+    standard library exactly; without it any ``/lib/pythonX.Y/`` path counts as one."""
+    if path.startswith("<") or not path:
+        return True
+    if "site-packages" in path or "dist-packages" in path:
+        return True
+    if prefix and path.startswith(prefix.rstrip("/") + "/lib/python"):
+        return True
+    return "/lib/python" in path
+
+
+def user_frame(stack: Stack, prefix: Optional[str] = None) -> Frame:
+    """The innermost frame of the node's own code: library frames say less about what to fix."""
+    for frame in reversed(stack):
+        if not is_library(frame.file, prefix):
+            return frame
+    return stack[-1]
+
+
+def is_operator_runtime(stack: Stack) -> bool:
+    """Is this dora's runtime process running Python operators (``<module> (<string>:1)``)?"""
+    return bool(stack) and stack[0].file == RUNTIME_FRAME_FILE and stack[0].function == "<module>"
+
+
+# --- sampling figures -------------------------------------------------------------------
+
+
+def window_ticks(stacks: Iterable[StackSegment], window: Optional[Window]) -> float:
+    return sum(_share_of(s.start, s.end, window) * s.ticks for s in stacks)
+
+
+def gil_finding(
+    stacks: List[StackSegment],
+    gil: List[GilSegment],
+    window: Optional[Window],
+    ticks: float,
+    prefix: Optional[str] = None,
+    rate_hz: Optional[float] = None,
+) -> GilFinding:
+    """Who held the GIL over ``window``: shares are fractions of the samples taken, never > 1.
+
+    The GIL recorder and the stack recorder are separate py-spy processes whose segments do
+    not line up: a GIL segment can cover a stretch the stack segments miss (or a restarted
+    segment overlap another), so its held samples could outnumber the stack ticks. The
+    denominator is the larger of the two, and each holder is counted once per sample.
+    """
+    if ticks <= 0 or not gil:
+        return GilFinding()
+    counts: Dict[HolderKey, float] = defaultdict(float)
+    held = 0.0
+    names = {t.thread_id: t.name for seg in stacks for t in seg.threads if t.name}
+    for seg in gil:
+        part = _share_of(seg.start, seg.end, window)
+        held += part * seg.held
+        for stack in seg.stacks:
+            if stack.stack:
+                own = user_frame(stack.stack, prefix)
+                name = stack.thread or names.get(stack.thread_id, "")
+                if not name and stack.thread_id == seg.pid:  # Linux: main thread's id is the PID
+                    name = EVENT_THREAD
+                key = HolderKey(stack.thread_id, name, own, stack.stack[-1])
+                counts[key] += part * stack.count
+    total = max(ticks, held, sum(counts.values()))
+    merged: Dict[Tuple[int, str, Frame], List[Tuple[HolderKey, float]]] = defaultdict(list)
+    for key, count in counts.items():
+        merged[(key.thread_id, key.thread, key.own)].append((key, count))
+    holders = []
+    for (thread_id, thread, own), parts in sorted(
+        merged.items(), key=lambda kv: -sum(c for _k, c in kv[1])
+    )[:MAX_HOLDERS]:
+        count = sum(c for _k, c in parts)
+        if round(count / total, 3) <= 0:
+            continue
+        leaf_key = max(parts, key=lambda kc: kc[1])[0]
+        leaf = leaf_key.leaf
+        holders.append(
+            Holder(
+                thread=thread or f"thread {thread_id}",
+                function=own.function,
+                file=own.file,
+                line=own.line,
+                share=round(min(1.0, count / total), 3),
+                native=holder_is_native(stacks, thread_id, leaf, window)
+                if rate_hz and count / rate_hz >= NATIVE_MIN_STILL_S
+                else False,
+                inside=Inside(leaf.function, leaf.file, leaf.line) if leaf != own else None,
+            )
+        )
+    return GilFinding(held_share=round(min(1.0, held / total), 3), holders=holders)
+
+
+def other_share(found: GilFinding, main_name: str) -> float:
+    """The share of samples in which a thread other than ``main_name`` held the GIL (≤ 1)."""
+    return round(min(1.0, sum(h.share for h in found.holders if h.thread != main_name)), 3)
+
+
+def holder_is_native(
+    stacks: Iterable[StackSegment], thread_id: int, leaf: Frame, window: Optional[Window]
+) -> Optional[bool]:
+    """Was the holder stuck on one Python line (a C call) rather than running Python code?
+
+    Decided from the thread's own spans alone, the same way whatever the window, the
+    sampling rate or the dora version: None when the thread was never seen at that frame.
+    """
+    seen = False
+    for seg in stacks:
+        if _overlap(seg.start, seg.end, window) <= 0:
+            continue
+        for thread in seg.threads:
+            if thread.thread_id != thread_id:
+                continue
+            for span in thread.spans:
+                if span.stack and span.stack[-1] == leaf:
+                    seen = True
+                    if span.end - span.start >= NATIVE_MIN_STILL_S:
+                        return True
+    return False if seen else None
+
+
+def top_frame(stacks: List[StackSegment], gil: List[GilSegment]) -> Optional[str]:
+    """Where the node is now: the latest GIL holder's frame, else its main thread's."""
+    if gil and gil[-1].stacks:
+        best = max(gil[-1].stacks, key=lambda s: s.count)
+        if best.stack:
+            leaf = best.stack[-1]
+            return f"{best.thread or best.thread_id}: {leaf.function} ({leaf.where()})"
+    if stacks:
+        main = event_thread(stacks[-1])
+        if main is not None and main.spans and main.spans[-1].stack:
+            leaf = main.spans[-1].stack[-1]
+            return f"{main.name}: {leaf.function} ({leaf.where()})"
+    return None
+
+
+# --- how it ended -------------------------------------------------------------------------
+
+
+def outcome_of(
+    end: Optional[NodeEnd], shutdown: Shutdown
+) -> Tuple[Outcome, Optional[float], List[str], Optional[str]]:
+    """(outcome, stop→exit seconds, what it rests on, why unknown) from how the process ended.
+
+    ``clean`` needs positive evidence: dora's line that the node finished, or dora's
+    dataflow end line with no failure line for the node from a daemon that logs failures.
+    A process seen to vanish with no line from dora is ``unknown``: its end line may simply
+    not have been read yet, and a SIGTERM at the grace looks just the same from outside.
+    """
+    request = shutdown.request
+    if end is None:
+        return Outcome.UNKNOWN, None, [], "the recording has no trace of this node's end"
+    duration = None
+    if request is not None and end.time is not None and end.time >= request.time:
+        duration = round(end.time - request.time, 3)
+    if end.coarse:
+        duration = None  # whole seconds only: see the evidence for the range
+    seen = [R_EXIT_SEEN] if end.source == "process" else []
+    if end.grace_kill is not None or end.signal == 9:
+        return Outcome.KILLED, duration, [*seen, R_DORA_END], None
+    if end.signal == 15:
+        return Outcome.TERMINATED, duration, [*seen, R_DORA_END], None
+    if end.signal is not None or end.exit_code not in (None, 0):
+        return Outcome.FAILED, duration, [*seen, R_DORA_END], None
+    if end.finished:
+        return Outcome.CLEAN, duration, [*seen, R_DORA_END], None
+    if end.node.skip_reason and end.node.skip_reason.startswith(REMOTE) and end.time is None:
+        return Outcome.UNKNOWN, None, [], "its own daemon's log, on another machine, was not read"
+    if end.time is None and end.running_at_end and not shutdown.ended:
+        return Outcome.RUNNING, None, [R_SAMPLES], None
+    why = _why_no_clean(shutdown)
+    if why is None:
+        return Outcome.CLEAN, duration, [*seen, R_DATAFLOW_END], None
+    if end.time is None and end.running_at_end:
+        return Outcome.RUNNING, None, [R_SAMPLES], None
+    return Outcome.UNKNOWN, duration, seen, why
+
+
+def _why_no_clean(shutdown: Shutdown) -> Optional[str]:
+    """Why the absence of a failure line does not prove a clean exit here (None: it does)."""
+    if not shutdown.daemon_log_read:
+        return "dora's daemon log was not read, and a clean exit is the one end it does not log"
+    if not daemon_logs_node_exits(shutdown.dora_version):
+        return (
+            f"dora {shutdown.dora_version}'s daemon logs no node exit at all, so its silence "
+            "does not say the node exited cleanly"
+        )
+    if not shutdown.ended:
+        return (
+            "no line from dora said the node or its dataflow ended, so its end line may not "
+            "have been written yet when the watch ended"
+        )
+    return None
+
+
+# --- the decision ---------------------------------------------------------------------------
+
+
+def decide(
+    node: NodeProcess,
+    samples: Samples,
+    shutdown: Shutdown,
+    notes: Sequence[Fact] = (),
+    skipped: bool = False,
+) -> NodeVerdict:
+    """The verdict on one node's shutdown (or, without a stop, how it ended).
+
+    ``notes`` are facts found before the decision (the sampler's own troubles); ``skipped``
+    says the node could not be sampled, so nothing is decided from its (absent) samples.
+    """
+    verdict = NodeVerdict(facts=list(notes))
+    stacks, gil = samples.stacks, samples.gil
+    end = shutdown.end_of(node.id)
+    outcome, verdict.stop_duration_s, rests, why = outcome_of(end, shutdown)
+    verdict.outcome = outcome
+    verdict.rest(*rests)
+    if end is not None:
+        for text in end.evidence:
+            verdict.add(F_DORA_LINE, text=text)
+    request = shutdown.request
+    if request is None:
+        if verdict.outcome not in (Outcome.RUNNING,):
+            verdict.outcome = None if verdict.outcome == Outcome.UNKNOWN else verdict.outcome
+        return verdict
+    verdict.rest(R_STOP)
+    verdict.facts.insert(0, Fact(F_STOP, _stop_data(shutdown, node.id, verdict)))
+    if why is not None and verdict.outcome == Outcome.UNKNOWN:
+        verdict.add(F_NO_END_LINE, why=why)
+    sigterm_step = has_sigterm_step(shutdown.dora_version)
+    if verdict.outcome == Outcome.TERMINATED and sigterm_step:
+        verdict.add(F_SIGTERM_AT_GRACE)
+    if verdict.outcome == Outcome.KILLED and sigterm_step:
+        grace = shutdown.grace.seconds if shutdown.grace else None
+        lived = (
+            verdict.stop_duration_s - grace
+            if grace is not None and verdict.stop_duration_s is not None
+            else None
+        )
+        verdict.add(F_SURVIVED_SIGTERM, lived=lived, catches_sigterm=node.catches_sigterm)
+        if node.catches_sigterm is not None:
+            verdict.rest(R_SIGCGT)
+    if not node.python or node.skip_reason or skipped:
+        return verdict
+    window_end = (end.time if end and end.time else None) or shutdown.recording_end
+    if window_end is None or window_end <= request.time:
+        if verdict.outcome == Outcome.CLEAN:
+            verdict.cause = Cause.NONE
+        else:
+            verdict.cause = Cause.UNKNOWN
+            verdict.add(F_ENDED_BEFORE_STOP)
+        return verdict
+    window = (request.time, window_end)
+    ticks = window_ticks(stacks, window)
+    verdict.gil = samples.holders(window)
+    if ticks < MIN_WINDOW_SAMPLES:
+        if verdict.outcome == Outcome.CLEAN:  # it stopped faster than samples come
+            verdict.cause = Cause.NONE
+            return verdict
+        verdict.cause = Cause.UNKNOWN
+        verdict.add(F_FEW_SAMPLES, ticks=ticks, seconds=window_end - request.time)
+        return verdict
+    verdict.rest(R_SAMPLES)
+    if gil:
+        verdict.rest(R_GIL)
+    _classify(verdict, node, samples, shutdown, window)
+    if verdict.outcome in (Outcome.TERMINATED, Outcome.KILLED) and end is not None and end.time:
+        _holders_at_the_end(verdict, samples, end.time)
+    return verdict
+
+
+def _stop_data(shutdown: Shutdown, node_id: str, verdict: NodeVerdict) -> Dict[str, Any]:
+    request = shutdown.request
+    assert request is not None
+    end = shutdown.end_of(node_id)
+    data: Dict[str, Any] = {
+        "time": request.time,
+        "source": request.source,
+        "grace": shutdown.grace.seconds if shutdown.grace else None,
+        "grace_source": shutdown.grace.source if shutdown.grace else None,
+        "outcome": verdict.outcome,
+        "duration": verdict.stop_duration_s,
+        "low": None,
+        "high": None,
+        "before": False,
+    }
+    if verdict.stop_duration_s is None and end is not None and end.time is not None:
+        if end.coarse:
+            data["low"] = max(0.0, end.time - request.time)
+            data["high"] = end.time + 1.0 - request.time
+        elif end.time < request.time:
+            data["before"] = True
+    return data
+
+
+def _classify(
+    verdict: NodeVerdict, node: NodeProcess, samples: Samples, shutdown: Shutdown, window: Window
+) -> None:
+    stacks, cpu = samples.stacks, samples.cpu
+    request = shutdown.request
+    assert request is not None
+    prefix = node.python_prefix
+    main = main_thread_spans(stacks)
+    main_name = EVENT_THREAD
+    main_id = next((t.thread_id for t in map(event_thread, stacks) if t is not None), None)
+    wait_stack = event_wait_stack(main, request.time)
+    if wait_stack is not None and is_operator_runtime(wait_stack):
+        # the operator's entry (on_event) is the outermost frame of the user's code
+        entry = next((f for f in wait_stack if not is_library(f.file, prefix)), None)
+        if entry is not None:
+            verdict.add(F_OPERATOR, frame=entry)
+    if wait_stack is not None and _importing(wait_stack):
+        _starting(verdict, node, wait_stack, request.time, shutdown.dora_version)
+        return
+    waiting = wait_stack is not None and _was_waiting(samples, main_id, main_name, request.time)
+    if cpu and main_id is not None:
+        verdict.rest(R_CPU)
+    deadline = request.time + shutdown.grace.seconds if shutdown.grace else None
+    wait_leaf = wait_stack[-1] if wait_stack else None
+    reaction = reaction_time(main, wait_leaf, request.time, window[1]) if waiting else None
+    moved = reaction_time(main, wait_leaf, request.time, window[1])
+    late = moved is not None and deadline is not None and moved >= deadline - DEADLINE_TOLERANCE_S
+    if late:
+        reaction = None  # leaving the wait at the SIGTERM is the signal's doing, not STOP's
+    assert verdict.gil is not None
+    others = [h for h in verdict.gil.holders if h.thread != main_name]
+    share = other_share(verdict.gil, main_name)
+    ended_by_dora = verdict.outcome in (Outcome.TERMINATED, Outcome.KILLED, Outcome.RUNNING)
+    if verdict.outcome == Outcome.UNKNOWN:
+        # dora sends nothing but STOP before the grace deadline: a process gone well before it
+        # ended without dora's signals (how exactly is still unknown); at or after it, dora's
+        # SIGTERM or SIGKILL may have ended it
+        ended_by_dora = deadline is None or window[1] >= deadline - DEADLINE_TOLERANCE_S
+
+    if verdict.outcome == Outcome.FAILED:
+        verdict.cause = Cause.UNKNOWN
+        verdict.add(F_FAILED_OWN)
+        return
+    if not ended_by_dora:  # clean
+        before = (request.time, reaction) if reaction is not None else window
+        found = samples.holders(before)
+        share_before = other_share(found, main_name)
+        delay = (reaction - request.time) if reaction is not None else 0.0
+        if delay >= NOTABLE_DELAY_S and share_before >= CONTENTION_SHARE:
+            _gil_contention(
+                verdict, others, delay, share_before, main_name, wait_stack, in_time=True
+            )
+        else:
+            verdict.cause = Cause.NONE
+        return
+    if reaction is None:
+        if share >= CONTENTION_SHARE:
+            _gil_contention(verdict, others, window[1] - window[0], share, main_name, wait_stack)
+        elif wait_stack is not None and not waiting:
+            verdict.cause = Cause.STUCK
+            verdict.add(
+                F_BUSY,
+                thread=main_name,
+                frame=user_frame(wait_stack, prefix),
+                seconds=window[1] - window[0],
+            )
+        else:
+            _stuck(verdict, wait_stack, window, main_name)
+        if late and moved is not None:
+            _late_handler(verdict, node, main, moved, window[1], main_name)
+        return
+    after = (reaction, window[1])
+    found_after = samples.holders(after)
+    share_after = other_share(found_after, main_name)
+    if share_after >= CONTENTION_SHARE:
+        verdict.cause = Cause.GIL_CONTENTION
+        verdict.add(
+            F_REACTED_CONTENDED,
+            thread=main_name,
+            after_s=reaction - request.time,
+            share=share_after,
+            seconds=after[1] - after[0],
+        )
+        _blame(verdict, [h for h in found_after.holders if h.thread != main_name])
+        return
+    exit_wait = _waiting_at_exit(main, after)
+    if exit_wait is not None:
+        verdict.cause = Cause.STUCK
+        verdict.add(
+            F_EXIT_WAIT,
+            thread=main_name,
+            after_s=reaction - request.time,
+            frame=exit_wait,
+            threads=_alive_threads(stacks, main_id, window[1], prefix),
+        )
+        return
+    _slow_shutdown(verdict, samples, main, main_name, main_id, reaction - request.time, after)
+
+
+def _importing(stack: Stack) -> bool:
+    """The event thread is inside an import (``importlib._bootstrap``): the node is starting."""
+    return any(f.function == "_find_and_load" or "importlib._bootstrap" in f.file for f in stack)
+
+
+def _starting(
+    verdict: NodeVerdict, node: NodeProcess, stack: Stack, stop: float, dora_version: Optional[str]
+) -> None:
+    verdict.cause = Cause.STARTING
+    module = next(
+        (f.function for f in stack if f.function == "<module>" and not f.file.startswith("<")),
+        None,
+    )
+    since = stop - node.started if node.started is not None else None
+    if since is not None:
+        verdict.rest(R_SPAWN)
+    own = user_frame(stack, node.python_prefix)
+    imported = _imported_file(stack)
+    verdict.add(
+        F_STARTING,
+        since_spawn=since,
+        frame=own,
+        module=module,
+        imported=imported,
+        startup_timeout=has_startup_timeout(dora_version),
+    )
+
+
+def _imported_file(stack: Stack) -> Optional[str]:
+    """The innermost module being run by an import: the file being imported."""
+    for frame in reversed(stack):
+        if frame.function == "<module>" and not frame.file.startswith("<"):
+            return frame.file
+    return None
+
+
+def _was_waiting(samples: Samples, main_id: Optional[int], main_name: str, stop: float) -> bool:
+    """Was the event thread idle where it spent the time before the stop: an event wait
+    (``node.next()`` releases the GIL and sleeps), not busy code that merely moves on?"""
+    before = (stop - BASELINE_S, stop)
+    found = samples.holders(before)
+    own_gil = sum(h.share for h in found.holders if h.thread == main_name)
+    if own_gil >= WAITING_SHARE:
+        return False
+    if main_id is not None:
+        on_cpu = cpu_share(samples.cpu, main_id, before)
+        if on_cpu is not None and on_cpu >= WAITING_SHARE + own_gil:
+            return False
+    return True
+
+
+def event_wait_stack(main: Sequence[SpanTuple], stop: float) -> Optional[Stack]:
+    """Where the event thread spent most of its time before the stop: its event wait."""
+    time_at: Dict[Stack, float] = defaultdict(float)
+    for start, end, stack in main:
+        if end <= stop - BASELINE_S or start >= stop or not stack:
+            continue
+        time_at[stack] += min(end, stop) - max(start, stop - BASELINE_S)
+    if time_at:
+        return max(time_at, key=lambda f: time_at[f])
+    for _start, end, stack in main:  # attached after the stop: its first known place
+        if end > stop and stack:
+            return stack
+    return None
+
+
+def reaction_time(
+    main: Sequence[SpanTuple], wait_leaf: Optional[Frame], stop: float, until: float
+) -> Optional[float]:
+    """First moment after the stop at which the event thread is somewhere else."""
+    if wait_leaf is None:
+        return None
+    for start, end, stack in main:
+        if end <= stop or start >= until:
+            continue
+        if stack and stack[-1] != wait_leaf:
+            return max(start, stop)
+    return None
+
+
+def _blame(verdict: NodeVerdict, others: List[Holder]) -> None:
+    if others:
+        verdict.holder = others[0]
+        verdict.add(F_HOLDER, holder=others[0])
+
+
+def _gil_contention(
+    verdict: NodeVerdict,
+    others: List[Holder],
+    seconds: float,
+    share: float,
+    main_name: str,
+    wait_stack: Optional[Stack],
+    in_time: bool = False,
+) -> None:
+    verdict.cause = Cause.GIL_CONTENTION
+    verdict.add(
+        F_WAITED, thread=main_name, wait=wait_stack, seconds=seconds, share=share, in_time=in_time
+    )
+    _blame(verdict, others)
+
+
+def _stuck(
+    verdict: NodeVerdict, wait_stack: Optional[Stack], window: Window, main_name: str
+) -> None:
+    verdict.cause = Cause.STUCK
+    if not wait_stack:
+        verdict.add(F_NO_MAIN_SAMPLES, thread=main_name)
+        return
+    verdict.add(F_STUCK, thread=main_name, wait=wait_stack, seconds=window[1] - window[0])
+
+
+def _late_handler(
+    verdict: NodeVerdict,
+    node: NodeProcess,
+    main: Sequence[SpanTuple],
+    start: float,
+    end: float,
+    main_name: str,
+) -> None:
+    places = _time_by_place(main, (start, end), node.python_prefix)
+    if not places:
+        return
+    if node.catches_sigterm is not None:
+        verdict.rest(R_SIGCGT)
+    verdict.add(
+        F_AT_SIGTERM,
+        thread=main_name,
+        frame=_most(places),
+        seconds=end - start,
+        catches_sigterm=node.catches_sigterm,
+    )
+
+
+def _slow_shutdown(
+    verdict: NodeVerdict,
+    samples: Samples,
+    main: Sequence[SpanTuple],
+    main_name: str,
+    main_id: Optional[int],
+    after_s: float,
+    after: Window,
+) -> None:
+    verdict.cause = Cause.SLOW_SHUTDOWN
+    places = _time_by_place(main, after)
+    frame = _most(places) if places else None
+    own = samples.holders(after)
+    own_share = sum(h.share for h in own.holders if h.thread == main_name)
+    on_cpu = cpu_share(samples.cpu, main_id, after) if main_id is not None else None
+    if own_share >= CONTENTION_SHARE:
+        how = "python"
+    elif on_cpu is not None and on_cpu - own_share >= RUNNING_SHARE:
+        how = "native"
+    else:
+        how = "waiting"
+    verdict.add(
+        F_SLOW,
+        thread=main_name,
+        after_s=after_s,
+        seconds=after[1] - after[0],
+        frame=frame,
+        how=how,
+        own_share=own_share,
+        on_cpu=on_cpu,
+    )
+
+
+def _holders_at_the_end(verdict: NodeVerdict, samples: Samples, ended: float) -> None:
+    """Who held the GIL when dora ended the node: what a post-mortem asks first."""
+    last = (ended - 1.0, ended)
+    ticks = window_ticks(samples.stacks, last)
+    if ticks < MIN_WINDOW_SAMPLES:
+        return
+    found = samples.holders(last)
+    verdict.add(F_LAST_SECOND, holder=found.holders[0] if found.holders else None)
+
+
+def _time_by_place(
+    main: Sequence[SpanTuple], window: Window, prefix: Optional[str] = None
+) -> Dict[Frame, float]:
+    """Time the event thread spent per place in ``window``, by its innermost own frame."""
+    time_at: Dict[Frame, float] = defaultdict(float)
+    for start, end, stack in main:
+        overlap = min(end, window[1]) - max(start, window[0])
+        if overlap > 0 and stack:
+            time_at[user_frame(stack, prefix)] += overlap
+    return time_at
+
+
+def _most(places: Dict[Frame, float]) -> Frame:
+    return max(places, key=lambda f: places[f])
+
+
+def _waiting_at_exit(main: Sequence[SpanTuple], window: Window) -> Optional[Frame]:
+    """The interpreter's exit waiting for non-daemon threads (``threading._shutdown``)."""
+    for start, end, stack in main:
+        if end <= window[0] or start >= window[1] or not stack:
+            continue
+        if (
+            any(f.function in ("_shutdown", "threading._shutdown") for f in stack)
+            and window[1] - max(start, window[0]) > 0.5
+        ):
+            return stack[-1]
+    return None
+
+
+def _alive_threads(
+    stacks: List[StackSegment], main_id: Optional[int], at: float, prefix: Optional[str]
+) -> List[Tuple[str, Frame]]:
+    """The threads other than the event thread still running near ``at``: at the
+    interpreter's exit these are the non-daemon threads it joins (named, at their own code)."""
+    found: Dict[int, Tuple[float, str, Frame]] = {}
+    for seg in stacks:
+        for thread in seg.threads:
+            if thread.thread_id == main_id:
+                continue
+            for span in thread.spans:
+                if span.stack and span.end >= at - 1.0:
+                    seen = found.get(thread.thread_id)
+                    if seen is None or span.end > seen[0]:
+                        name = thread.name or f"thread {thread.thread_id}"
+                        found[thread.thread_id] = (span.end, name, user_frame(span.stack, prefix))
+    return [(name, frame) for _end, name, frame in sorted(found.values(), key=lambda v: v[1])]
+
+
+def cpu_share(cpu: Sequence[CpuSegment], thread_id: int, window: Window) -> Optional[float]:
+    """How much of ``window`` the thread ran or wanted a CPU (:func:`busy_share` of the /proc
+    windows that overlap it, weighted by overlap); None without CPU data for the window."""
+    used = covered = 0.0
+    for seg in cpu:
+        overlap = _overlap(seg.start, seg.end, window)
+        if seg.end <= seg.start or overlap <= 0:
+            continue
+        used += busy_share(seg, thread_id) * overlap
+        covered += overlap
+    if covered < 0.5 * (window[1] - window[0]) or covered <= 0:
+        return None
+    return min(1.0, used / covered)
+
+
+# --- blame on the right node -----------------------------------------------------------
+
+# dora stop's failure output (1.1.0): "Node `waiter` failed: exited because of signal SIGTERM.
+# This error occurred because node `loader` exited before connecting to dora."
+_PEER_NEVER_CONNECTED = re.compile(
+    r"Node `(?P<victim>[^`\n]{1,200})` failed:[^\n]*?because node `(?P<peer>[^`\n]{1,200})` "
+    r"exited before connecting"
+)
+# Facts about how the process ended, kept for a victim; the rest were about its own code.
+_END_FACTS = {
+    F_SAMPLING,
+    F_DORA_LINE,
+    F_STOP,
+    F_SIGTERM_AT_GRACE,
+    F_SURVIVED_SIGTERM,
+    F_NO_END_LINE,
+    F_DAEMON_ORPHAN,
+    F_DAEMON_BEFORE,
+    F_COORDINATOR_GONE,
+}
+
+
+def peers_never_connected(texts: Iterable[str]) -> Dict[str, List[str]]:
+    """victim node → the peers dora says exited before connecting, from dora's own words."""
+    found: Dict[str, List[str]] = defaultdict(list)
+    for text in texts:
+        for match in _PEER_NEVER_CONNECTED.finditer(text[:100_000]):
+            if match["peer"] not in found[match["victim"]]:
+                found[match["victim"]].append(match["peer"])
+    return dict(found)
+
+
+def blame_peers(verdicts: Dict[str, NodeVerdict], dora_says: Dict[str, List[str]]) -> None:
+    """dora starts a dataflow only when every node has registered (called ``Node()``): while
+    one node is still starting, every other node can only be waiting inside ``Node()`` (or be
+    starting itself). Such a node is a victim: the cause is its peer's, and no code advice is
+    given for it. Named from dora's own failure message where it gave one, else from the
+    peers seen starting."""
+    starting = sorted(n for n, v in verdicts.items() if v.cause == Cause.STARTING)
+    for node_id, verdict in verdicts.items():
+        if verdict.cause in (Cause.STARTING, None) or verdict.outcome in (
+            Outcome.CLEAN,
+            Outcome.FAILED,
+        ):
+            continue
+        named = [p for p in dora_says.get(node_id, []) if p != node_id]
+        peers = named or [p for p in starting if p != node_id]
+        if not peers:
+            continue
+        verdict.cause = Cause.WAITING_FOR_PEER
+        verdict.holder = None
+        verdict.facts = [f for f in verdict.facts if f.kind in _END_FACTS]
+        verdict.add(F_VICTIM, peers=peers, by="dora" if named else "starting")
+        verdict.rest(R_DORA_PEER if named else R_PEER_STARTING)
+
+
+# --- dora's own processes ---------------------------------------------------------------
+
+
+def dora_gone(
+    verdict: NodeVerdict, recording: Recording, shutdown: Shutdown, node: NodeProcess
+) -> None:
+    """What the death of dora's daemon or coordinator, seen by the stop watch, means for a
+    node: a daemon's death ends its nodes (or orphans them) without any stop, and its
+    silence afterwards says nothing about how they ended."""
+    # a daemon's death is about its own machine's nodes (a merged recording has several)
+    daemon = _first(recording, logevents.DAEMON_GONE, node.machine)
+    coordinator = _first(recording, logevents.COORDINATOR_GONE)
+    end = shutdown.end_of(node.id)
+    if daemon is not None:
+        if end is None or end.time is None:
+            if verdict.outcome == Outcome.RUNNING:
+                verdict.add(F_DAEMON_ORPHAN, pid=node.pid)
+        elif end.time >= daemon - DORA_GONE_TOLERANCE_S:
+            verdict.add(F_DAEMON_BEFORE, seconds=max(0.0, end.time - daemon))
+            if verdict.outcome == Outcome.CLEAN and not end.finished:
+                verdict.outcome = Outcome.UNKNOWN  # "no line from the daemon" meant nothing
+    if coordinator is not None and (
+        shutdown.request is None or shutdown.request.time > coordinator
+    ):
+        verdict.add(F_COORDINATOR_GONE)
+
+
+def _first(recording: Recording, kind: str, machine: Optional[str] = None) -> Optional[float]:
+    times = [
+        e.time
+        for e in recording.logs
+        if e.kind == kind
+        and e.time is not None
+        and (e.machine is None or machine is None or e.machine == machine)
+    ]
+    return min(times) if times else None
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _overlap(start: float, end: float, window: Optional[Window]) -> float:
+    if window is None:
+        return max(0.0, end - start)
+    return max(0.0, min(end, window[1]) - max(start, window[0]))
+
+
+def _share_of(start: float, end: float, window: Optional[Window]) -> float:
+    """Fraction of a segment inside the window: counts are spread evenly over a segment."""
+    if window is None:
+        return 1.0
+    length = end - start
+    if length <= 0:
+        return 1.0 if window[0] <= start <= window[1] else 0.0
+    return _overlap(start, end, window) / length
