@@ -280,6 +280,9 @@ def outcome_of(end: Optional[NodeEnd], shutdown: Shutdown) -> Tuple[Optional[str
     request = shutdown.request
     if end is None:
         return "unknown", None
+    # [versions] timeline found no evidence of how it ended (e.g. 0.4.x logs no exit)
+    if end.unknown_reason and end.signal is None and end.grace_kill is None:
+        return "unknown", _duration(end, shutdown)
     duration = None
     if request is not None and end.time is not None and end.time >= request.time:
         duration = round(end.time - request.time, 3)
@@ -304,6 +307,14 @@ def outcome_of(end: Optional[NodeEnd], shutdown: Shutdown) -> Tuple[Optional[str
     if shutdown.daemon_log_read:
         return "clean", duration
     return "unknown", duration
+
+
+def _duration(end: NodeEnd, shutdown: Shutdown) -> Optional[float]:
+    """[versions] stop→exit seconds, when both are exact."""
+    request = shutdown.request
+    if request is None or end.time is None or end.coarse or end.time < request.time:
+        return None
+    return round(end.time - request.time, 3)
 
 
 def diagnose_shutdown(
