@@ -277,6 +277,18 @@ def test_release_line_facts_hold_on_the_real_cli(cell: CellDora) -> None:
     assert f"[default: {line.control_port}]" in stop_help
     assert ("DORA_COORDINATOR_PORT" in stop_help) == line.cli_reads_env
     assert ("--grace-duration" in stop_help) and ("--name" in stop_help)
+    if line.has_validate:  # the node keys for slow starters, as this dora's parser has them
+        for key, present in (
+            ("startup_timeout", line.startup_timeout),
+            ("health_check_timeout", line.health_check_timeout),
+        ):
+            yml = cell.samples / f"with_{key}.yml"
+            yml.write_text(
+                "nodes:\n  - id: a\n    path: nodes/well_behaved.py\n"
+                f"    {key}: 5\n    inputs:\n      tick: dora/timer/millis/100\n"
+            )
+            checked = local.cli("validate", str(yml), timeout=30)
+            assert (checked.returncode == 0) == present, (key, checked.stderr[-300:])
     # a name where the UUID goes: refused by 0.3–0.5, a running dataflow's name on 1.x
     # (0.4.1 and 0.5.0 exit 0 even then: only their words say it was refused)
     refused = local.cli("stop", "no-such-dataflow", *local.client.connection_args())

@@ -512,7 +512,7 @@ class LocalDora:
         ``out/dora-daemon-<machine_id>.txt`` there, as a daemon on another machine would, and
         nodes deployed to it (``deploy: machine: ID`` in the dataflow) run in its
         ``_work/<session>/`` folder. Ready when ``dora cluster status`` lists it; ``close()``
-        ends it with the rest. dora ≥ 0.4 only (0.3.x has no ``cluster status``).
+        ends it with the rest. dora ≥ 1.0 only (earlier lines have no ``cluster status``).
         """
         folder = Path(workdir or self.workdir / machine_id).resolve()
         folder.mkdir(parents=True, exist_ok=True)

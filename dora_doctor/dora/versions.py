@@ -48,7 +48,10 @@ class ReleaseLine:
     has_status: bool  # `dora status --format json` (else `dora check` text)
     has_validate: bool  # `dora validate FILE`
     zenoh_no_multicast_flag: bool  # `dora daemon --zenoh-no-multicast` (else ZENOH_CONFIG)
-    startup_timeout: bool  # per-node `startup_timeout:` / `health_check_timeout:` in YAML
+    # per-node keys of the dataflow YAML that help a slow or silent node (checked with
+    # `dora validate` on 1.x, in the descriptor's key list of the CLI's library before)
+    startup_timeout: bool
+    health_check_timeout: bool
 
 
 _DESTROY: Tuple[Tuple[str, ...], ...] = (("destroy",),)
@@ -80,6 +83,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         has_validate=False,
         zenoh_no_multicast_flag=False,
         startup_timeout=False,
+        health_check_timeout=False,
     ),
     ReleaseLine(
         series="0.4.x",
@@ -102,6 +106,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         has_validate=False,
         zenoh_no_multicast_flag=False,
         startup_timeout=False,
+        health_check_timeout=False,
     ),
     ReleaseLine(
         series="0.5.x",
@@ -124,6 +129,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         has_validate=False,
         zenoh_no_multicast_flag=False,
         startup_timeout=False,
+        health_check_timeout=False,
     ),
     ReleaseLine(
         series="1.0.x",
@@ -145,7 +151,8 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         has_status=True,
         has_validate=True,
         zenoh_no_multicast_flag=True,
-        startup_timeout=True,
+        startup_timeout=False,
+        health_check_timeout=True,
     ),
     ReleaseLine(
         series="1.1.x",
@@ -168,6 +175,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         has_validate=True,
         zenoh_no_multicast_flag=True,
         startup_timeout=True,
+        health_check_timeout=True,
     ),
 )
 CURRENT = RELEASE_LINES[-1]  # an unknown version is taken as the newest line
@@ -267,7 +275,13 @@ def kill_line_trustworthy(version: Optional[str]) -> bool:
 
 
 def has_startup_timeout(version: Optional[str]) -> bool:
+    """Whether ``startup_timeout:`` exists (1.1.x; 1.0.1's ``dora validate`` rejects it)."""
     return release_line(version).startup_timeout
+
+
+def has_health_check_timeout(version: Optional[str]) -> bool:
+    """Whether ``health_check_timeout:`` exists (1.0.x and later)."""
+    return release_line(version).health_check_timeout
 
 
 MIN_SUPPORTED = (0, 3, 7)
