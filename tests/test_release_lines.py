@@ -78,6 +78,9 @@ def test_0_5_0_kill_line_after_the_exit_is_no_evidence_of_a_kill() -> None:
     rejected = [e for e in crunch.evidence if "no evidence of a kill" in e]
     assert len(rejected) == 1 and "0.99 s after the node had ended (its exit line)" in rejected[0]
     assert not any("SIGTERM handler" in e or "outlived" in e for e in crunch.evidence)
+    # 0.5.0's `dora stop` exits 1 and names crunch failed: no "treating as clean" claim
+    assert any("dora 0.5.x reports it as a failure" in e for e in crunch.evidence)
+    assert not any("treating as clean" in e for e in crunch.evidence)
 
 
 def test_0_4_1_sigterm_at_the_grace_is_never_clean() -> None:

@@ -40,7 +40,7 @@ from dora_doctor.analysis.timeline import (
     event_thread,
     main_thread_spans,
 )
-from dora_doctor.dora.versions import has_sigterm_step
+from dora_doctor.dora.versions import has_sigterm_step, release_line, sigterm_counts_clean
 from dora_doctor.logs import events as logevents
 from dora_doctor.model import (
     REMOTE,
@@ -335,10 +335,17 @@ def diagnose_shutdown(
             finding.outcome = "running" if finding.outcome == "running" else None
         return
     finding.evidence.insert(0, _stop_sentence(shutdown, finding))
-    if finding.outcome == "terminated" and has_sigterm_step(shutdown.dora_version):
+    if finding.outcome == "terminated" and sigterm_counts_clean(shutdown.dora_version):
         finding.evidence.append(
             "Ended by SIGTERM at the grace deadline: dora ≥ 0.4 reports this as a clean stop "
             "('treating as clean'), but the node's own cleanup never ran."
+        )
+    elif finding.outcome == "terminated" and has_sigterm_step(shutdown.dora_version):
+        # [versions] 0.4.x/0.5.x report the SIGTERM as a failure, not as clean
+        finding.evidence.append(
+            "Ended by SIGTERM at the grace deadline (dora "
+            f"{release_line(shutdown.dora_version).series} reports it as a failure); the "
+            "node's own cleanup never ran."
         )
     if finding.outcome == "killed" and has_sigterm_step(shutdown.dora_version):
         _survived_sigterm(finding, shutdown)

@@ -37,6 +37,9 @@ class ReleaseLine:
     stop_name_needs_flag: bool  # `dora stop` takes a name only with --name (UUID positional)
     sigterm_step: bool  # SIGTERM at the grace before SIGKILL
     sigkill_factor: float  # SIGKILL at this × grace
+    # `dora stop` counts a node its SIGTERM ended as clean (1.x: exit 0, "treating as clean");
+    # 0.4/0.5 report it failed: "killed by dora because it didn't react … (SIGTERM)", exit 1
+    sigterm_counts_clean: bool
     default_grace_s: float  # grace when `dora stop` is given none
     teardown: Tuple[Tuple[str, ...], ...]  # commands that stop everything and end dora
     json_logs: bool  # coordinator/daemon log files are JSON lines (else tracing text)
@@ -72,6 +75,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         stop_name_needs_flag=True,
         sigterm_step=False,  # SIGKILL at the grace itself
         sigkill_factor=1.0,
+        sigterm_counts_clean=False,
         default_grace_s=15.0,  # 0.3.6–0.3.13 (0.3.5: 2 s, and unsupported)
         teardown=_DESTROY,
         json_logs=False,
@@ -95,6 +99,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         stop_name_needs_flag=True,
         sigterm_step=True,
         sigkill_factor=1.5,
+        sigterm_counts_clean=False,
         default_grace_s=10.0,
         teardown=_DESTROY,
         json_logs=True,
@@ -118,6 +123,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         stop_name_needs_flag=True,
         sigterm_step=True,
         sigkill_factor=1.5,
+        sigterm_counts_clean=False,
         default_grace_s=10.0,
         teardown=_DESTROY,
         json_logs=True,
@@ -141,6 +147,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         stop_name_needs_flag=False,
         sigterm_step=True,
         sigkill_factor=1.5,
+        sigterm_counts_clean=True,
         default_grace_s=10.0,
         teardown=_DOWN,
         json_logs=True,
@@ -164,6 +171,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         stop_name_needs_flag=False,
         sigterm_step=True,
         sigkill_factor=1.5,
+        sigterm_counts_clean=True,
         default_grace_s=10.0,
         teardown=_DOWN,
         json_logs=True,
@@ -262,6 +270,10 @@ def sigkill_factor(version: Optional[str]) -> float:
 
 def has_sigterm_step(version: Optional[str]) -> bool:
     return release_line(version).sigterm_step
+
+
+def sigterm_counts_clean(version: Optional[str]) -> bool:
+    return release_line(version).sigterm_counts_clean
 
 
 def logs_node_exits(version: Optional[str]) -> bool:
