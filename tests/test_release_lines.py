@@ -83,6 +83,22 @@ def test_0_5_0_kill_line_after_the_exit_is_no_evidence_of_a_kill() -> None:
     assert not any("treating as clean" in e for e in crunch.evidence)
 
 
+def test_0_5_0_kill_line_for_a_node_that_exited_on_its_own_is_not_a_kill() -> None:
+    """mixed.yml on 0.5.0: steady exited 0 at 0.33 s (strace), yet the daemon logged
+    'steady was killed …' 3 s after the stop. Nothing else in the logs speaks of steady's end,
+    so the answer is unknown with the reason; never killed."""
+    folder = FIX / "dora-0.5.0" / "mixed-stop-grace-2s"
+    nodes = by_node(folder)
+    assert strace_outcome(folder, "mx", "steady") == "clean"
+    steady = nodes["steady"]
+    assert steady.outcome == "unknown", steady.evidence
+    assert any(
+        "the only line about its end is dora 0.5.x's kill line" in e for e in steady.evidence
+    )
+    assert nodes["native"].outcome == strace_outcome(folder, "mx", "native") == "terminated"
+    assert nodes["early"].outcome == strace_outcome(folder, "mx", "early") == "clean"
+
+
 def test_0_4_1_sigterm_at_the_grace_is_never_clean() -> None:
     """0.4.1's daemon is silent about crunch; `dora stop` said '(SIGTERM)': terminated."""
     crunch = by_node(FIX / "dora-0.4.1" / "detached-stop-grace-2s")["crunch"]
