@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import psutil
 import pytest
 from dora_versions import CELLS, Cell, dora_venv, node_venv, require
-from helpers import assert_c_call_holder, run_doctor
+from helpers import assert_c_call_holder, run_doctor, start_inspect
 
 from dora_doctor.analysis import grace
 from dora_doctor.capture import pyspy
@@ -214,6 +214,36 @@ def test_well_behaved_nodes_are_clean_because_they_ended_before_any_signal(
         assert node["samples"] > 0
         # dora-doctor counts from launching `dora stop`, a little before dora's STOP line
         assert lived[node_id] - 0.05 <= node["stop_duration_s"] <= lived[node_id] + 1.0
+
+
+@pytest.mark.dora
+@pytest.mark.matrix
+def test_a_stop_from_outside_is_read_from_this_versions_coordinator_log(
+    cell: CellDora, tmp_path: Path
+) -> None:
+    """The user stops (in this version's syntax) while inspect watches: the stop request
+    comes from this version's coordinator log (found by its control port). The nodes ended
+    before any signal; where the daemon logs exits its silence means clean, on 0.4.x it
+    means nothing and no `dora stop` result was seen: unknown, with the reason."""
+    local = cell.local
+    local.start_dataflow(cell.samples / "well_behaved.yml", "out")
+    local.wait_running("out", nodes=2)
+    proc = start_inspect(local.env, "out", tmp_path / "out.ddrec", *_doctor_args(local))
+    try:
+        stopped = local.stop_dataflow("out", "15s")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert stopped.returncode == 0, stopped.stderr
+    assert proc.returncode == 0, err
+    (dataflow,) = json.loads(out)["dataflows"]
+    for node in dataflow["nodes"]:
+        assert "(coordinator log)" in node["evidence"][0], node["evidence"]
+        if cell.line.logs_node_exits:
+            assert node["outcome"] == "clean", node["evidence"]
+        else:
+            assert node["outcome"] == "unknown", node["evidence"]
+            assert any("logs no node exit" in e for e in node["evidence"])
 
 
 @pytest.mark.dora

@@ -193,3 +193,24 @@ def test_every_renderer_draws_the_ladder_of_the_recordings_line(version: str) ->
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["dora_version"] == version
     assert re.search(r"\bcrunch\b", result.stdout)
+
+
+def test_0_4_1_without_dora_stops_verdict_the_exit_time_tells_the_rung() -> None:
+    """gil-0.4.1.ddrec with `dora stop`'s output taken away: the daemon said nothing, so
+    crunch's end comes from the exit dora-doctor saw, 2.00 s after the coordinator's STOP
+    line, the 2 s grace dora-doctor gave: SIGTERM, said to be inferred. Without the grace
+    dora-doctor gave, the rung cannot be told: unknown, with the reason."""
+    recording = read_recording(REC / "gil-0.4.1.ddrec")
+    for event in recording.logs:
+        if event.kind == "stop-returned":
+            event.text = ""
+    (crunch,) = report_from_recording(recording).dataflows[0].nodes
+    assert crunch.outcome == "terminated", crunch.evidence
+    assert any("where dora sends SIGTERM (inferred" in e for e in crunch.evidence)
+
+    for event in recording.logs:
+        if event.kind == "stop-request" and event.source == "dora-doctor":
+            event.seconds = None  # as if the user had stopped it: no grace known
+    (crunch,) = report_from_recording(recording).dataflows[0].nodes
+    assert crunch.outcome == "unknown", crunch.evidence
+    assert any("logs no node exit" in e for e in crunch.evidence)

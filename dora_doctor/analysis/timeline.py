@@ -309,24 +309,30 @@ def without_exit_lines(
         end.unknown_reason = f"{silent}, and dora-doctor did not see this process end"
         return
     after = end.time - request.time
-    own = grace is not None and request.source == "dora-doctor" and request.grace_s is not None
-    if own and grace is not None:
-        kill_at = grace.seconds * sigkill_factor(dora_version)
-        if has_sigterm_step(dora_version) and abs(after - grace.seconds) <= DEADLINE_TOLERANCE_S:
-            end.signal = 15
-            end.evidence.append(
-                f"{silent}: the process ended {after:.2f} s after the stop, at the "
-                f"{grace.seconds:g} s grace when dora sends SIGTERM (inferred from the exit "
-                "dora-doctor saw)."
-            )
-            return
-        if abs(after - kill_at) <= DEADLINE_TOLERANCE_S:
-            end.signal = 9
-            end.evidence.append(
-                f"{silent}: the process ended {after:.2f} s after the stop, at dora's SIGKILL "
-                f"point ({kill_at:g} s; inferred from the exit dora-doctor saw)."
-            )
-            return
+    # dora's own STOP (the coordinator's line; dora-doctor's request precedes it by the CLI's
+    # start-up, 0.2-0.5 s here) and the grace dora-doctor gave: the rungs are exact only then
+    sent = [
+        e.time
+        for e in events
+        if e.kind == logevents.STOP_REQUEST
+        and e.source == "coordinator"
+        and e.dataflow == end.node.dataflow
+        and e.time is not None
+    ]
+    if sent and request.grace_s:
+        since = end.time - min(sent)
+        rungs = [(request.grace_s * sigkill_factor(dora_version), 9, "SIGKILL")]
+        if has_sigterm_step(dora_version):
+            rungs.insert(0, (request.grace_s, 15, "SIGTERM"))
+        for at, signal, name in rungs:
+            if at - 0.02 <= since <= at + DEADLINE_TOLERANCE_S:
+                end.signal = signal
+                end.evidence.append(
+                    f"{silent}: the process ended {since:.2f} s after dora's STOP, at the "
+                    f"{at:g} s point where dora sends {name} (inferred from the exit "
+                    "dora-doctor saw)."
+                )
+                return
     if grace is not None and after < grace.seconds - DEADLINE_TOLERANCE_S:
         returned = [e for e in events if e.kind == STOP_RETURNED and e.source == "dora-doctor"]
         if any(e.exit_code == 0 for e in returned):
