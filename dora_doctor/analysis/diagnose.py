@@ -341,11 +341,16 @@ def diagnose_shutdown(
             "('treating as clean'), but the node's own cleanup never ran."
         )
     elif finding.outcome == "terminated" and has_sigterm_step(shutdown.dora_version):
-        # [versions] 0.4.x/0.5.x report the SIGTERM as a failure, not as clean
+        # [versions] 0.4.x/0.5.x report the SIGTERM as a failure, not as clean; a JSON log
+        # of no known line ("≥0.4") may be either
+        version = shutdown.dora_version or ""
+        said = (
+            f" (dora {release_line(version).series} reports it as a failure)"
+            if not version.startswith("≥")
+            else ""
+        )
         finding.evidence.append(
-            "Ended by SIGTERM at the grace deadline (dora "
-            f"{release_line(shutdown.dora_version).series} reports it as a failure); the "
-            "node's own cleanup never ran."
+            f"Ended by SIGTERM at the grace deadline{said}; the node's own cleanup never ran."
         )
     if finding.outcome == "killed" and has_sigterm_step(shutdown.dora_version):
         _survived_sigterm(finding, shutdown)
