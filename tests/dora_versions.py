@@ -181,16 +181,43 @@ def require(make: Callable[..., Venv], *args: str) -> Venv:
     return venv
 
 
-# The matrix beside the default (dora 1.1.0, nodes on the Python running the tests):
-# dora 0.3.13 with its nodes on Python 3.10, and dora 1.1.0 with its nodes on Python 3.13.
-# Python 3.10 goes with 0.3.13 because dora-rs 1.x requires Python >= 3.11 on PyPI.
-DORA_OLD = ("0.3.13", "3.10")  # dora release, Python of its venv (and so of its nodes)
-NODES_NEW = ("3.13", "1.1.0")  # node Python, dora-rs release
+# The matrix: one cell per dora release line on PyPI. Each cell names its dora release and the
+# Python its nodes run on. dora-rs 1.x requires Python >= 3.11 (cp311-abi3 wheels); 0.4.1
+# (cp37-abi3, Requires-Python >= 3.7) and 0.5.0 (>= 3.8) run on the Python of the tests; 0.3.13
+# goes with Python 3.10 so a node older than 3.11 is in the matrix too. 1.1.0 is the release the
+# rest of the suite runs (dora beside this Python); its cell runs its nodes on Python 3.13.
+
+
+@dataclass(frozen=True)
+class Cell:
+    dora: str  # the dora-rs-cli / dora-rs release
+    python: str  # the Python its nodes run on
+    own_venv: bool  # dora from a venv of its own (else the one beside this Python)
+
+
+CELLS = (
+    Cell("0.3.13", "3.10", True),
+    Cell("0.4.1", "3.11", True),
+    Cell("0.5.0", "3.11", True),
+    Cell("1.0.1", "3.11", True),
+    Cell("1.1.0", "3.13", False),
+)
+
+# The 0.3.x cell as (dora release, Python of its venv and nodes): the corpus runs its Python 3.10
+# scenario there.
+DORA_OLD = (CELLS[0].dora, CELLS[0].python)
+
+
+def cell_venvs(cell: Cell) -> Venv:
+    """The venv whose ``dora`` (own_venv) or whose ``python`` (nodes only) the cell runs."""
+    if cell.own_venv:
+        return dora_venv(cell.dora, cell.python)
+    return node_venv(cell.python, cell.dora)
 
 
 if __name__ == "__main__":  # make (or find) every venv of the matrix, with timings
-    for maker, arguments in ((dora_venv, DORA_OLD), (node_venv, NODES_NEW)):
+    for cell in CELLS:
         began = time.monotonic()
-        made = maker(*arguments)
+        made = cell_venvs(cell)
         how = "made" if made.created_s is not None else "reused"
         print(f"{made.path}: {how} in {time.monotonic() - began:.1f} s")

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from dora_doctor.analysis.findings import Diagnosis, Outcome
+from dora_doctor.dora.versions import line_from_log
 from dora_doctor.logs import envelopes, machines, parse, patterns
 from dora_doctor.logs import events as logevents
-from dora_doctor.logs.logfiles import LogSource, ReadStats, candidate_lines, expand
+from dora_doctor.logs.logfiles import LogSource, ReadStats, candidate_lines, expand, open_source
 from dora_doctor.model import Dataflow, NodeProcess
 from dora_doctor.recording.model import SCHEMA, Recording
 
@@ -78,6 +79,8 @@ def scan(inputs: Sequence[str]) -> Scan:
         lines = list(_decoded(candidate_lines(source, result.stats, patterns.CANDIDATE_ANCHORS)))
         if source.kind in ("daemon", "coordinator") and lines:
             generation = dora_generation(lines[0])
+            if generation == "≥0.4":
+                generation = _release_line_of(source, result.stats) or generation
             if generation and generation not in result.dora_versions:
                 result.dora_versions.append(generation)
         found = list(parse.parse_lines(lines, source.kind))
@@ -93,6 +96,10 @@ def scan(inputs: Sequence[str]) -> Scan:
                 event.dataflow = event.dataflow or f"(dataflow in {Path(source.name).name})"
         _place(result, source, lines, found)
         result.events.extend(found)
+    if "≥0.4" in result.dora_versions and any(
+        v not in ("≥0.4", "0.3.x") for v in result.dora_versions
+    ):  # a coordinator log without marks, beside the daemon log that names the line
+        result.dora_versions.remove("≥0.4")
     # several daemons' logs make one timeline by wall clock (lines without a time go last)
     result.events.sort(key=_wall_clock)
     result.timeline.sort(key=lambda entry: _wall_clock(entry.event))
@@ -122,6 +129,27 @@ def _place(
             result.machines[(event.dataflow or "", event.node)] = machine
         entry_machine = machine if source.kind != "coordinator" else None
         result.timeline.append(TimelineEntry(event, entry_machine, source.kind))
+
+
+# How much of a daemon's or coordinator's log is read for the marks of its release line.
+_HEAD_BYTES = 64 * 1024
+
+
+def _release_line_of(source: LogSource, stats: ReadStats) -> Optional[str]:
+    """The release line a JSON log's first lines name (0.4.x, 0.5.x, ≥1.0): they differ in
+    what their daemons log (0.4.x: no node exit; 0.5.x: kill lines for every node)."""
+    if source.kind == "stdin":
+        return None  # read once, by the scan itself
+    stream = open_source(source, stats)
+    if stream is None:
+        return None
+    try:
+        head = stream.read(_HEAD_BYTES)
+    except (OSError, EOFError, ValueError):
+        return None
+    finally:
+        stream.close()
+    return line_from_log(head.decode("utf-8", "replace"))
 
 
 def dora_generation(line: str) -> Optional[str]:

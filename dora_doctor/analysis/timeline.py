@@ -8,10 +8,18 @@ inference is exact, and each fact keeps its source so a report can say where it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from dora_doctor.dora.versions import default_grace_s, sigkill_factor
+from dora_doctor.dora.versions import (
+    default_grace_s,
+    has_sigterm_step,
+    kill_line_trustworthy,
+    logs_node_exits,
+    release_line,
+    sigkill_factor,
+)
 from dora_doctor.logs import events as logevents
+from dora_doctor.logs import patterns
 from dora_doctor.model import CpuSegment, Dataflow, NodeProcess, Stack, StackSegment, ThreadTrack
 from dora_doctor.recording.model import Recording
 
@@ -21,6 +29,13 @@ EVENT_THREAD = "MainThread"
 DEADLINE_TOLERANCE_S = 0.25
 # dora's daemon logs a node's end within this long of the process exit.
 LOG_MATCH_S = 2.0
+# A kill line dated this long after the node had ended (its exit line or its observed exit)
+# is about a process that was already gone: dora 0.5.0 logs one for every node of the
+# dataflow 1 s after the SIGTERM step (measured: crunch SIGTERMed at 2.00 s, its exit line
+# at 2.01 s, "killed due to not stopping within the 3s grace period" at 3.00 s).
+KILL_AFTER_END_S = 0.3
+# What `dora stop` printed, as dora-doctor saw it return (capture/session.py).
+STOP_RETURNED = "stop-returned"
 
 
 @dataclass
@@ -50,6 +65,8 @@ class NodeEnd:
     finished: bool = False  # dora said it finished successfully
     coarse: bool = False  # the time is a CLI time of day: whole seconds, rounded down
     evidence: List[str] = field(default_factory=list)
+    # why nothing dora-doctor has tells how the node ended (then its outcome is unknown)
+    unknown_reason: Optional[str] = None
 
 
 @dataclass
@@ -77,12 +94,24 @@ def build_shutdown(recording: Recording, dataflow: Dataflow) -> Shutdown:
     mine = [e for e in recording.logs if e.dataflow in (None, dataflow.uuid)]
     node_ids = {n.id for n in dataflow.nodes}
     request = find_request(mine, dataflow.uuid)
-    ends = [node_end(recording, dataflow, n, mine) for n in dataflow.nodes]
-    kills = [e for e in mine if e.kind == logevents.GRACE_KILL and e.node in node_ids]
+    version = recording.dora_version
+    cli = stop_output_events(mine)
+    ends = [node_end(recording, dataflow, n, mine, version, cli) for n in dataflow.nodes]
+    kills = [
+        e
+        for e in mine
+        if e.kind == logevents.GRACE_KILL
+        and e.node in node_ids
+        and any(end.grace_kill is e for end in ends)
+    ]
     daemon_read = bool(recording.header.get("logs", {}).get("daemon")) or any(
         e.source == "daemon" for e in mine
     )
-    grace = find_grace(request, kills, ends, recording.dora_version)
+    grace = find_grace(request, kills, ends, version)
+    for end in ends:
+        without_exit_lines(end, request, grace, version, mine)
+        if end.unknown_reason:
+            end.evidence.append(f"How this node ended is unknown: {end.unknown_reason}.")
     return Shutdown(
         dataflow=dataflow,
         request=request,
@@ -142,8 +171,30 @@ def find_grace(
     return None
 
 
+def stop_output_events(events: List[logevents.LogEvent]) -> List[logevents.LogEvent]:
+    """The lines of ``dora stop``'s own output (as dora-doctor ran it) that the pattern table
+    knows, e.g. 0.4.1's ``Node `crunch` failed: node was killed by dora … (SIGTERM)``: the
+    only word about a node's end from a dora whose daemon logs none."""
+    found: List[logevents.LogEvent] = []
+    for returned in events:
+        if returned.kind != STOP_RETURNED or not returned.text:
+            continue
+        for line in returned.text.splitlines():
+            event = patterns.event_from_message(
+                line, returned.time, returned.dataflow, source="dora stop"
+            )
+            if event is not None and event.node:
+                found.append(event)
+    return found
+
+
 def node_end(
-    recording: Recording, dataflow: Dataflow, node: NodeProcess, events: List[logevents.LogEvent]
+    recording: Recording,
+    dataflow: Dataflow,
+    node: NodeProcess,
+    events: List[logevents.LogEvent],
+    dora_version: Optional[str] = None,
+    cli: Sequence[logevents.LogEvent] = (),
 ) -> NodeEnd:
     end = NodeEnd(node)
     exits = [
@@ -168,6 +219,10 @@ def node_end(
         for e in events
         if e.kind in (logevents.GRACE_KILL, logevents.KILLED) and e.node == node.id
     ]
+    if not failures and not kills:  # `dora stop`'s own verdict, where the daemon said nothing
+        kills = [e for e in cli if e.kind == logevents.KILLED and e.node == node.id]
+    kills = [k for k in kills if not _termination_verdict(end, k)]
+    kills = [k for k in kills if not _kill_after_end(end, k, dora_version)]
     if kills:
         end.grace_kill = min(kills, key=_earliest)
         end.evidence.append(f"dora: {end.grace_kill.text}")
@@ -185,6 +240,116 @@ def node_end(
             e.node == node.id and e.kind == "sampler-error" for e in recording.events
         )
     return end
+
+
+def _termination_verdict(end: NodeEnd, kill: logevents.LogEvent) -> bool:
+    """dora ≥ 0.4's CLI says "killed by dora because it didn't react … (SIGTERM)" for a node
+    its SIGTERM step ended: a termination, not a kill. Taken as the end's signal."""
+    if kill.kind != logevents.KILLED or kill.signal != 15:
+        return False
+    if end.signal is None and end.exit_code is None:
+        end.signal = 15
+    end.evidence.append(f"dora: {kill.text}")
+    return True
+
+
+def _kill_after_end(end: NodeEnd, kill: logevents.LogEvent, dora_version: Optional[str]) -> bool:
+    """A kill claim that cannot be true, or cannot be checked on a line that makes it for
+    every node (0.5.x): cross-checked against the end dora-doctor already has."""
+    if end.time is not None and kill.time is not None and not end.coarse and not kill.clock:
+        late = kill.time - end.time
+        if late > KILL_AFTER_END_S:
+            ended_by = "its exit line" if end.source == "daemon log" else "its process exit"
+            end.evidence.append(
+                f"dora logged '{kill.text}' {late:.2f} s after the node had ended ({ended_by}): "
+                "a process already gone was not killed, so that line is no evidence of a kill."
+            )
+            return True
+        return False
+    if kill.kind == logevents.GRACE_KILL and not kill_line_trustworthy(dora_version):
+        if end.signal == 9:
+            return False  # its exit line says SIGKILL too
+        line = release_line(dora_version).series
+        end.evidence.append(
+            f"dora {line} logs '{kill.text}' for every node of a stopped dataflow, also ones "
+            "that had exited, and no exit line or observed exit confirms it: not evidence of "
+            "a kill."
+        )
+        if end.time is None and end.signal is None and not end.finished:
+            end.unknown_reason = f"the only line about its end is dora {line}'s kill line"
+        return True
+    return False
+
+
+def without_exit_lines(
+    end: NodeEnd,
+    request: Optional[StopRequest],
+    grace: Optional[Grace],
+    dora_version: Optional[str],
+    events: List[logevents.LogEvent],
+) -> None:
+    """A node's end on a dora whose daemon logs no node exit (0.4.x): its silence is no
+    proof of a clean exit, so the outcome comes from what dora-doctor saw of the process.
+
+    - exited before the grace, with ``dora stop`` returning 0 and naming no failed node: clean
+      (dora reports every failed node of the dataflow to the stop command);
+    - ended at dora's SIGTERM point (the grace of dora-doctor's own stop) or its SIGKILL point:
+      that signal, inferred from the exit time and said so;
+    - otherwise (no process seen, no stop result, between the rungs): unknown, with the reason.
+    """
+    if logs_node_exits(dora_version) or end.unknown_reason:
+        return
+    if end.signal is not None or end.exit_code not in (None, 0) or end.grace_kill or end.finished:
+        return
+    if end.running_at_end:
+        return
+    line = release_line(dora_version).series
+    silent = f"dora {line}'s daemon logs no node exit"
+    if end.time is None or end.source != "process" or request is None:
+        end.unknown_reason = f"{silent}, and dora-doctor did not see this process end"
+        return
+    after = end.time - request.time
+    # dora's own STOP (the coordinator's line; dora-doctor's request precedes it by the CLI's
+    # start-up, 0.2-0.5 s here) and the grace dora-doctor gave: the rungs are exact only then
+    sent = [
+        e.time
+        for e in events
+        if e.kind == logevents.STOP_REQUEST
+        and e.source == "coordinator"
+        and e.dataflow == end.node.dataflow
+        and e.time is not None
+    ]
+    if sent and request.grace_s:
+        since = end.time - min(sent)
+        rungs = [(request.grace_s * sigkill_factor(dora_version), 9, "SIGKILL")]
+        if has_sigterm_step(dora_version):
+            rungs.insert(0, (request.grace_s, 15, "SIGTERM"))
+        for at, signal, name in rungs:
+            if at - 0.02 <= since <= at + DEADLINE_TOLERANCE_S:
+                end.signal = signal
+                end.evidence.append(
+                    f"{silent}: the process ended {since:.2f} s after dora's STOP, at the "
+                    f"{at:g} s point where dora sends {name} (inferred from the exit "
+                    "dora-doctor saw)."
+                )
+                return
+    if grace is not None and after < grace.seconds - DEADLINE_TOLERANCE_S:
+        returned = [e for e in events if e.kind == STOP_RETURNED and e.source == "dora-doctor"]
+        if any(e.exit_code == 0 for e in returned):
+            end.evidence.append(
+                f"{silent}: the process ended {after:.2f} s after the stop, before any signal, "
+                "and `dora stop` returned 0, naming no failed node."
+            )
+            return
+        end.unknown_reason = (
+            f"{silent}; the process ended {after:.2f} s after the stop, before any signal, but "
+            "no exit status or `dora stop` result says how"
+        )
+        return
+    end.unknown_reason = (
+        f"{silent}; the process ended {after:.2f} s after the stop, at no step of dora's "
+        "ladder dora-doctor can tell"
+    )
 
 
 def _earliest(event: logevents.LogEvent) -> Tuple[bool, float]:

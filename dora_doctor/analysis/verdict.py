@@ -32,7 +32,13 @@ from dora_doctor.analysis.timeline import (
     event_thread,
     main_thread_spans,
 )
-from dora_doctor.dora.versions import daemon_logs_node_exits, has_sigterm_step, has_startup_timeout
+from dora_doctor.dora.versions import (
+    has_sigterm_step,
+    has_startup_timeout,
+    logs_node_exits,
+    release_line,
+    sigterm_counts_clean,
+)
 from dora_doctor.logs import events as logevents
 from dora_doctor.model import (
     REMOTE,
@@ -330,6 +336,10 @@ def outcome_of(
     if end.coarse:
         duration = None  # whole seconds only: see the evidence for the range
     seen = [R_EXIT_SEEN] if end.source == "process" else []
+    if end.unknown_reason and end.signal is None and end.grace_kill is None:
+        # the timeline found no evidence of how it ended (0.4.x logs no exit; a 0.5.x kill
+        # line that nothing confirms)
+        return Outcome.UNKNOWN, duration, seen, end.unknown_reason
     if end.grace_kill is not None or end.signal == 9:
         return Outcome.KILLED, duration, [*seen, R_DORA_END], None
     if end.signal == 15:
@@ -354,7 +364,7 @@ def _why_no_clean(shutdown: Shutdown) -> Optional[str]:
     """Why the absence of a failure line does not prove a clean exit here (None: it does)."""
     if not shutdown.daemon_log_read:
         return "dora's daemon log was not read, and a clean exit is the one end it does not log"
-    if not daemon_logs_node_exits(shutdown.dora_version):
+    if not logs_node_exits(shutdown.dora_version):
         return (
             f"dora {shutdown.dora_version}'s daemon logs no node exit at all, so its silence "
             "does not say the node exited cleanly"
@@ -402,7 +412,13 @@ def decide(
         verdict.add(F_NO_END_LINE, why=why)
     sigterm_step = has_sigterm_step(shutdown.dora_version)
     if verdict.outcome == Outcome.TERMINATED and sigterm_step:
-        verdict.add(F_SIGTERM_AT_GRACE)
+        version = shutdown.dora_version
+        verdict.add(
+            F_SIGTERM_AT_GRACE,
+            counts_clean=sigterm_counts_clean(version),
+            # "≥0.4" (a JSON log of no known line) may be either release line
+            series=None if (version or "").startswith("≥") else release_line(version).series,
+        )
     if verdict.outcome == Outcome.KILLED and sigterm_step:
         grace = shutdown.grace.seconds if shutdown.grace else None
         lived = (

@@ -391,14 +391,22 @@ def _victim(d: Dict[str, Any]) -> str:
     )
 
 
+def _terminated_at_grace(d: Dict[str, Any]) -> str:
+    """1.x calls a SIGTERM at the grace a clean stop; 0.4.x and 0.5.x call it a failure."""
+    if d.get("counts_clean", True):
+        return (
+            "Ended by SIGTERM at the grace deadline: dora ≥ 0.4 reports this as a clean stop "
+            "('treating as clean'), but the node's own cleanup never ran."
+        )
+    said = f" (dora {d['series']} reports it as a failure)" if d.get("series") else ""
+    return f"Ended by SIGTERM at the grace deadline{said}; the node's own cleanup never ran."
+
+
 _SAY: Dict[str, Callable[[Dict[str, Any]], str]] = {
     v.F_SAMPLING: lambda d: f"Sampling: {d['detail']}.",
     v.F_DORA_LINE: lambda d: str(d["text"]),
     v.F_STOP: _stop,
-    v.F_SIGTERM_AT_GRACE: lambda d: (
-        "Ended by SIGTERM at the grace deadline: dora ≥ 0.4 reports this as a clean stop "
-        "('treating as clean'), but the node's own cleanup never ran."
-    ),
+    v.F_SIGTERM_AT_GRACE: _terminated_at_grace,
     v.F_SURVIVED_SIGTERM: _survived,
     v.F_ENDED_BEFORE_STOP: lambda d: "The node ended before the stop request: nothing to diagnose.",
     v.F_FEW_SAMPLES: lambda d: (

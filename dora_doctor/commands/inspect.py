@@ -10,6 +10,7 @@ import typer
 
 from dora_doctor.commands import common
 from dora_doctor.commands.common import refuse_existing, write_output
+from dora_doctor.dora import versions
 from dora_doctor.errors import DoctorError
 from dora_doctor.report import consoles
 
@@ -134,8 +135,10 @@ def command(
     plan = None
     if stop:
         plan = session.StopPlan(cli, after_s=stop_after_s, grace_s=grace_s)
+        # the command in this version's syntax (0.3–0.5 take a name only with --name)
+        shown = " ".join(versions.stop_args(found.dora_version, chosen.label))
         err.print(
-            f"As asked with --stop, dora-doctor will run `dora stop {chosen.label}"
+            f"As asked with --stop, dora-doctor will run `dora {shown}"
             + (f" --grace-duration {grace_duration}" if grace_duration else "")
             + f"` in {stop_after_s:g} s.",
             highlight=False,

@@ -17,10 +17,13 @@ from typing import Dict, List, Optional, Sequence
 
 from dora_doctor.dora.versions import (
     _UUID,
+    ReleaseLine,
     check_supported,
     default_control_port,
     is_legacy,
     parse_version,
+    release_line,
+    stop_args,
 )
 from dora_doctor.errors import FAILURE, DoctorError
 from dora_doctor.executables import beside_python_or_on_path, quiet_rust_env
@@ -113,9 +116,14 @@ class DoraCli:
     def legacy(self) -> bool:
         return is_legacy(self.version())
 
+    def line(self) -> ReleaseLine:
+        """The facts of this CLI's release line (:mod:`dora_doctor.dora.versions`)."""
+        return release_line(self.version())
+
     def connection_args(self) -> List[str]:
-        """0.3.x reads no DORA_COORDINATOR_* variables: the address goes on its command line."""
-        if not self.legacy():
+        """Before 1.0 the CLI reads no DORA_COORDINATOR_* variables: the address goes on its
+        command line."""
+        if self.line().cli_reads_env:
             return []
         args: List[str] = []
         addr = self.coordinator_addr or os.environ.get("DORA_COORDINATOR_ADDR")
@@ -157,17 +165,17 @@ class DoraCli:
         return parse_json_lines(result.stdout)
 
     def list_dataflows(self) -> List[Dict[str, object]]:
-        if self.legacy():
+        if not self.line().has_list_json:
             result = self._checked(["list", *self.connection_args()])
             return parse_legacy_list(result.stdout)
-        return self._json_command(["list", "--format", "json"])
+        return self._json_command(["list", "--format", "json", *self.connection_args()])
 
     def list_nodes(self) -> List[Dict[str, object]]:
         """``dora node list`` rows; none on 0.3.x, which has no such command (discovery then
         finds the nodes by DORA_NODE_CONFIG in their environment)."""
-        if self.legacy():
+        if not self.line().has_node_list:
             return []
-        return self._json_command(["node", "list", "--format", "json"])
+        return self._json_command(["node", "list", "--format", "json", *self.connection_args()])
 
     def _checked(self, args: Sequence[str]) -> "subprocess.CompletedProcess[str]":
         result = self.run(args)
@@ -201,8 +209,8 @@ class DoraCli:
         ``pathh:`` is an unknown field), and saying so before a rehearsal starts anything
         beats a failed ``dora start`` in the middle of one.
         """
-        if self.legacy():
-            return None  # 0.3.x has no validate command; `dora start` will say it
+        if not self.line().has_validate:
+            return None  # no validate command before 1.0; `dora start` will say it
         key = str(yml.resolve())
         if key not in self.validated:  # the CLI checks before announcing, rehearse() again
             result = self.run(["validate", str(yml)])
@@ -218,7 +226,7 @@ class DoraCli:
     def stop(
         self, dataflow: str, grace: Optional[str] = None
     ) -> "subprocess.CompletedProcess[str]":
-        args = ["stop", dataflow, *self.connection_args()]
+        args = [*stop_args(self.version(), dataflow), *self.connection_args()]
         if grace:
             args += ["--grace-duration", grace]
         return self.run(args, timeout=600)

@@ -13,8 +13,9 @@ the directory of the running ``sys.executable`` is put first on PATH: nodes then
 release, for the version matrix) brings its own ``python`` whose ``dora`` matches the daemon's:
 that directory goes first instead, or the one of an explicit ``node_python``.
 
-dora 0.3.x (from 0.3.7) is started too: what its coordinator, daemon and CLI need differently
-comes from :mod:`dora_doctor.doracli`, chosen by the version asked once at start.
+Every release line from 0.3.7 is started too: what its coordinator, daemon and CLI need
+differently comes from :mod:`dora_doctor.dora.versions`, chosen by the version asked once at
+start.
 """
 
 from __future__ import annotations
@@ -203,7 +204,8 @@ class LocalDora:
             env = node_environment(python=python)
             env["DORA_COORDINATOR_ADDR"] = "127.0.0.1"
             env["DORA_COORDINATOR_PORT"] = str(coordinator_port)
-            if versions.is_legacy(version):
+            line = versions.release_line(version)
+            if not line.zenoh_no_multicast_flag:
                 zenoh = workdir / "zenoh.json5"
                 zenoh.write_text(versions.ZENOH_LOOPBACK)
                 env["ZENOH_CONFIG"] = str(zenoh)
@@ -214,7 +216,7 @@ class LocalDora:
                 executable,
                 env,
                 version,
-                daemon_port if versions.is_legacy(version) else None,
+                daemon_port if line.split_control_port else None,
             )
             try:
                 instance._launch(deadline)
@@ -274,13 +276,13 @@ class LocalDora:
             raise self._failure(f"`dora list` failed: {err}") from err
 
     def _wait_status(self, deadline: float, need_daemon: bool) -> None:
-        """Poll ``dora status --format json`` (0.3.x: ``dora check``) until the coordinator
+        """Poll ``dora status --format json`` (before 1.0: ``dora check``) until the coordinator
         (and daemon) run."""
         while True:
             for role, proc in (("coordinator", self._coordinator), ("daemon", self._daemon)):
                 if proc is not None and proc.poll() is not None:
                     raise self._failure(f"dora {role} exited with code {proc.returncode}")
-            if versions.is_legacy(self.version):
+            if not versions.release_line(self.version).has_status:
                 if self._legacy_check(need_daemon):
                     return
                 report = None
@@ -303,15 +305,16 @@ class LocalDora:
             time.sleep(_POLL)
 
     def _legacy_check(self, need_daemon: bool) -> bool:
-        """0.3.x ``dora check`` prints ``Dora Coordinator: ok`` / ``Dora Daemon: ok`` (or
-        ``not running``) and exits non-zero until both answer."""
+        """``dora check`` (before 1.0) prints ``Dora Coordinator: ok`` / ``Dora Daemon: ok``
+        (0.3.x; 0.4/0.5: ``✓ Coordinator: Running``, or ``Not running``) and exits non-zero
+        until both answer."""
         try:
             result = self.cli("check", *self.client.connection_args(), timeout=5.0)
         except LocalDoraError:
             return False
         text = (result.stdout + result.stderr).lower()
-        coordinator_ok = re.search(r"coordinator:\s*ok", text) is not None
-        daemon_ok = re.search(r"daemon:\s*ok", text) is not None
+        coordinator_ok = re.search(r"coordinator:\s*(?:ok|running)", text) is not None
+        daemon_ok = re.search(r"daemon:\s*(?:ok|running)", text) is not None
         return coordinator_ok and (daemon_ok or not need_daemon)
 
     def _failure(self, message: str) -> LocalDoraError:
@@ -359,9 +362,7 @@ class LocalDora:
 
         ``timeout`` defaults to dora's own SIGKILL point (1.5 × grace, 10 s default grace) + 30 s.
         """
-        args = ["stop", name, *self.client.connection_args()]
-        if versions.is_legacy(self.version):
-            args[1:2] = ["--name", name]  # 0.3.x takes only a UUID as its argument
+        args = [*versions.stop_args(self.version, name), *self.client.connection_args()]
         if grace is not None:
             args += ["--grace-duration", grace]
         if timeout is None:
@@ -372,9 +373,18 @@ class LocalDora:
 
     def node_pids(self, name: str) -> Dict[str, int]:
         """Node id → PID for the nodes of dataflow NAME that are running now."""
-        if versions.is_legacy(self.version):
+        if not versions.release_line(self.version).has_node_list:
             return self._legacy_node_pids(name)
-        result = self.cli("node", "list", "--dataflow", name, "--format", "json", timeout=15.0)
+        result = self.cli(
+            "node",
+            "list",
+            "--dataflow",
+            name,
+            "--format",
+            "json",
+            *self.client.connection_args(),
+            timeout=15.0,
+        )
         if result.returncode != 0:
             raise LocalDoraError(f"`dora node list` failed: {result.stderr.strip()}")
         pids: Dict[str, int] = {}
@@ -504,7 +514,7 @@ class LocalDora:
         ``out/dora-daemon-<machine_id>.txt`` there, as a daemon on another machine would, and
         nodes deployed to it (``deploy: machine: ID`` in the dataflow) run in its
         ``_work/<session>/`` folder. Ready when ``dora cluster status`` lists it; ``close()``
-        ends it with the rest. dora ≥ 0.4 only (0.3.x has no ``cluster status``).
+        ends it with the rest. dora ≥ 1.0 only (earlier lines have no ``cluster status``).
         """
         folder = Path(workdir or self.workdir / machine_id).resolve()
         folder.mkdir(parents=True, exist_ok=True)
