@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from dora_doctor.report import consoles
+from dora_doctor.textsafe import for_terminal
 from dora_doctor.units import format_duration
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def rehearse_with_progress(
     """Run the rehearsals with a progress bar and the table of stop times so far."""
     from rich.console import Group
     from rich.live import Live
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from dora_doctor.capture import rehearsal
@@ -59,11 +61,13 @@ def rehearse_with_progress(
     with Live(console=err, auto_refresh=False, transient=True) as screen:
 
         def update(state: "Rehearsal", message: str) -> None:
-            progress.update(task, completed=len(state.runs), description=message)
+            progress.update(
+                task, completed=len(state.runs), description=escape(for_terminal(message))
+            )
             if err.is_terminal:
                 screen.update(Group(progress, render.runs_table(state)), refresh=True)
             else:
-                err.print(message, highlight=False)
+                err.print(for_terminal(message), highlight=False, markup=False)
 
         result = rehearsal.rehearse(dataflow_file, cli, options, update)
     return result

@@ -15,8 +15,10 @@ from typing import List, Optional
 
 from dora_doctor.analysis import redaction
 from dora_doctor.analysis.findings import Diagnosis, NodeFinding
+from dora_doctor.analysis.result import Analysis
 from dora_doctor.model import Stack
 from dora_doctor.recording.jsonl import Recording
+from dora_doctor.report import RenderOptions
 
 _ABSOLUTE = re.compile(r"(?<![\w.])(/[^\s:()`'\",]+)")
 MAX_STACK_FRAMES = 12
@@ -31,9 +33,15 @@ def _hide_paths(text: str, show_paths: bool) -> str:
     return text if show_paths else _ABSOLUTE.sub(lambda m: shorten(m.group(1)), text)
 
 
-def render(
-    report: Diagnosis, recording: Optional[Recording] = None, show_paths: bool = False
-) -> str:
+class MarkdownRenderer:
+    name = "markdown"
+    suffix = ".md"
+
+    def render(self, analysis: Analysis, options: RenderOptions) -> str:
+        return _render(analysis.diagnosis, analysis.recording, options.show_paths)
+
+
+def _render(report: Diagnosis, recording: Optional[Recording], show_paths: bool) -> str:
     out: List[str] = []
 
     def hide(text: str) -> str:
