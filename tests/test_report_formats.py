@@ -126,3 +126,26 @@ def test_text_timeline_tells_running_from_waiting_with_cpu_windows() -> None:
     stop = axis.index("S") - 23
     assert set(row[: stop - 1].strip()) == {"."}  # waiting for events before the stop
     assert row[stop + 3 :].count("~") >= 0.8 * len(row[stop + 3 :].rstrip())  # hashing after
+
+
+def test_markdown_shows_hostile_names_as_text_and_keeps_the_table() -> None:
+    """A node id with a pipe, a newline, raw HTML and a javascript: link renders as the
+    text it is: one table row of five cells, no link, no HTML element."""
+    from markdown_it import MarkdownIt
+
+    from dora_doctor.analysis.findings import GilFinding, Holder
+
+    analysis = analyse(read_recording(REC / "gil.ddrec"))
+    node = analysis.diagnosis.dataflows[0].nodes[0]
+    node.id = "a|b\n| x | <script>alert(1)</script> [x](javascript:alert(1))"
+    node.gil = GilFinding(0.5, [Holder("t`|", "f``n|`", "/x/y.py", 3, 0.5)])
+    node.evidence.append("`<img src=x onerror=alert(1)>` and *emphasis* ~~gone~~")
+    text = registry.MARKDOWN.render(analysis, RenderOptions())
+    parser = MarkdownIt("commonmark", {"html": True}).enable("table")
+    rendered = parser.render(text)
+    assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered
+    assert "<em>" not in rendered and "<s>" not in rendered
+    rows = [t for t in parser.parse(text) if t.type == "tr_open"]
+    cells = [t for t in parser.parse(text) if t.type in ("td_open", "th_open")]
+    assert len(rows) == 2 and len(cells) == 10
+    assert "a|b\\x0a| x | &lt;script&gt;" in rendered  # shown, escaped like on a terminal
