@@ -75,11 +75,21 @@ def by_suffix(output: Optional[Path]) -> Optional[Renderer[Analysis]]:
 
 
 def choose(format: Optional[str], output: Optional[Path], as_json: bool) -> Renderer[Analysis]:
-    """``--json``, ``--format``, else the output's suffix."""
-    if as_json or format:
+    """``--json``, ``--format`` or the output's suffix, in that order; two that disagree are
+    refused, never one silently preferred (JSON written into an .html file)."""
+    if as_json and format is not None and format != JSON.name:
+        raise DoctorError(f"--json and --format {format} disagree: give one of them")
+    implied = by_suffix(output)
+    if as_json or format is not None:
         chosen = by_name(JSON.name if as_json else str(format))
     else:
-        chosen = by_suffix(output) or TERMINAL
+        chosen = implied or TERMINAL
     if output is not None and chosen is TERMINAL:
         raise DoctorError("--format terminal prints to the screen: leave out --output")
+    if implied is not None and output is not None and output.suffix != chosen.suffix:
+        asked = "--json" if as_json else f"--format {format}"
+        raise DoctorError(
+            f"{asked} and --output {output.name} disagree ({output.suffix} is "
+            f"{implied.name}): change one of them"
+        )
     return chosen
