@@ -359,3 +359,16 @@ def test_hostile_files_on_the_command_line(path: Path, colour: str) -> None:
         assert code == 0, err
         assert_terminal_safe(out, coloured=colour == "FORCE_COLOR")
     assert ("\x1b[" in out) == (colour == "FORCE_COLOR")  # colour on exactly when forced
+
+
+def test_an_error_naming_a_hostile_file_is_one_safe_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dora_doctor.cli import main
+
+    bad = tmp_path / "x\x1b]0;owned\x07\x1b[2J[bold].ddrec"
+    bad.write_text("not a recording\n")
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dora-doctor: error: ") and err.count("\n") == 1
+    assert "\x1b" not in err and "\\x1b]0;owned\\x07" in err

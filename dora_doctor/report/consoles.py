@@ -74,8 +74,3 @@ def captured(console: Console) -> str:
 def text(value: str, style: Optional[StyleType] = None) -> Text:
     """Target-controlled text as rich text: no markup, no emoji codes, controls escaped."""
     return Text(for_terminal(value), style=style or "")
-
-
-def line(value: str, style: Optional[StyleType] = None) -> Text:
-    """Like :func:`text` for a line we compose, whose newlines are ours to keep."""
-    return Text(for_terminal(value, keep_lines=True), style=style or "")
