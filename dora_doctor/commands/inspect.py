@@ -121,7 +121,8 @@ def command(
     python_nodes = [n for n in chosen.nodes if n.sample_pid]
     remote = [n for n in chosen.nodes if n.remote]
     err.print(
-        f"dora {found.dora_version or '(unknown version)'} at {cli.where()}: inspecting "
+        f"dora {for_terminal(found.dora_version or '(unknown version)')} at {cli.where()}: "
+        "inspecting "
         f"{for_terminal(chosen.label)} ({len(chosen.nodes)} nodes, {len(python_nodes)} Python"
         + (f", {len(remote)} elsewhere, not sampled here" if remote else "")
         + (f"; machine {machine}" if machine else "")

@@ -50,11 +50,12 @@ def rehearse_with_progress(
     rehearsal.check_dataflow_file(dataflow_file, cli)
     err = consoles.err()
     err.print(
-        f"Rehearsing {dataflow_file} {options.runs} time(s) "
+        f"Rehearsing {for_terminal(str(dataflow_file))} {options.runs} time(s) "
         + ("on a private dora" if options.local else f"on the coordinator at {cli.where()}")
         + f": {options.warmup_s:g} s running, then "
         + f"`dora stop --grace-duration {format_duration(options.stop_grace_s)}`.",
         highlight=False,
+        markup=False,
     )
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     task = progress.add_task("starting", total=options.runs)
