@@ -11,12 +11,19 @@ renderer only draws what it finds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from dora_doctor.analysis import redaction
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.findings import DataflowFinding, Diagnosis
-from dora_doctor.analysis.timeline import EXIT, Marker, Shutdown, build_shutdown, markers
+from dora_doctor.analysis.timeline import (
+    EXIT,
+    Marker,
+    Shutdown,
+    build_shutdown,
+    markers,
+    thread_lane_states,
+)
 from dora_doctor.logs.events import STOP_REQUEST
 from dora_doctor.model import Dataflow
 from dora_doctor.recording.jsonl import Recording
@@ -49,6 +56,14 @@ class Analysis:
     diagnosis: Diagnosis
     recording: Recording
     dataflows: List[DataflowAnalysis]
+
+    def lane_states(
+        self, uuid: str, node: str, thread_id: int, start: float, step: float, buckets: int
+    ) -> Dict[int, str]:
+        """Per time bucket of one thread, its lane state (timeline.LANE_STATES), on the
+        bucket grid the renderer draws: the HTML page and the text timeline differ in
+        width, never in what a bucket means."""
+        return thread_lane_states(self.recording, uuid, node, thread_id, start, step, buckets)
 
     def time_span(self, uuid: str) -> Optional[Tuple[float, float]]:
         """First and last moment the recording knows of this dataflow (samples, events)."""

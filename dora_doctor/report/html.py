@@ -33,10 +33,8 @@ from dora_doctor.analysis.timeline import (
     STOP,
     WAITING,
     Marker,
-    thread_lane_states,
 )
 from dora_doctor.model import Dataflow, Stack
-from dora_doctor.recording.jsonl import Recording
 from dora_doctor.report import RenderOptions
 
 WIDTH = 900
@@ -103,7 +101,7 @@ def _page(sections: Sequence[Analysis]) -> str:
 
 def _sections(analysis: Analysis) -> List[str]:
     parts: List[str] = []
-    report, recording = analysis.diagnosis, analysis.recording
+    report = analysis.diagnosis
     for analysed in analysis.dataflows:
         finding, dataflow = analysed.finding, analysed.recorded
         name, uuid = escape(finding.name or "dataflow"), escape(finding.uuid)
@@ -122,7 +120,7 @@ def _sections(analysis: Analysis) -> List[str]:
         for node in finding.nodes:
             parts.append(_card(node))
             if dataflow is not None and span is not None and analysed.shutdown is not None:
-                parts.append(_lanes(recording, dataflow, node, analysed, span))
+                parts.append(_lanes(analysis, dataflow, node, analysed, span))
     return parts
 
 
@@ -170,7 +168,7 @@ def _locals(node: NodeFinding) -> str:
 
 
 def _lanes(
-    recording: Recording,
+    analysis: Analysis,
     dataflow: Dataflow,
     node: NodeFinding,
     analysed: DataflowAnalysis,
@@ -179,7 +177,7 @@ def _lanes(
     start, end = span
     scale = WIDTH / max(end - start, 1e-6)
     threads: Dict[int, str] = {}
-    for segment in recording.stacks:
+    for segment in analysis.recording.stacks:
         if segment.dataflow == dataflow.uuid and segment.node == node.id:
             for thread in segment.threads:
                 threads.setdefault(thread.thread_id, thread.name)
@@ -195,7 +193,7 @@ def _lanes(
             f"<text x='0' y='{y + 12}'>{escape(name[:20])}</text>"
         )
         for first, last, state, stack in _runs(
-            recording, dataflow.uuid, node.id, thread_id, start, end
+            analysis, dataflow.uuid, node.id, thread_id, start, end
         ):
             x = LABEL_W + first * WIDTH / BUCKETS
             w = (last - first + 1) * WIDTH / BUCKETS
@@ -238,12 +236,12 @@ def _label(mark: Marker) -> str:
 
 
 def _runs(
-    recording: Recording, uuid: str, node: str, thread_id: int, start: float, end: float
+    analysis: Analysis, uuid: str, node: str, thread_id: int, start: float, end: float
 ) -> List[Tuple[int, int, str, Stack]]:
     """(first bucket, last bucket, lane state, dominant stack), merged where alike."""
     step = (end - start) / BUCKETS or 1.0
     time_in: Dict[int, Dict[Stack, float]] = defaultdict(lambda: defaultdict(float))
-    for segment in recording.stacks:
+    for segment in analysis.recording.stacks:
         if segment.dataflow != uuid or segment.node != node:
             continue
         for thread in segment.threads:
@@ -255,7 +253,7 @@ def _runs(
                 for b in range(b0, b1 + 1):
                     lo, hi = start + b * step, start + (b + 1) * step
                     time_in[b][span.stack] += max(0.0, min(hi, span.end) - max(lo, span.start))
-    states = thread_lane_states(recording, uuid, node, thread_id, start, step, BUCKETS)
+    states = analysis.lane_states(uuid, node, thread_id, start, step, BUCKETS)
     runs: List[Tuple[int, int, str, Stack]] = []
     for b in sorted(time_in):
         stack = max(time_in[b], key=lambda s: time_in[b][s])

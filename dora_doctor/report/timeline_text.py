@@ -21,9 +21,7 @@ from dora_doctor.analysis.timeline import (
     RUNNING,
     SOME,
     STOP,
-    thread_lane_states,
 )
-from dora_doctor.recording.jsonl import Recording
 from dora_doctor.report import RenderOptions
 from dora_doctor.textsafe import for_terminal
 
@@ -74,14 +72,14 @@ def lines(analysis: Analysis, dataflow: DataflowAnalysis, width: int = WIDTH) ->
         ending = _axis(dataflow, start, step, buckets, node.id)
         out.append(f"{for_terminal(node.id)[:LABEL]:<{LABEL}} {ending}")
         for thread_id, name in list(threads.items())[:MAX_THREADS]:
-            row = _thread_row(recording, recorded.uuid, node.id, thread_id, start, step, buckets)
+            row = _thread_row(analysis, recorded.uuid, node.id, thread_id, start, step, buckets)
             out.append(f"  {for_terminal(name)[: LABEL - 2]:<{LABEL - 2}} {row}")
     out.append(LEGEND)
     return out
 
 
 def _thread_row(
-    recording: Recording,
+    analysis: Analysis,
     dataflow: str,
     node: str,
     thread_id: int,
@@ -90,7 +88,7 @@ def _thread_row(
     buckets: int,
 ) -> str:
     sampled = [" "] * buckets
-    for segment in recording.stacks:
+    for segment in analysis.recording.stacks:
         if segment.dataflow != dataflow or segment.node != node:
             continue
         for thread in segment.threads:
@@ -98,7 +96,7 @@ def _thread_row(
                 for span in thread.spans:
                     for i in _bucket_range(span.start, span.end, start, step, buckets):
                         sampled[i] = "."
-    states = thread_lane_states(recording, dataflow, node, thread_id, start, step, buckets)
+    states = analysis.lane_states(dataflow, node, thread_id, start, step, buckets)
     for i, state in states.items():
         if sampled[i] != " ":
             sampled[i] = MARKS.get(state, ".")
