@@ -12,6 +12,7 @@ report takes is taken.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from html.parser import HTMLParser
@@ -372,3 +373,38 @@ def test_an_error_naming_a_hostile_file_is_one_safe_line(
     err = capsys.readouterr().err
     assert err.startswith("dora-doctor: error: ") and err.count("\n") == 1
     assert "\x1b" not in err and "\\x1b]0;owned\\x07" in err
+
+
+@settings(max_examples=25, deadline=None)
+@given(strings=st.lists(hostile, min_size=4, max_size=4), coloured=st.booleans())
+def test_the_live_table_keeps_hostile_names_inert(strings: List[str], coloured: bool) -> None:
+    """inspect's live table: dataflow name, node id, Python version and the current frame
+    (function and file) come from the target."""
+    from rich.console import Console
+
+    from dora_doctor.capture.session import LiveState, NodeLive
+    from dora_doctor.commands import live
+    from dora_doctor.model import Dataflow, NodeProcess
+
+    node = NodeProcess(strings[1], "uuid", pid=7, python=True, python_version=strings[2])
+    state = LiveState(Dataflow("uuid", strings[0], nodes=[node]), strings[3])
+    state.nodes[node.id] = NodeLive(node, samples=3, top_frame=f"{strings[2]} ({strings[3]}:1)")
+    console = Console(
+        file=io.StringIO(),
+        width=80,
+        force_terminal=coloured,
+        color_system="truecolor" if coloured else None,
+    )
+    console.print(live.table(state))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert_terminal_safe(text, coloured=coloured)
+
+
+def test_postmortem_warnings_show_a_hostile_path_as_text(tmp_path: Path) -> None:
+    missing = tmp_path / "gone\x1b]0;owned\x07[bold]\u202e.log"
+    real = FIX / "dora-1.1.0" / "stop-grace-2s"
+    code, out, err = invoke("postmortem", str(missing), str(real))
+    assert code == 0, err
+    assert "\\x1b]0;owned\\x07[bold]\\u202e.log" in err  # the warning, escaped and literal
+    assert_terminal_safe(err, coloured=False)
+    assert_terminal_safe(out, coloured=False)
