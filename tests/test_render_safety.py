@@ -408,3 +408,25 @@ def test_postmortem_warnings_show_a_hostile_path_as_text(tmp_path: Path) -> None
     assert "\\x1b]0;owned\\x07[bold]\\u202e.log" in err  # the warning, escaped and literal
     assert_terminal_safe(err, coloured=False)
     assert_terminal_safe(out, coloured=False)
+
+
+@pytest.mark.dora
+def test_inspect_prints_the_terminal_report_it_rendered(
+    local_dora: Any, samples: Path, tmp_path: Path
+) -> None:
+    """inspect without --json prints what the terminal renderer returned: the table, the
+    timeline and the card, with NO_COLOR no escape code at all."""
+    from helpers import run_doctor
+
+    local_dora.start_dataflow(samples / "slow_python_stop.yml", "slow-python-stop")
+    local_dora.wait_running("slow-python-stop", nodes=1)
+    env = dict(local_dora.env, NO_COLOR="1", COLUMNS="100")
+    page = tmp_path / "page.html"
+    args = ["--stop", "--grace-duration", "2s", "--stop-after", "2s", "--html", str(page)]
+    result = run_doctor("inspect", "slow-python-stop", *args, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "┃ node" in out and "stubborn" in out and "slow-shutdown" in out, out
+    assert "S stop  T grace" in out and "Suggestion:" in out
+    assert "\x1b" not in out
+    assert "data-marker='grace'" in page.read_text()
