@@ -430,3 +430,16 @@ def test_inspect_prints_the_terminal_report_it_rendered(
     assert "S stop  T grace" in out and "Suggestion:" in out
     assert "\x1b" not in out
     assert "data-marker='grace'" in page.read_text()
+
+
+@pytest.mark.parametrize("version", ["0.3.13", "1.1.0"])
+def test_the_suggested_stop_command_quotes_a_hostile_dataflow_name(version: str) -> None:
+    """The suggestion is a line to paste into a shell; the dataflow name is the target's."""
+    import shlex
+
+    from dora_doctor.dora.versions import stop_command
+
+    line = stop_command(version, "x; touch /tmp/owned $(id) `id`", "3s")
+    words = shlex.split(line)
+    assert "x; touch /tmp/owned $(id) `id`" in words and words[-2:] == ["--grace-duration", "3s"]
+    assert stop_command(version, "robot", "3s").split()[-3] == "robot"  # plain names stay bare

@@ -6,6 +6,7 @@ analysis and reports can ask them without running dora.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -141,7 +142,8 @@ def teardown_commands(version: Optional[str]) -> List[Tuple[str, ...]]:
 
 
 def stop_command(version: Optional[str], dataflow: str, grace: str) -> str:
-    """The ``dora stop`` a user should type: 0.3.x takes a name only through ``--name``."""
+    """The ``dora stop`` a user should type: 0.3.x takes a name only through ``--name``.
+    The name comes from the target and the line gets pasted into a shell: it is quoted."""
     if is_legacy(version) and not _UUID.fullmatch(dataflow):
-        return f"dora stop --name {dataflow} --grace-duration {grace}"
-    return f"dora stop {dataflow} --grace-duration {grace}"
+        return f"dora stop --name {shlex.quote(dataflow)} --grace-duration {grace}"
+    return f"dora stop {shlex.quote(dataflow)} --grace-duration {grace}"
