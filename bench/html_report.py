@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import load as loadavg
 from results_file import write_results  # noqa: E402
 
-from dora_doctor.analysis.diagnose import report_from_recording
+from dora_doctor.analysis.result import analyse
 from dora_doctor.logs.events import STOP_REQUEST, LogEvent
 from dora_doctor.model import (
     Dataflow,
@@ -39,7 +39,7 @@ from dora_doctor.model import (
     ThreadTrack,
 )
 from dora_doctor.recording.model import SCHEMA, Recording
-from dora_doctor.report import html
+from dora_doctor.report import RenderOptions, registry
 
 NODES, SECONDS, RATE = 10, 30, 100
 T0 = 1_800_000_000.0
@@ -104,8 +104,7 @@ def main() -> int:
     load_before = loadavg()
     recording = synthetic()
     began = time.perf_counter()
-    report = report_from_recording(recording)
-    text = html.render(report, recording)
+    text = registry.HTML.render(analyse(recording), RenderOptions())
     render_s = time.perf_counter() - began
     row = {"nodes": NODES, "seconds": SECONDS, "rate_hz": RATE, "html_bytes": len(text.encode()),
            "analyse_and_render_s": round(render_s, 3)}  # fmt: skip

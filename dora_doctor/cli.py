@@ -14,6 +14,7 @@ import typer
 
 from dora_doctor.commands import check, inspect, merge, postmortem, report, tune_grace
 from dora_doctor.errors import USAGE, DoctorError
+from dora_doctor.textsafe import for_terminal
 
 app = typer.Typer(
     name="dora-doctor",
@@ -100,7 +101,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         code = done.code
         return code if isinstance(code, int) else (0 if code is None else USAGE)
     except DoctorError as err:
-        print(f"dora-doctor: error: {err}", file=sys.stderr)
+        print(f"dora-doctor: error: {for_terminal(str(err))}", file=sys.stderr)
         return err.exit_code
     except usage_error as err:
         return _usage_error(err, sys.argv[1:] if argv is None else argv)
@@ -115,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if os.environ.get("DORA_DOCTOR_DEBUG"):
             raise
         print(
-            f"dora-doctor: internal error: {type(err).__name__}: {err} "
+            f"dora-doctor: internal error: {type(err).__name__}: {for_terminal(str(err))} "
             "(set DORA_DOCTOR_DEBUG=1 for the traceback, and please report it)",
             file=sys.stderr,
         )

@@ -14,9 +14,9 @@ from typing import List, Set, Tuple
 
 import pytest
 
-from dora_doctor.analysis.diagnose import report_from_recording
+from dora_doctor.analysis.result import analyse
 from dora_doctor.recording.reader import read_recording
-from dora_doctor.report import html
+from dora_doctor.report import RenderOptions, registry
 
 REC = Path(__file__).parent / "fixtures" / "recordings"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -69,9 +69,10 @@ def lane_states(dom: str) -> Set[Tuple[str, str]]:
 @pytest.mark.parametrize("name", ["gil", "sl", "mx", "gilcpu", "hasher"])
 def test_html_report_in_headless_chromium(name: str, tmp_path: Path) -> None:
     recording = read_recording(REC / f"{name}.ddrec")
-    report = report_from_recording(recording)
+    analysis = analyse(recording)
+    report = analysis.diagnosis
     page = tmp_path / f"{name}.html"
-    page.write_text(html.render(report, recording))
+    page.write_text(registry.HTML.render(analysis, RenderOptions()))
     text = page.read_text()
     assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", text)
 

@@ -31,7 +31,7 @@ from dora_doctor.model import Dataflow, NodeProcess
 from dora_doctor.recording.merge import merge
 from dora_doctor.recording.reader import read_recording
 from dora_doctor.recording.writer import RecordingWriter
-from dora_doctor.report import postmortem as postmortem_report
+from dora_doctor.report import RenderOptions, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 TWO = ROOT / "tests" / "fixtures" / "dora-1.1.0" / "two-daemons"
@@ -137,7 +137,7 @@ def test_inspect_machine_must_name_a_machine_of_the_dataflow() -> None:
 
 def test_postmortem_of_two_daemons_names_each_nodes_machine() -> None:
     result = postmortem([str(TWO / "machine-a" / "out"), str(TWO / "machine-b" / "out")])
-    data = json.loads(postmortem_report.render_json(result))
+    data = json.loads(registry.POSTMORTEM["json"].render(result, RenderOptions()))
     jsonschema.validate(data, report_schema())
     nodes = nodes_of(data)
     assert (nodes["crunch"]["machine"], nodes["crunch"]["outcome"]) == ("A", "terminated")

@@ -10,16 +10,16 @@ from typing import Dict, List, Tuple
 
 from helpers import run_doctor
 
-from dora_doctor.analysis.diagnose import report_from_recording
+from dora_doctor.analysis.result import analyse
 from dora_doctor.recording.reader import read_recording
-from dora_doctor.report import markdown, perfetto
+from dora_doctor.report import RenderOptions, registry, timeline_text
 
 REC = Path(__file__).parent / "fixtures" / "recordings"
 
 
 def test_markdown_tells_the_gil_story_without_absolute_paths() -> None:
     recording = read_recording(REC / "gil.ddrec")
-    text = markdown.render(report_from_recording(recording), recording)
+    text = registry.MARKDOWN.render(analyse(recording), RenderOptions())
     assert "| crunch | terminated | 2.07 s | gil-contention | cruncher in `crunch_numbers`" in text
     assert "<summary>Stack of cruncher while it held the GIL</summary>" in text
     assert "crunch_numbers (…/nodes/c_call_holder.py:24)" in text
@@ -31,13 +31,13 @@ def test_markdown_tells_the_gil_story_without_absolute_paths() -> None:
 
 def test_markdown_keeps_paths_when_asked() -> None:
     recording = read_recording(REC / "gil.ddrec")
-    text = markdown.render(report_from_recording(recording), recording, show_paths=True)
+    text = registry.MARKDOWN.render(analyse(recording), RenderOptions(show_paths=True))
     assert "/tmp/exp4/samples/nodes/c_call_holder.py:24" in text
 
 
 def test_perfetto_is_well_formed_trace_event_json_with_markers() -> None:
     recording = read_recording(REC / "sl.ddrec")
-    data = json.loads(perfetto.render(recording))
+    data = json.loads(registry.PERFETTO.render(analyse(recording), RenderOptions()))
     events = data["traceEvents"]
     assert events and all({"ph", "pid", "tid", "ts", "name"} <= set(e) for e in events)
     per_track: Dict[Tuple[int, int], List[int]] = defaultdict(list)
@@ -70,15 +70,17 @@ def test_report_command_writes_files_and_never_overwrites(tmp_path: Path) -> Non
     again = run_doctor("report", str(REC / "gil.ddrec"), "-o", str(md), timeout=60)
     assert again.returncode == 2 and "already exists" in again.stderr
     bad = run_doctor("report", str(REC / "gil.ddrec"), "--format", "pdf", timeout=60)
-    assert bad.returncode == 2 and "choose terminal, json, markdown, html or perfetto" in bad.stderr
+    assert (
+        bad.returncode == 2
+        and "choose terminal, json, markdown, html, perfetto or timeline" in bad.stderr
+    )
     assert os.path.getsize(md) > 0
 
 
 def test_text_timeline_fits_100_columns_and_shows_the_story() -> None:
-    from dora_doctor.report import timeline_text
-
     recording = read_recording(REC / "slow.ddrec")
-    lines = timeline_text.render(recording, recording.dataflows[0], width=100)
+    analysis = analyse(recording)
+    lines = timeline_text.lines(analysis, analysis.dataflows[0], width=100)
     assert all(len(line) <= 100 for line in lines)
     axis, node, main = lines[0], lines[1], lines[2]
     stop, deadline, end = axis.index("S"), axis.index("T"), node.index("X")
@@ -101,7 +103,7 @@ def test_markdown_renders_through_a_commonmark_parser() -> None:
     from markdown_it import MarkdownIt
 
     recording = read_recording(REC / "slow.ddrec")
-    text = markdown.render(report_from_recording(recording), recording)
+    text = registry.MARKDOWN.render(analyse(recording), RenderOptions())
     parser = MarkdownIt("commonmark", {"html": True}).enable("table")
     rendered = parser.render(text)
     assert "<table>" in rendered and "<th>outcome</th>" in rendered
@@ -111,16 +113,39 @@ def test_markdown_renders_through_a_commonmark_parser() -> None:
 
 
 def test_text_timeline_tells_running_from_waiting_with_cpu_windows() -> None:
-    from dora_doctor.report import timeline_text
-
     gil = read_recording(REC / "gilcpu.ddrec")
-    rows = {ln.split()[0]: ln[23:] for ln in timeline_text.render(gil, gil.dataflows[0])[2:4]}
+    lines = timeline_text.lines(analyse(gil), analyse(gil).dataflows[0])
+    rows = {ln.split()[0]: ln[23:] for ln in lines[2:4]}
     assert set(rows["cruncher"].strip()) == {"#"}  # held the GIL throughout
     assert set(rows["MainThread"].strip()) == {"."}  # waited for it throughout
 
     hasher = read_recording(REC / "hasher.ddrec")
-    axis, _, main = timeline_text.render(hasher, hasher.dataflows[0])[:3]
+    analysis = analyse(hasher)
+    axis, _, main = timeline_text.lines(analysis, analysis.dataflows[0])[:3]
     row = main[23:]
     stop = axis.index("S") - 23
     assert set(row[: stop - 1].strip()) == {"."}  # waiting for events before the stop
     assert row[stop + 3 :].count("~") >= 0.8 * len(row[stop + 3 :].rstrip())  # hashing after
+
+
+def test_markdown_shows_hostile_names_as_text_and_keeps_the_table() -> None:
+    """A node id with a pipe, a newline, raw HTML and a javascript: link renders as the
+    text it is: one table row of five cells, no link, no HTML element."""
+    from markdown_it import MarkdownIt
+
+    from dora_doctor.analysis.findings import GilFinding, Holder
+
+    analysis = analyse(read_recording(REC / "gil.ddrec"))
+    node = analysis.diagnosis.dataflows[0].nodes[0]
+    node.id = "a|b\n| x | <script>alert(1)</script> [x](javascript:alert(1))"
+    node.gil = GilFinding(0.5, [Holder("t`|", "f``n|`", "/x/y.py", 3, 0.5)])
+    node.evidence.append("`<img src=x onerror=alert(1)>` and *emphasis* ~~gone~~")
+    text = registry.MARKDOWN.render(analysis, RenderOptions())
+    parser = MarkdownIt("commonmark", {"html": True}).enable("table")
+    rendered = parser.render(text)
+    assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered
+    assert "<em>" not in rendered and "<s>" not in rendered
+    rows = [t for t in parser.parse(text) if t.type == "tr_open"]
+    cells = [t for t in parser.parse(text) if t.type in ("td_open", "th_open")]
+    assert len(rows) == 2 and len(cells) == 10
+    assert "a|b\\x0a| x | &lt;script&gt;" in rendered  # shown, escaped like on a terminal

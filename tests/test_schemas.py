@@ -11,12 +11,11 @@ import pytest
 from helpers import run_doctor
 from referencing import Registry, Resource
 
-from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.postmortem import postmortem
+from dora_doctor.analysis.result import analyse
 from dora_doctor.dora.private import LocalDora
 from dora_doctor.recording.reader import read_recording
-from dora_doctor.report import json as json_report
-from dora_doctor.report import postmortem as postmortem_report
+from dora_doctor.report import RenderOptions, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures"
@@ -65,7 +64,7 @@ def test_every_schema_is_valid_and_resolves(name: str) -> None:
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
 def test_reports_of_real_recordings_validate(path: Path) -> None:
-    report = json.loads(json_report.render(report_from_recording(read_recording(path))))
+    report = json.loads(registry.JSON.render(analyse(read_recording(path)), RenderOptions()))
     jsonschema.validate(report, schema("report"))
 
 
@@ -80,7 +79,9 @@ def test_every_recording_line_validates(path: Path) -> None:
 
 @pytest.mark.parametrize("folder", ["dora-1.1.0", "dora-0.3.13"])
 def test_postmortem_json_validates(folder: str) -> None:
-    data = json.loads(postmortem_report.render_json(postmortem([str(FIX / folder)])))
+    data = json.loads(
+        registry.POSTMORTEM["json"].render(postmortem([str(FIX / folder)]), RenderOptions())
+    )
     jsonschema.validate(data, schema("report"))
     assert data["postmortem"]["summary"]["stops"] > 0
 

@@ -476,3 +476,41 @@ def thread_lane_states(
     gil = bucket_shares(thread_gil_shares(*where), start, step, buckets)
     cpu = bucket_shares(thread_cpu_shares(*where), start, step, buckets)
     return {b: lane_state(gil.get(b, 0.0), cpu.get(b)) for b in range(buckets)}
+
+
+# The kinds of marker a shutdown has, in the order dora acts.
+STOP, GRACE, KILL, EXIT = "stop", "grace", "kill", "exit"
+
+
+@dataclass(frozen=True)
+class Marker:
+    """One moment of a shutdown every timeline draws: the stop request, the grace deadline
+    (SIGTERM on dora >= 0.4, SIGKILL on 0.3.x: ``sends`` says which), dora's SIGKILL point
+    (only where a SIGTERM came first) and each node's exit."""
+
+    kind: str  # STOP, GRACE, KILL or EXIT
+    time: float
+    node: Optional[str] = None  # EXIT: whose
+    source: Optional[str] = None  # STOP: who asked (StopRequest.source)
+    sends: Optional[str] = None  # GRACE: "SIGTERM" or "SIGKILL"
+    signal: Optional[int] = None  # EXIT: the signal that ended it, when one did
+
+
+def markers(shutdown: Shutdown) -> List[Marker]:
+    """The dataflow's markers (stop, grace, kill) then one exit per node that ended, in
+    the nodes' order: the signal ladder's arithmetic, done once for every renderer."""
+    marks: List[Marker] = []
+    request = shutdown.request
+    if request is not None:
+        marks.append(Marker(STOP, request.time, source=request.source))
+        if shutdown.grace is not None:
+            sigterm = has_sigterm_step(shutdown.dora_version)
+            deadline = request.time + shutdown.grace.seconds
+            marks.append(Marker(GRACE, deadline, sends="SIGTERM" if sigterm else "SIGKILL"))
+            if sigterm:
+                factor = sigkill_factor(shutdown.dora_version)
+                marks.append(Marker(KILL, request.time + shutdown.grace.seconds * factor))
+    for end in shutdown.ends:
+        if end.time is not None:
+            marks.append(Marker(EXIT, end.time, node=end.node.id, signal=end.signal))
+    return marks

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -40,22 +39,22 @@ def command(
       dora-doctor check robot.yml --grace 2s --runs 3 --json
     """
     from dora_doctor.analysis.rehearsal import check_failures
-    from dora_doctor.report import rehearsal as render
+    from dora_doctor.report import registry
+    from dora_doctor.textsafe import for_terminal
 
     options = rehearsal_options(runs, warmup, grace, "--grace", local)
     rehearsal = rehearse_with_progress(
         dataflow_file, options, coordinator_addr, coordinator_port, dora
     )
     failures = check_failures(rehearsal)
+    shown = consoles.render_options()
     if as_json:
-        data = render.to_dict(rehearsal)
-        data["check"] = {"grace": grace, "passed": not failures, "failures": failures}
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        check = registry.Check(rehearsal, grace, failures)
+        sys.stdout.write(registry.CHECK_JSON.render(check, shown))
     else:
-        console = consoles.out()
-        console.print(render.runs_table(rehearsal))
+        sys.stdout.write(registry.CHECK_RUNS.render(rehearsal, shown))
     for line in failures:
-        print(f"dora-doctor: check failed: {line}", file=sys.stderr)
+        print(f"dora-doctor: check failed: {for_terminal(line)}", file=sys.stderr)
     if failures:
         raise typer.Exit(1)
     if not as_json:

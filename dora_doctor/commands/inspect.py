@@ -97,14 +97,14 @@ def command(
     """
     from rich.live import Live
 
-    from dora_doctor.analysis import diagnose
+    from dora_doctor.analysis.result import analyse
     from dora_doctor.capture import endwatch, logtail, session
     from dora_doctor.capture.sampler import preflight
     from dora_doctor.commands import live
     from dora_doctor.dora import client, discover, machines
     from dora_doctor.model import SamplerOptions
-    from dora_doctor.report import json as json_report
-    from dora_doctor.report import terminal
+    from dora_doctor.report import registry
+    from dora_doctor.textsafe import for_terminal
     from dora_doctor.units import parse_duration
 
     duration_s = parse_duration(duration, "--duration") if duration is not None else None
@@ -124,24 +124,27 @@ def command(
     python_nodes = [n for n in chosen.nodes if n.sample_pid]
     remote = [n for n in chosen.nodes if n.remote]
     err.print(
-        f"dora {found.dora_version or '(unknown version)'} at {cli.where()}: inspecting "
-        f"{chosen.label} ({len(chosen.nodes)} nodes, {len(python_nodes)} Python"
+        f"dora {for_terminal(found.dora_version or '(unknown version)')} at {cli.where()}: "
+        "inspecting "
+        f"{for_terminal(chosen.label)} ({len(chosen.nodes)} nodes, {len(python_nodes)} Python"
         + (f", {len(remote)} elsewhere, not sampled here" if remote else "")
         + (f"; machine {machine}" if machine else "")
         + ")",
         highlight=False,
+        markup=False,
     )
     preflight(python_nodes)
     plan = None
     if stop:
         plan = session.StopPlan(cli, after_s=stop_after_s, grace_s=grace_s)
         # the command in this version's syntax (0.3–0.5 take a name only with --name)
-        shown = " ".join(versions.stop_args(found.dora_version, chosen.label))
+        stop_words = " ".join(versions.stop_args(found.dora_version, chosen.label))
         err.print(
-            f"As asked with --stop, dora-doctor will run `dora {shown}"
+            f"As asked with --stop, dora-doctor will run `dora {for_terminal(stop_words)}"
             + (f" --grace-duration {grace_duration}" if grace_duration else "")
             + f"` in {stop_after_s:g} s.",
             highlight=False,
+            markup=False,
         )
     files = logtail.find_log_files(chosen.nodes, cli.control_port())
     if not files.daemons:
@@ -160,7 +163,7 @@ def command(
     )
 
     def notice(text: str) -> None:
-        err.print(f"dora-doctor: {text}", highlight=False)
+        err.print(f"dora-doctor: {for_terminal(text)}", highlight=False, markup=False)
 
     if err.is_terminal:
         with Live(console=err, auto_refresh=False, transient=False) as screen:
@@ -173,13 +176,10 @@ def command(
             )
     else:
         recording = session.inspect_dataflow(chosen, found.dora_version, options, on_notice=notice)
-    err.print(f"Stopped watching: {recording.header.get('ended_because')}", highlight=False)
-    report = diagnose.report_from_recording(recording)
+    ended = for_terminal(str(recording.header.get("ended_because")))
+    err.print(f"Stopped watching: {ended}", highlight=False, markup=False)
+    analysis = analyse(recording)
+    shown = consoles.render_options()
     if html_file is not None:
-        from dora_doctor.report import html
-
-        write_output(html_file, html.render(report, recording))
-    if as_json:
-        sys.stdout.write(json_report.render(report))
-    else:
-        terminal.render(report, consoles.out(), recording)
+        write_output(html_file, registry.HTML.render(analysis, shown))
+    sys.stdout.write((registry.JSON if as_json else registry.TERMINAL).render(analysis, shown))

@@ -7,6 +7,7 @@ import time
 from rich.table import Table
 
 from dora_doctor.capture.session import LiveState
+from dora_doctor.report.consoles import text
 from dora_doctor.report.terminal import shorten_paths
 
 
@@ -18,7 +19,7 @@ def table(state: LiveState) -> Table:
     )
     if state.stop_requested:
         title += f" · STOP sent {time.time() - state.stop_requested:.1f} s ago"
-    grid = Table(title=title, title_justify="left", expand=False)
+    grid = Table(title=text(title, "table.title"), title_justify="left", expand=False)
     grid.add_column("node")
     grid.add_column("PID", justify="right")
     grid.add_column("Python")
@@ -32,12 +33,13 @@ def table(state: LiveState) -> Table:
         now = live.top_frame or live.state
         if live.state.startswith(("exited", "error", "skipped")):
             now = live.state
-        grid.add_row(
+        cells = [
             node.id,
             str(node.sample_pid or node.pid or "–"),
             python,
             str(live.samples),
             gil,
             shorten_paths(now),
-        )
+        ]
+        grid.add_row(*(text(cell) for cell in cells))
     return grid

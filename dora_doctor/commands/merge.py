@@ -29,13 +29,14 @@ def command(
       dora-doctor report robot.ddrec
     """
     from dora_doctor.recording import merge as library
+    from dora_doctor.textsafe import for_terminal
 
     result = library.merge(recordings, output)
     where = "; ".join(
         f"{', '.join(nodes)} on {machine}" for machine, nodes in sorted(result.machines.items())
     )
-    print(
+    line = (
         f"wrote {result.output}: {len(result.inputs)} recordings of {result.dataflow}, "
-        f"{result.records} records" + (f"; sampled {where}" if where else ""),
-        file=sys.stderr,
+        f"{result.records} records" + (f"; sampled {where}" if where else "")
     )
+    print(for_terminal(line), file=sys.stderr)

@@ -42,23 +42,24 @@ def command(
     """
     from dora_doctor.analysis import postmortem as library
     from dora_doctor.recording.reader import read_recording
-    from dora_doctor.report import postmortem as render
+    from dora_doctor.report import registry
+    from dora_doctor.textsafe import for_terminal
 
     refuse_existing(html_file)
     recorded = read_recording(recording) if recording else None
     result = library.postmortem(inputs, recorded)
     err = consoles.err()
     for problem in result.scan.stats.problems:
-        err.print(f"dora-doctor: warning: {problem}", highlight=False)
+        err.print(f"dora-doctor: warning: {for_terminal(problem)}", highlight=False, markup=False)
     if result.scan.stats.files == 0:
         raise DoctorError("nothing to read: " + "; ".join(result.scan.stats.problems))
+    shown = consoles.render_options()
     if html_file is not None:
+        from dora_doctor.analysis.result import analyse
         from dora_doctor.recording.model import Recording
-        from dora_doctor.report import html
 
         samples = recorded or Recording(path=None, header={}, dataflows=[])
-        write_output(html_file, html.render(result.report, samples))
-    if as_json:
-        sys.stdout.write(render.render_json(result))
-    else:
-        render.render_terminal(result, consoles.out())
+        analysis = analyse(samples, diagnosis=result.report)
+        write_output(html_file, registry.HTML.render(analysis, shown))
+    renderer = registry.POSTMORTEM["json" if as_json else "terminal"]
+    sys.stdout.write(renderer.render(result, shown))

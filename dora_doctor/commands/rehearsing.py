@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from dora_doctor.report import consoles
+from dora_doctor.textsafe import for_terminal
 from dora_doctor.units import format_duration
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def rehearse_with_progress(
     """Run the rehearsals with a progress bar and the table of stop times so far."""
     from rich.console import Group
     from rich.live import Live
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from dora_doctor.capture import rehearsal
@@ -48,22 +50,25 @@ def rehearse_with_progress(
     rehearsal.check_dataflow_file(dataflow_file, cli)
     err = consoles.err()
     err.print(
-        f"Rehearsing {dataflow_file} {options.runs} time(s) "
+        f"Rehearsing {for_terminal(str(dataflow_file))} {options.runs} time(s) "
         + ("on a private dora" if options.local else f"on the coordinator at {cli.where()}")
         + f": {options.warmup_s:g} s running, then "
         + f"`dora stop --grace-duration {format_duration(options.stop_grace_s)}`.",
         highlight=False,
+        markup=False,
     )
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     task = progress.add_task("starting", total=options.runs)
     with Live(console=err, auto_refresh=False, transient=True) as screen:
 
         def update(state: "Rehearsal", message: str) -> None:
-            progress.update(task, completed=len(state.runs), description=message)
+            progress.update(
+                task, completed=len(state.runs), description=escape(for_terminal(message))
+            )
             if err.is_terminal:
                 screen.update(Group(progress, render.runs_table(state)), refresh=True)
             else:
-                err.print(message, highlight=False)
+                err.print(for_terminal(message), highlight=False, markup=False)
 
         result = rehearsal.rehearse(dataflow_file, cli, options, update)
     return result

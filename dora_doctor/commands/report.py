@@ -10,7 +10,6 @@ import typer
 
 from dora_doctor.commands import common
 from dora_doctor.commands.common import refuse_existing, write_output
-from dora_doctor.errors import DoctorError
 from dora_doctor.report import consoles
 
 
@@ -20,8 +19,8 @@ def command(
         None,
         "--format",
         "-f",
-        help="terminal, json, markdown, html or perfetto (default: from --output's suffix: "
-        ".md markdown, .html html, .json perfetto; else terminal).",
+        help="terminal, json, markdown, html, perfetto or timeline (default: from --output's "
+        "suffix: .md markdown, .html html, .json perfetto, .txt timeline; else terminal).",
     ),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="Write to this file (never overwritten) instead of stdout."
@@ -47,37 +46,18 @@ def command(
       dora-doctor report robot.ddrec -o trace.json            # open in ui.perfetto.dev
       dora-doctor report robot.ddrec --json
     """
-    from dora_doctor.analysis import diagnose
+    from dora_doctor.analysis.result import analyse
     from dora_doctor.recording.reader import ensure_usable, read_recording
-    from dora_doctor.report import html, markdown, perfetto, terminal
-    from dora_doctor.report import json as json_report
+    from dora_doctor.report import registry
 
-    chosen = "json" if as_json else (format or _format_from_suffix(output))
-    if chosen not in ("terminal", "json", "markdown", "html", "perfetto"):
-        raise DoctorError(f"--format {chosen}: choose terminal, json, markdown, html or perfetto")
+    renderer = registry.choose(format, output, as_json)
     refuse_existing(output)
     loaded = ensure_usable(read_recording(recording))
-    result = diagnose.report_from_recording(loaded, show_locals=show_locals)
-    result.recording = str(recording)
-    result.skipped_records = loaded.skipped_records
-    if chosen == "terminal":
-        if output is not None:
-            raise DoctorError("--format terminal prints to the screen: leave out --output")
-        terminal.render(result, consoles.out(), loaded)
-        return
-    text = {
-        "json": lambda: json_report.render(result),
-        "markdown": lambda: markdown.render(result, loaded, show_paths),
-        "html": lambda: html.render(result, loaded),
-        "perfetto": lambda: perfetto.render(loaded, show_locals),
-    }[chosen]()
+    analysis = analyse(loaded, show_locals=show_locals)
+    analysis.diagnosis.recording = str(recording)
+    analysis.diagnosis.skipped_records = loaded.skipped_records
+    text = renderer.render(analysis, consoles.render_options(show_paths))
     if output is None:
         sys.stdout.write(text)
     else:
         write_output(output, text)
-
-
-def _format_from_suffix(output: Optional[Path]) -> str:
-    if output is None:
-        return "terminal"
-    return {".md": "markdown", ".html": "html", ".json": "perfetto"}.get(output.suffix, "terminal")

@@ -58,7 +58,8 @@ def command(
       dora-doctor tune-grace robot.yml --runs 10 --ceiling 30s --margin 1.2
       dora-doctor tune-grace robot.yml --local --json > grace.json
     """
-    from dora_doctor.report import rehearsal as render
+    from dora_doctor.analysis.result import analyse
+    from dora_doctor.report import registry
 
     if record_dir is not None and not record_dir.is_dir():
         raise DoctorError(f"--record-dir {record_dir}: no such directory")
@@ -69,12 +70,9 @@ def command(
     rehearsal = rehearse_with_progress(
         dataflow_file, options, coordinator_addr, coordinator_port, dora
     )
+    shown = consoles.render_options()
     if html_file is not None:
-        from dora_doctor.report import html
-
-        sections = [(run.report, run.recorded) for run in rehearsal.runs if run.recorded]
-        write_output(html_file, html.render_many(sections))
-    if as_json:
-        sys.stdout.write(render.render_json(rehearsal))
-    else:
-        render.render_terminal(rehearsal, consoles.out())
+        recorded = [analyse(r.recorded, diagnosis=r.report) for r in rehearsal.runs if r.recorded]
+        write_output(html_file, registry.HTML.render_many(recorded, shown))
+    renderer = registry.REHEARSAL["json" if as_json else "terminal"]
+    sys.stdout.write(renderer.render(rehearsal, shown))

@@ -7,6 +7,7 @@ table, so analysis and reports can ask without running dora, and a new release i
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -380,5 +381,7 @@ def stop_args(version: Optional[str], dataflow: str) -> List[str]:
 
 
 def stop_command(version: Optional[str], dataflow: str, grace: str) -> str:
-    """The ``dora stop`` a user should type, in this version's syntax."""
-    return " ".join(["dora", *stop_args(version, dataflow), "--grace-duration", grace])
+    """The ``dora stop`` a user should type, in this version's syntax. The name comes from the
+    target and the line gets pasted into a shell: every word is quoted."""
+    words = [shlex.quote(word) for word in stop_args(version, dataflow)]
+    return " ".join(["dora", *words, "--grace-duration", grace])

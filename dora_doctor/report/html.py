@@ -16,24 +16,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from html import escape
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from dora_doctor.analysis import redaction
 from dora_doctor.analysis.findings import Diagnosis, NodeFinding
+from dora_doctor.analysis.result import Analysis, DataflowAnalysis
 from dora_doctor.analysis.timeline import (
+    EXIT,
+    GRACE,
     HELD,
+    KILL,
     LANE_STATES,
     NOT_HELD,
     RUNNING,
     SOME,
+    STOP,
     WAITING,
-    Shutdown,
-    build_shutdown,
-    thread_lane_states,
+    Marker,
 )
-from dora_doctor.dora.versions import has_sigterm_step, sigkill_factor
 from dora_doctor.model import Dataflow, Stack
-from dora_doctor.recording.model import Recording
+from dora_doctor.report import RenderOptions
 
 WIDTH = 900
 LANE_H = 18
@@ -68,13 +70,22 @@ svg text { fill:var(--fg); font:11px ui-monospace, monospace; }
 """
 
 
-def render(report: Diagnosis, recording: Recording) -> str:
-    return render_many([(report, recording)])
+class HtmlRenderer:
+    """One self-contained page; ``render_many`` puts several analyses (a rehearsal's runs)
+    on one page."""
+
+    name = "html"
+    suffix = ".html"
+
+    def render(self, analysis: Analysis, options: RenderOptions) -> str:
+        return self.render_many([analysis], options)
+
+    def render_many(self, analyses: Sequence[Analysis], options: RenderOptions) -> str:
+        return _page(analyses)
 
 
-def render_many(sections: Sequence[Tuple[Diagnosis, Recording]]) -> str:
-    """One page for several reports (a rehearsal's runs), each with its own recording."""
-    title = ", ".join(_title(report) for report, _ in sections)
+def _page(sections: Sequence[Analysis]) -> str:
+    title = ", ".join(_title(analysis.diagnosis) for analysis in sections)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
@@ -82,16 +93,17 @@ def render_many(sections: Sequence[Tuple[Diagnosis, Recording]]) -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>dora-doctor: {escape(title)}</title><style>{CSS}</style></head><body>",
     ]
-    for report, recording in sections:
-        parts += _sections(report, recording)
+    for analysis in sections:
+        parts += _sections(analysis)
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
-def _sections(report: Diagnosis, recording: Recording) -> List[str]:
+def _sections(analysis: Analysis) -> List[str]:
     parts: List[str] = []
-    for finding in report.dataflows:
-        dataflow = next((d for d in recording.dataflows if d.uuid == finding.uuid), None)
+    report = analysis.diagnosis
+    for analysed in analysis.dataflows:
+        finding, dataflow = analysed.finding, analysed.recorded
         name, uuid = escape(finding.name or "dataflow"), escape(finding.uuid)
         parts.append(f"<h1>{name} <span class='muted'>{uuid}</span></h1>")
         versions = f"dora {report.dora_version or 'unknown'} · dora-doctor {report.tool_version}"
@@ -104,12 +116,11 @@ def _sections(report: Diagnosis, recording: Recording) -> List[str]:
             )
             parts.append(f"<p><b>Suggestion:</b> {escape(finding.suggestion.reason)}{command}</p>")
         parts.append(_legend())
-        shutdown = build_shutdown(recording, dataflow) if dataflow else None
-        span = _time_span(recording, finding.uuid)
+        span = analysis.time_span(finding.uuid)
         for node in finding.nodes:
             parts.append(_card(node))
-            if dataflow is not None and span is not None and shutdown is not None:
-                parts.append(_lanes(recording, dataflow, node, shutdown, span))
+            if dataflow is not None and span is not None and analysed.shutdown is not None:
+                parts.append(_lanes(analysis, dataflow, node, analysed, span))
     return parts
 
 
@@ -156,23 +167,17 @@ def _locals(node: NodeFinding) -> str:
     return f"<details class='locals'><summary>Local variables</summary>{''.join(rows)}</details>"
 
 
-def _time_span(recording: Recording, uuid: str) -> Optional[Tuple[float, float]]:
-    times = [t for s in recording.stacks if s.dataflow == uuid for t in (s.start, s.end)]
-    times += [e.time for e in recording.events if e.dataflow == uuid]
-    return (min(times), max(times)) if times else None
-
-
 def _lanes(
-    recording: Recording,
+    analysis: Analysis,
     dataflow: Dataflow,
     node: NodeFinding,
-    shutdown: Shutdown,
+    analysed: DataflowAnalysis,
     span: Tuple[float, float],
 ) -> str:
     start, end = span
     scale = WIDTH / max(end - start, 1e-6)
     threads: Dict[int, str] = {}
-    for segment in recording.stacks:
+    for segment in analysis.recording.stacks:
         if segment.dataflow == dataflow.uuid and segment.node == node.id:
             for thread in segment.threads:
                 threads.setdefault(thread.thread_id, thread.name)
@@ -188,7 +193,7 @@ def _lanes(
             f"<text x='0' y='{y + 12}'>{escape(name[:20])}</text>"
         )
         for first, last, state, stack in _runs(
-            recording, dataflow.uuid, node.id, thread_id, start, end
+            analysis, dataflow.uuid, node.id, thread_id, start, end
         ):
             x = LABEL_W + first * WIDTH / BUCKETS
             w = (last - first + 1) * WIDTH / BUCKETS
@@ -198,7 +203,7 @@ def _lanes(
                 f"<title>{escape(name)}\n{title}</title></rect>"
             )
         out.append("</g>")
-    for index, (kind, when, label) in enumerate(_markers(shutdown, node.id)):
+    for index, (kind, when, label) in enumerate(_markers(analysed, node.id)):
         x = min(LABEL_W + WIDTH, max(LABEL_W, LABEL_W + (when - start) * scale))
         # labels alternate left and right of their line, so close markers stay readable
         anchor, dx = ("end", -3) if index % 2 else ("start", 3)
@@ -211,40 +216,32 @@ def _lanes(
     return "".join(out)
 
 
-def _markers(shutdown: Shutdown, node: str) -> List[Tuple[str, float, str]]:
+def _markers(analysed: DataflowAnalysis, node: str) -> List[Tuple[str, float, str]]:
     marks: List[Tuple[str, float, str]] = []
-    request = shutdown.request
-    if request is not None:
-        marks.append(("stop", request.time, f"STOP requested ({request.source})"))
-        if shutdown.grace is not None:
-            deadline = request.time + shutdown.grace.seconds
-            sigterm = has_sigterm_step(shutdown.dora_version)
-            marks.append(
-                (
-                    "grace",
-                    deadline,
-                    "grace deadline: SIGTERM" if sigterm else "grace deadline: SIGKILL",
-                )
-            )
-            if sigterm:
-                factor = sigkill_factor(shutdown.dora_version)
-                marks.append(
-                    ("kill", request.time + shutdown.grace.seconds * factor, "SIGKILL point")
-                )
-    end = shutdown.end_of(node)
-    if end is not None and end.time is not None:
-        how = f" (signal {end.signal})" if end.signal else ""
-        marks.append(("exit", end.time, f"process exit{how}"))
+    end = analysed.exit_of(node)
+    for mark in analysed.dataflow_markers + ([end] if end is not None else []):
+        marks.append((mark.kind, mark.time, _label(mark)))
     return marks
 
 
+def _label(mark: Marker) -> str:
+    if mark.kind == STOP:
+        return f"STOP requested ({mark.source})"
+    if mark.kind == GRACE:
+        return f"grace deadline: {mark.sends}"
+    if mark.kind == EXIT:
+        return "process exit" + (f" (signal {mark.signal})" if mark.signal else "")
+    assert mark.kind == KILL
+    return "SIGKILL point"
+
+
 def _runs(
-    recording: Recording, uuid: str, node: str, thread_id: int, start: float, end: float
+    analysis: Analysis, uuid: str, node: str, thread_id: int, start: float, end: float
 ) -> List[Tuple[int, int, str, Stack]]:
     """(first bucket, last bucket, lane state, dominant stack), merged where alike."""
     step = (end - start) / BUCKETS or 1.0
     time_in: Dict[int, Dict[Stack, float]] = defaultdict(lambda: defaultdict(float))
-    for segment in recording.stacks:
+    for segment in analysis.recording.stacks:
         if segment.dataflow != uuid or segment.node != node:
             continue
         for thread in segment.threads:
@@ -256,7 +253,7 @@ def _runs(
                 for b in range(b0, b1 + 1):
                     lo, hi = start + b * step, start + (b + 1) * step
                     time_in[b][span.stack] += max(0.0, min(hi, span.end) - max(lo, span.start))
-    states = thread_lane_states(recording, uuid, node, thread_id, start, step, BUCKETS)
+    states = analysis.lane_states(uuid, node, thread_id, start, step, BUCKETS)
     runs: List[Tuple[int, int, str, Stack]] = []
     for b in sorted(time_in):
         stack = max(time_in[b], key=lambda s: time_in[b][s])

@@ -12,20 +12,25 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional
 
-from dora_doctor.analysis import redaction
-from dora_doctor.analysis.timeline import build_shutdown
-from dora_doctor.dora.versions import has_sigterm_step, sigkill_factor
+from dora_doctor.analysis.result import Analysis, DataflowAnalysis
+from dora_doctor.analysis.timeline import EXIT, GRACE, KILL, STOP
 from dora_doctor.recording.model import Recording
+from dora_doctor.report import RenderOptions
 
 GIL_TID = 0  # thread ids from py-spy are OS ids, never 0
 
 
-def render(recording: Recording, show_locals: bool = False) -> str:
-    return json.dumps(trace_events(recording, show_locals), separators=(",", ":")) + "\n"
+class PerfettoRenderer:
+    name = "perfetto"
+    suffix = ".json"
+
+    def render(self, analysis: Analysis, options: RenderOptions) -> str:
+        return json.dumps(trace_events(analysis), separators=(",", ":")) + "\n"
 
 
-def trace_events(recording: Recording, show_locals: bool = False) -> Dict[str, Any]:
-    recording = redaction.redacted(recording, show_locals)
+def trace_events(analysis: Analysis) -> Dict[str, Any]:
+    """The trace of the analysis's recording (its locals redacted as the analysis is)."""
+    recording = analysis.recording
     times = [s.start for s in recording.stacks] + [g.start for g in recording.gil]
     times += [e.time for e in recording.events] + [e.time for e in recording.logs if e.time]
     origin = min(times) if times else 0.0
@@ -34,7 +39,10 @@ def trace_events(recording: Recording, show_locals: bool = False) -> Dict[str, A
         return int(round((t - origin) * 1e6))
 
     events: List[Dict[str, Any]] = []
-    for dataflow in recording.dataflows:
+    for analysed in analysis.dataflows:
+        dataflow = analysed.recorded
+        if dataflow is None:
+            continue
         pids = {}
         for index, node in enumerate(dataflow.nodes, start=1):
             pid = node.sample_pid or node.pid or index
@@ -88,17 +96,13 @@ def trace_events(recording: Recording, show_locals: bool = False) -> Dict[str, A
                     },
                 }
             )
-        events += _markers(recording, dataflow.uuid, pids, us)
+        events += _markers(analysed, pids, us)
         events += _locals(recording, dataflow.uuid, pids, us)
     events.sort(key=lambda e: (e["pid"], e["tid"], e["ts"] if e["ph"] != "M" else -1))
     return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": {"origin_unix_s": origin}}
 
 
-def _markers(
-    recording: Recording, uuid: str, pids: Dict[str, int], us: Any
-) -> List[Dict[str, Any]]:
-    dataflow = next(d for d in recording.dataflows if d.uuid == uuid)
-    shutdown = build_shutdown(recording, dataflow)
+def _markers(analysed: DataflowAnalysis, pids: Dict[str, int], us: Any) -> List[Dict[str, Any]]:
     marks: List[Dict[str, Any]] = []
 
     def instant(name: str, when: float, pid: int, scope: str = "p") -> None:
@@ -114,31 +118,22 @@ def _markers(
             }
         )
 
-    request = shutdown.request
     for node_id, pid in pids.items():
-        if request is not None:
-            instant("STOP requested", request.time, pid)
-            if shutdown.grace is not None:
-                deadline = request.time + shutdown.grace.seconds
-                version = shutdown.dora_version
-                instant(
-                    "grace deadline (SIGTERM)"
-                    if has_sigterm_step(version)
-                    else "grace deadline (SIGKILL)",
-                    deadline,
-                    pid,
-                )
-                if has_sigterm_step(version):
-                    instant(
-                        "SIGKILL point",
-                        request.time + shutdown.grace.seconds * sigkill_factor(version),
-                        pid,
-                    )
-        end = shutdown.end_of(node_id)
-        if end is not None and end.time is not None:
-            how: Optional[str] = f"signal {end.signal}" if end.signal else None
-            instant("process exit" + (f" ({how})" if how else ""), end.time, pid)
+        end = analysed.exit_of(node_id)
+        for mark in analysed.dataflow_markers + ([end] if end is not None else []):
+            instant(_name(mark.kind, mark.sends, mark.signal), mark.time, pid)
     return marks
+
+
+def _name(kind: str, sends: Optional[str], signal: Optional[int]) -> str:
+    if kind == STOP:
+        return "STOP requested"
+    if kind == GRACE:
+        return f"grace deadline ({sends})"
+    if kind == KILL:
+        return "SIGKILL point"
+    assert kind == EXIT
+    return "process exit" + (f" (signal {signal})" if signal else "")
 
 
 def _locals(recording: Recording, uuid: str, pids: Dict[str, int], us: Any) -> List[Dict[str, Any]]:

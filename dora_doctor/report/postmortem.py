@@ -12,8 +12,30 @@ from rich.console import Console
 from rich.table import Table
 
 from dora_doctor.analysis.postmortem import Postmortem, TimelineEntry
-from dora_doctor.logs.events import STOP_REQUEST
-from dora_doctor.report import terminal
+from dora_doctor.analysis.result import STOP_REQUEST
+from dora_doctor.report import RenderOptions, consoles, terminal
+from dora_doctor.report.consoles import text
+
+
+class PostmortemJson:
+    name = "json"
+    suffix = ".json"
+
+    def render(self, result: Postmortem, options: RenderOptions) -> str:
+        return json.dumps(to_dict(result), indent=2) + "\n"
+
+
+class PostmortemTerminal:
+    """The per-node report, the counts over the whole input, and the merged timeline of
+    several machines' logs."""
+
+    name = "terminal"
+    suffix = ""
+
+    def render(self, result: Postmortem, options: RenderOptions) -> str:
+        console = consoles.capture(options)
+        _draw(result, console)
+        return consoles.captured(console)
 
 
 def to_dict(result: Postmortem) -> Dict[str, Any]:
@@ -89,10 +111,6 @@ def describe(entry: TimelineEntry) -> str:
     return shorten(event.text)
 
 
-def render_json(result: Postmortem) -> str:
-    return json.dumps(to_dict(result), indent=2) + "\n"
-
-
 def _render_timeline(result: Postmortem, console: Console) -> None:
     """Logs of several machines read together: their events in one wall-clock order."""
     entries = result.scan.timeline
@@ -103,7 +121,8 @@ def _render_timeline(result: Postmortem, console: Console) -> None:
         table.add_column(column, no_wrap=column != "what")
     for entry in entries[:TIMELINE_LINES]:
         where = _machine_of_entry(entry) or entry.source
-        table.add_row(_clock(entry.time), where, entry.event.node or "–", describe(entry))
+        cells = (_clock(entry.time), where, entry.event.node or "–", describe(entry))
+        table.add_row(*(text(cell) for cell in cells))
     console.print(table)
     if len(entries) > TIMELINE_LINES:
         console.print(f"… {len(entries) - TIMELINE_LINES} more events (--json has them)")
@@ -113,8 +132,8 @@ def shorten(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_terminal(result: Postmortem, console: Console) -> None:
-    terminal.render(result.report, console)
+def _draw(result: Postmortem, console: Console) -> None:
+    terminal.draw(result.report, console)
     summary = result.summary
     table = Table(title="over the whole input", title_justify="left")
     for column in ("node", "terminated", "killed", "slowest stop→exit"):
@@ -123,7 +142,7 @@ def render_terminal(result: Postmortem, console: Console) -> None:
     for name in names:
         slowest = summary.slowest_stop_s.get(name)
         table.add_row(
-            name,
+            text(name),
             str(summary.terminated.get(name, 0)),
             str(summary.killed.get(name, 0)),
             f"{slowest:.2f} s" if slowest is not None else "–",

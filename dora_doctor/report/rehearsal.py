@@ -3,24 +3,83 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, List
 
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from dora_doctor import __version__
 from dora_doctor.analysis.grace import NodeStats
 from dora_doctor.analysis.rehearsal import Rehearsal
+from dora_doctor.report import RenderOptions, consoles
+from dora_doctor.report.consoles import text
 
 SCHEMA = "dora-doctor.tune-grace/1"
+
+
+class RehearsalTerminal:
+    """tune-grace for a person: stop times per run, statistics, code advice, suggestion."""
+
+    name = "terminal"
+    suffix = ""
+
+    def render(self, rehearsal: Rehearsal, options: RenderOptions) -> str:
+        console = consoles.capture(options)
+        _draw(rehearsal, console)
+        return consoles.captured(console)
+
+
+class RehearsalJson:
+    name = "json"
+    suffix = ".json"
+
+    def render(self, rehearsal: Rehearsal, options: RenderOptions) -> str:
+        return json.dumps(to_dict(rehearsal), indent=2) + "\n"
+
+
+class RunsTerminal:
+    """Only the stop times per run (``check``: the verdict is its exit code)."""
+
+    name = "terminal"
+    suffix = ""
+
+    def render(self, rehearsal: Rehearsal, options: RenderOptions) -> str:
+        console = consoles.capture(options)
+        console.print(runs_table(rehearsal))
+        return consoles.captured(console)
+
+
+@dataclass
+class Check:
+    """A rehearsal judged against the grace the user intends to use."""
+
+    rehearsal: Rehearsal
+    grace: str
+    failures: List[str]
+
+
+class CheckJson:
+    """tune-grace's JSON with the verdict added under ``check``."""
+
+    name = "json"
+    suffix = ".json"
+
+    def render(self, check: Check, options: RenderOptions) -> str:
+        data = to_dict(check.rehearsal)
+        data["check"] = {
+            "grace": check.grace,
+            "passed": not check.failures,
+            "failures": check.failures,
+        }
+        return json.dumps(data, indent=2) + "\n"
 
 
 def runs_table(rehearsal: Rehearsal) -> Table:
     """Stop→exit per node and run; "≥" marks a run dora ended (censored)."""
     table = Table(
-        title=f"stop → exit per node · {rehearsal.dataflow_file.name}", title_justify="left"
+        title=text(f"stop → exit per node · {rehearsal.dataflow_file.name}", "table.title"),
+        title_justify="left",
     )
     table.add_column("node")
     for run in rehearsal.runs:
@@ -36,7 +95,7 @@ def runs_table(rehearsal: Rehearsal) -> Table:
             mark = "≥ " if ended else ""
             cause = f" {node.cause}" if node.cause not in (None, "none") else ""
             cells.append(f"{mark}{node.stop_duration_s:.2f} s{cause}")
-        table.add_row(node_id, *cells)
+        table.add_row(*(text(cell) for cell in [node_id, *cells]))
     return table
 
 
@@ -45,7 +104,7 @@ def stats_table(stats: List[NodeStats]) -> Table:
     for column in ("node", "runs", "p50", "p95", "max", "censored", "causes"):
         table.add_column(column, justify="left" if column in ("node", "causes") else "right")
     for s in stats:
-        table.add_row(
+        cells = [
             s.node,
             str(s.runs),
             _seconds(s.p50),
@@ -53,18 +112,19 @@ def stats_table(stats: List[NodeStats]) -> Table:
             _seconds(s.max),
             f"{len(s.censored)} × ≥ {min(s.censored):.2f} s" if s.censored else "–",
             ", ".join(sorted(set(s.causes))) or "–",
-        )
+        ]
+        table.add_row(*(text(cell) for cell in cells))
     return table
 
 
-def render_terminal(rehearsal: Rehearsal, console: Console) -> None:
+def _draw(rehearsal: Rehearsal, console: Console) -> None:
     if rehearsal.cleaned_up:
         console.print(
-            f"Stopped leftovers of an earlier rehearsal: {', '.join(rehearsal.cleaned_up)}"
+            text(f"Stopped leftovers of an earlier rehearsal: {', '.join(rehearsal.cleaned_up)}")
         )
     console.print(runs_table(rehearsal))
     if rehearsal.ended_early:
-        console.print(Text(rehearsal.ended_early, style="yellow"))
+        console.print(text(rehearsal.ended_early, style="yellow"))
     stats = rehearsal.stats()
     console.print(stats_table(stats))
     advice_seen = set()
@@ -75,11 +135,11 @@ def render_terminal(rehearsal: Rehearsal, console: Console) -> None:
                 if advice.kind == "code" and key not in advice_seen:
                     advice_seen.add(key)
                     where = f" ({advice.location})" if advice.location else ""
-                    console.print(Text(f"{node.id}: {advice.text}{where}", style="green"))
+                    console.print(text(f"{node.id}: {advice.text}{where}", style="green"))
     suggestion = rehearsal.suggestion()
-    console.print(Text(f"Suggestion: {suggestion.reason}", style="bold"))
+    console.print(text(f"Suggestion: {suggestion.reason}", style="bold"))
     if suggestion.command:
-        console.print(Text(f"  {suggestion.command}"))
+        console.print(text(f"  {suggestion.command}"))
 
 
 def to_dict(rehearsal: Rehearsal) -> Dict[str, Any]:
@@ -116,10 +176,6 @@ def to_dict(rehearsal: Rehearsal) -> Dict[str, Any]:
         "wall_s": round(rehearsal.wall_s, 3),
         "overhead_ratio": rehearsal.overhead_ratio(),
     }
-
-
-def render_json(rehearsal: Rehearsal) -> str:
-    return json.dumps(to_dict(rehearsal), indent=2) + "\n"
 
 
 def _node_ids(rehearsal: Rehearsal) -> List[str]:

@@ -1,4 +1,8 @@
-"""The per-node summary printed at the end of a command, for people."""
+"""The per-node summary printed at the end of a command, for people.
+
+Every name, path and sentence that carries target text goes through ``consoles.text``:
+shown, never interpreted (no markup, no control sequences).
+"""
 
 from __future__ import annotations
 
@@ -13,36 +17,47 @@ from rich.text import Text
 
 from dora_doctor.analysis import redaction
 from dora_doctor.analysis.findings import DataflowFinding, Diagnosis, NodeFinding
+from dora_doctor.analysis.result import Analysis
 from dora_doctor.model import REMOTE
-from dora_doctor.recording.model import Recording
-from dora_doctor.report import timeline_text
+from dora_doctor.report import RenderOptions, consoles, timeline_text
+from dora_doctor.report.consoles import text
 
 
-def render(report: Diagnosis, console: Console, recording: Optional[Recording] = None) -> None:
-    for dataflow in report.dataflows:
+class TerminalRenderer:
+    """Tables, the text timeline and a card per node worth one, for a person at a terminal."""
+
+    name = "terminal"
+    suffix = ""
+
+    def render(self, analysis: Analysis, options: RenderOptions) -> str:
+        console = consoles.capture(options)
+        draw(analysis.diagnosis, console, analysis)
+        return consoles.captured(console)
+
+
+def draw(report: Diagnosis, console: Console, analysis: Optional[Analysis] = None) -> None:
+    """Draw on ``console``, with the text timelines of ``analysis`` where given: for
+    renderers that put more around the summary (post-mortem)."""
+    for index, dataflow in enumerate(report.dataflows):
         console.print(_dataflow(dataflow, report))
-        recorded = (
-            next((d for d in recording.dataflows if d.uuid == dataflow.uuid), None)
-            if recording
-            else None
-        )
-        if recording is not None and recorded is not None:
-            for line in timeline_text.render(recording, recorded, min(console.width, 100)):
-                console.print(Text(line), soft_wrap=True)
+        if analysis is not None:
+            analysed = analysis.dataflows[index]
+            for row in timeline_text.lines(analysis, analysed, min(console.width, 100)):
+                console.print(Text(row), soft_wrap=True)
         for node in dataflow.nodes:
             if _worth_a_card(node):
                 console.print(_node_card(node))
         for node in dataflow.nodes:
             if node.skipped and node.skipped.startswith(REMOTE):
-                console.print(Text(f"{node.id}: {node.skipped}", style="yellow"))
+                console.print(text(f"{node.id}: {node.skipped}", style="yellow"))
         if dataflow.suggestion is not None:
-            console.print(Text(f"Suggestion: {dataflow.suggestion.reason}", style="bold"))
+            console.print(text(f"Suggestion: {dataflow.suggestion.reason}", style="bold"))
             if dataflow.suggestion.command:
-                console.print(Text(f"  {dataflow.suggestion.command}"))
+                console.print(text(f"  {dataflow.suggestion.command}"))
     if report.skipped_records and report.skipped_records.count:
-        console.print(Text(report.skipped_records.summary(), style="yellow"))
+        console.print(text(report.skipped_records.summary(), style="yellow"))
     if report.recording:
-        console.print(Text(f"Recording: {short_path(report.recording)}", style="dim"))
+        console.print(text(f"Recording: {short_path(report.recording)}", style="dim"))
 
 
 def short_path(path: str) -> str:
@@ -89,7 +104,7 @@ def _dataflow(dataflow: DataflowFinding, report: Diagnosis) -> Table:
     title = (
         f"{dataflow.name or dataflow.uuid} ({dataflow.uuid}) · dora {report.dora_version or '?'}"
     )
-    table = Table(title=title, title_justify="left")
+    table = Table(title=text(title, style="table.title"), title_justify="left")
     machines = any(node.machine for node in dataflow.nodes)
     columns: Tuple[str, ...] = ("node", "outcome", "stop→exit", "cause", "GIL held", "samples")
     if machines:
@@ -114,7 +129,7 @@ def _dataflow(dataflow: DataflowFinding, report: Diagnosis) -> Table:
         cells = [node.id, node.outcome or "–", stop, why, gil, f"{node.samples:,}"]
         if machines:
             cells.insert(1, node.machine or "–")
-        table.add_row(*cells)
+        table.add_row(*(text(cell) for cell in cells))
     return table
 
 
@@ -125,24 +140,24 @@ def _node_card(node: NodeFinding) -> Panel:
         for h in node.gil.holders[:3]:
             native = " (one C call)" if h.native else ""
             lines.append(
-                Text(
+                text(
                     f"  {h.share:4.0%}  {h.thread}: {h.function}{native}  {_where(h.file, h.line)}"
                 )
             )
     for item in node.evidence:
-        lines.append(Text(f"• {shorten_paths(item)}"))
+        lines.append(text(f"• {shorten_paths(item)}"))
     for advice in node.advice:
         where = f" ({_shorten_location(advice.location)})" if advice.location else ""
-        lines.append(Text(f"→ {advice.kind}: {advice.text}{where}", style="green"))
+        lines.append(text(f"→ {advice.kind}: {advice.text}{where}", style="green"))
     for heading, values in redaction.by_frame(node.locals or []).items():
-        lines.append(Text(f"Local variables {shorten_paths(heading)}:", style="bold"))
-        lines += [Text(f"  {v.name} = {v.value}") for v in values]
+        lines.append(text(f"Local variables {shorten_paths(heading)}:", style="bold"))
+        lines += [text(f"  {v.name} = {v.value}") for v in values]
     title = f"{node.id} · pid {node.pid or '?'} · Python {node.python_version or '?'}"
     if node.machine:
         title += f" · machine {node.machine}"
     if node.sample_rate_hz:
         title += f" · {node.samples:,} samples at {node.sample_rate_hz:.0f}/s"
-    return Panel(Group(*lines), title=title, title_align="left", expand=False)
+    return Panel(Group(*lines), title=text(title), title_align="left", expand=False)
 
 
 def _shorten_location(location: str) -> str:

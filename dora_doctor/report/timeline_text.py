@@ -12,29 +12,56 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from dora_doctor.analysis.timeline import HELD, RUNNING, SOME, build_shutdown, thread_lane_states
-from dora_doctor.dora.versions import has_sigterm_step, sigkill_factor
-from dora_doctor.model import Dataflow
-from dora_doctor.recording.model import Recording
+from dora_doctor.analysis.result import Analysis, DataflowAnalysis
+from dora_doctor.analysis.timeline import (
+    EXIT,
+    GRACE,
+    HELD,
+    KILL,
+    RUNNING,
+    SOME,
+    STOP,
+)
+from dora_doctor.report import RenderOptions
+from dora_doctor.textsafe import for_terminal
 
 LABEL = 22
 WIDTH = 100
 MAX_THREADS = 4
 LEGEND = "  # held GIL  + some  ~ ran without it  . waited   S stop  T grace  K SIGKILL  X exit"
 MARKS = {HELD: "#", SOME: "+", RUNNING: "~"}
+LETTERS = {STOP: "S", GRACE: "T", KILL: "K", EXIT: "X"}
 
 
-def render(recording: Recording, dataflow: Dataflow, width: int = WIDTH) -> List[str]:
-    stacks = [s for s in recording.stacks if s.dataflow == dataflow.uuid]
+class TimelineRenderer:
+    """Only the text timelines, every dataflow's, at most ``WIDTH`` columns wide."""
+
+    name = "timeline"
+    suffix = ".txt"
+
+    def render(self, analysis: Analysis, options: RenderOptions) -> str:
+        rows: List[str] = []
+        for dataflow in analysis.dataflows:
+            rows += lines(analysis, dataflow, min(options.width, WIDTH))
+        return "".join(row + "\n" for row in rows)
+
+
+def lines(analysis: Analysis, dataflow: DataflowAnalysis, width: int = WIDTH) -> List[str]:
+    """The timeline of one dataflow, a line per node and per thread (names escaped: these
+    lines go to a terminal as they are)."""
+    recording = analysis.recording
+    recorded = dataflow.recorded
+    if recorded is None:
+        return []
+    stacks = [s for s in recording.stacks if s.dataflow == recorded.uuid]
     if not stacks:
         return []
     start = min(s.start for s in stacks)
     end = max(s.end for s in stacks)
     buckets = max(10, width - LABEL - 1)
     step = (end - start) / buckets or 1.0
-    shutdown = build_shutdown(recording, dataflow)
-    lines = [f"{'':<{LABEL}} {_axis(shutdown, start, step, buckets, None)}"]
-    for node in dataflow.nodes:
+    out = [f"{'':<{LABEL}} {_axis(dataflow, start, step, buckets, None)}"]
+    for node in recorded.nodes:
         node_stacks = [s for s in stacks if s.node == node.id]
         if not node_stacks:
             continue
@@ -42,17 +69,17 @@ def render(recording: Recording, dataflow: Dataflow, width: int = WIDTH) -> List
         for segment in node_stacks:
             for thread in segment.threads:
                 threads.setdefault(thread.thread_id, thread.name)
-        ending = _axis(shutdown, start, step, buckets, node.id)
-        lines.append(f"{node.id[:LABEL]:<{LABEL}} {ending}")
+        ending = _axis(dataflow, start, step, buckets, node.id)
+        out.append(f"{for_terminal(node.id)[:LABEL]:<{LABEL}} {ending}")
         for thread_id, name in list(threads.items())[:MAX_THREADS]:
-            row = _thread_row(recording, dataflow.uuid, node.id, thread_id, start, step, buckets)
-            lines.append(f"  {name[: LABEL - 2]:<{LABEL - 2}} {row}")
-    lines.append(LEGEND)
-    return lines
+            row = _thread_row(analysis, recorded.uuid, node.id, thread_id, start, step, buckets)
+            out.append(f"  {for_terminal(name)[: LABEL - 2]:<{LABEL - 2}} {row}")
+    out.append(LEGEND)
+    return out
 
 
 def _thread_row(
-    recording: Recording,
+    analysis: Analysis,
     dataflow: str,
     node: str,
     thread_id: int,
@@ -61,7 +88,7 @@ def _thread_row(
     buckets: int,
 ) -> str:
     sampled = [" "] * buckets
-    for segment in recording.stacks:
+    for segment in analysis.recording.stacks:
         if segment.dataflow != dataflow or segment.node != node:
             continue
         for thread in segment.threads:
@@ -69,33 +96,26 @@ def _thread_row(
                 for span in thread.spans:
                     for i in _bucket_range(span.start, span.end, start, step, buckets):
                         sampled[i] = "."
-    states = thread_lane_states(recording, dataflow, node, thread_id, start, step, buckets)
+    states = analysis.lane_states(dataflow, node, thread_id, start, step, buckets)
     for i, state in states.items():
         if sampled[i] != " ":
             sampled[i] = MARKS.get(state, ".")
     return "".join(sampled)
 
 
-def _axis(shutdown: object, start: float, step: float, buckets: int, node: Optional[str]) -> str:
-    from dora_doctor.analysis.timeline import Shutdown
-
-    assert isinstance(shutdown, Shutdown)
+def _axis(
+    dataflow: DataflowAnalysis, start: float, step: float, buckets: int, node: Optional[str]
+) -> str:
+    """The dataflow's axis (stop, grace, SIGKILL) or a node's (its stop and its exit)."""
     row = ["─"] * buckets
     marks: List[Tuple[float, str]] = []
-    request = shutdown.request
-    if node is None and request is not None:
-        marks.append((request.time, "S"))
-        if shutdown.grace is not None:
-            marks.append((request.time + shutdown.grace.seconds, "T"))
-            if has_sigterm_step(shutdown.dora_version):
-                factor = sigkill_factor(shutdown.dora_version)
-                marks.append((request.time + shutdown.grace.seconds * factor, "K"))
-    if node is not None:
-        end = shutdown.end_of(node)
-        if end is not None and end.time is not None:
+    if node is None:
+        marks += [(m.time, LETTERS[m.kind]) for m in dataflow.dataflow_markers]
+    else:
+        end = dataflow.exit_of(node)
+        if end is not None:
             marks.append((end.time, "X"))
-        if request is not None:
-            marks.append((request.time, "S"))
+        marks += [(m.time, "S") for m in dataflow.markers if m.kind == STOP]
     for when, letter in marks:
         index = int((when - start) / step)
         if 0 <= index < buckets:
