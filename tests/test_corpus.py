@@ -482,14 +482,26 @@ NO_END_LINE = {
 }
 
 
+# Recorded before the watch waited for dora's end line (issue 13 §3): a node that really ended
+# clean has no line in the recording that proves it, so `unknown` is as right as `clean`.
+NO_CLEAN_PROOF = {"zlib_archiver", "py312"}
+
+# Still wrong today, with the reason: each flips to a failure the moment it is fixed.
+STILL_WRONG = {
+    "sigterm_quick": (
+        "issue 13 §3: quick exited 0 through its SIGTERM handler at the grace deadline, which no "
+        "dora line records; the recording predates SigCgt, so `clean` is still claimed"
+    ),
+}
+
 def _recorded() -> List[Any]:
     names = sorted(p.stem for p in RECORDINGS.glob("*.ddrec"))
     return [
         pytest.param(
             n,
             id=n,
-            marks=[pytest.mark.xfail(strict=True, reason=NO_END_LINE[n])]
-            if n in NO_END_LINE
+            marks=[pytest.mark.xfail(strict=True, reason=STILL_WRONG[n])]
+            if n in STILL_WRONG
             else [],
         )
         for n in names
@@ -509,6 +521,8 @@ def test_recording_gives_the_outcome(name: str) -> None:
         got = nodes[node]
         if name in NO_END_LINE and truth.outcome == "terminated":
             assert got["outcome"] in ("terminated", "unknown"), (node, got["evidence"])
+        elif name in NO_CLEAN_PROOF and truth.outcome == "clean":
+            assert got["outcome"] in ("clean", "unknown"), (node, got["evidence"])
         else:
             assert got["outcome"] == truth.outcome, (node, got["evidence"])
         gil = got["gil"]

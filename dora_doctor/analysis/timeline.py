@@ -340,6 +340,7 @@ def without_exit_lines(
                 f"{silent}: the process ended {after:.2f} s after the stop, before any signal, "
                 "and `dora stop` returned 0, naming no failed node."
             )
+            end.finished = True  # dora's own word that no node failed: positive evidence
             return
         end.unknown_reason = (
             f"{silent}; the process ended {after:.2f} s after the stop, before any signal, but "
