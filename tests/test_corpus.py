@@ -494,6 +494,7 @@ STILL_WRONG = {
     ),
 }
 
+
 def _recorded() -> List[Any]:
     names = sorted(p.stem for p in RECORDINGS.glob("*.ddrec"))
     return [

@@ -16,14 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dora_doctor.analysis.diagnose import report_from_recording
+from dora_doctor.analysis.result import analyse
 from dora_doctor.errors import DoctorError
 from dora_doctor.model import Frame
 from dora_doctor.recording.codec import MAX_TIME
 from dora_doctor.recording.merge import merge
 from dora_doctor.recording.model import KEPT_REASONS, Recording
 from dora_doctor.recording.reader import parse_recording, read_recording
-from dora_doctor.report import json as json_report
-from dora_doctor.report import markdown, perfetto
+from dora_doctor.report import RenderOptions, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "tests" / "fixtures" / "recordings"
@@ -154,14 +154,15 @@ def test_every_renderer_takes_whatever_the_reader_kept(text: str) -> None:
         recording = parse_recording(iter(text.splitlines(keepends=True)))
     except DoctorError:
         return
-    result = report_from_recording(recording)
-    data = json.loads(json_report.render(result), parse_constant=_refuse)
+    analysis = analyse(recording)
+    options = RenderOptions()
+    data = json.loads(registry.JSON.render(analysis, options), parse_constant=_refuse)
     for dataflow in data["dataflows"]:
         for node in dataflow["nodes"]:
             assert node["samples"] >= 0
             assert node["sample_rate_hz"] is None or node["sample_rate_hz"] >= 0
-    markdown.render(result, recording, False)
-    json.loads(perfetto.render(recording, False), parse_constant=_refuse)
+    registry.MARKDOWN.render(analysis, options)
+    json.loads(registry.PERFETTO.render(analysis, options), parse_constant=_refuse)
 
 
 def _refuse(constant: str) -> Any:

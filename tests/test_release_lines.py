@@ -20,10 +20,11 @@ from helpers import run_doctor
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.findings import NodeFinding
 from dora_doctor.analysis.postmortem import postmortem
+from dora_doctor.analysis.result import analyse
 from dora_doctor.dora import versions
 from dora_doctor.logs import patterns
 from dora_doctor.recording.reader import read_recording
-from dora_doctor.report import html, markdown, perfetto, timeline_text
+from dora_doctor.report import RenderOptions, registry, timeline_text
 
 FIX = Path(__file__).parent / "fixtures"
 REC = FIX / "recordings"
@@ -175,17 +176,20 @@ def test_recordings_of_every_line_give_the_outcome_of_its_ladder(version: str) -
 @pytest.mark.parametrize("version", RECORDED)
 def test_every_renderer_draws_the_ladder_of_the_recordings_line(version: str) -> None:
     recording = read_recording(REC / f"gil-{version}.ddrec")
-    diagnosis = report_from_recording(recording)
+    analysis = analyse(recording)
+    options = RenderOptions()
     line = versions.release_line(version)
-    marks = {e["name"] for e in json.loads(perfetto.render(recording))["traceEvents"]}
+    marks = {
+        e["name"] for e in json.loads(registry.PERFETTO.render(analysis, options))["traceEvents"]
+    }
     if line.sigterm_step:
         assert {"grace deadline (SIGTERM)", "SIGKILL point"} <= marks
     else:
         assert "grace deadline (SIGKILL)" in marks and "SIGKILL point" not in marks
-    assert "crunch" in markdown.render(diagnosis, recording)
-    page = html.render(diagnosis, recording)
+    assert "crunch" in registry.MARKDOWN.render(analysis, options)
+    page = registry.HTML.render(analysis, options)
     assert page.lower().startswith("<!doctype html>") and "crunch" in page
-    header, crunch_row = timeline_text.render(recording, recording.dataflows[0])[:2]
+    header, crunch_row = timeline_text.lines(analysis, analysis.dataflows[0])[:2]
     assert header.index("S") < header.index("T")  # the stop, then the grace deadline
     assert "K" not in header  # crunch was gone before any SIGKILL point came
     assert crunch_row.startswith("crunch") and crunch_row.rstrip().endswith("X")

@@ -30,7 +30,8 @@ from dora_doctor.analysis.rehearsal import Rehearsal, RehearsalOptions, RunResul
 from dora_doctor.analysis.result import Analysis, analyse
 from dora_doctor.cli import app
 from dora_doctor.errors import DoctorError
-from dora_doctor.recording.model import Recording, read_recording
+from dora_doctor.recording.model import Recording
+from dora_doctor.recording.reader import read_recording
 from dora_doctor.report import RenderOptions, registry
 from dora_doctor.report.rehearsal import Check
 from dora_doctor.textsafe import for_terminal
