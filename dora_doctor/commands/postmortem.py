@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.text import Text
 
 from dora_doctor.commands import common
 from dora_doctor.commands.common import refuse_existing, write_output
@@ -41,17 +42,32 @@ def command(
       journalctl -u dora-daemon | dora-doctor postmortem -
     """
     from dora_doctor.analysis import postmortem as library
+    from dora_doctor.logs.logfiles import missing
     from dora_doctor.recording.jsonl import read_recording
     from dora_doctor.report import postmortem as render
 
+    gone = missing(inputs)
+    if gone:  # a typo, not a damaged log: one line, before anything is read
+        more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
+        raise DoctorError(f"{gone[0]}: no such file or directory{more}")
     refuse_existing(html_file)
     recorded = read_recording(recording) if recording else None
     result = library.postmortem(inputs, recorded)
+    stats = result.scan.stats
+    if stats.files == 0:
+        shown = "; ".join(stats.problems[:3]) or "no input"
+        more = f" (and {len(stats.problems) - 3} more)" if len(stats.problems) > 3 else ""
+        raise DoctorError(f"nothing to read: {shown}{more}")
     err = consoles.err()
-    for problem in result.scan.stats.problems:
-        err.print(f"dora-doctor: warning: {problem}", highlight=False)
-    if result.scan.stats.files == 0:
-        raise DoctorError("nothing to read: " + "; ".join(result.scan.stats.problems))
+    for problem in stats.problems:
+        err.print(Text(f"dora-doctor: warning: {problem}"), highlight=False)
+    if stats.bytes == 0 and recorded is None:
+        err.print(
+            f"dora-doctor: the input is empty ({stats.files} file(s), 0 bytes): nothing to report",
+            highlight=False,
+        )
+        if not as_json:
+            return
     if html_file is not None:
         from dora_doctor.recording.jsonl import Recording
         from dora_doctor.report import html

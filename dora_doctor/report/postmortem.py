@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dora_doctor.analysis.postmortem import Postmortem, TimelineEntry
 from dora_doctor.logs.events import STOP_REQUEST
@@ -24,14 +25,18 @@ def to_dict(result: Postmortem) -> Dict[str, Any]:
             "files": stats.files,
             "bytes": stats.bytes,
             "lines": stats.lines,
-            "events": len(result.scan.events),
-            "other_lines": max(0, stats.lines - len(result.scan.events)),
+            "events": result.scan.events_read,
+            "other_lines": max(0, stats.lines - result.scan.events_read),
             "cut_lines": stats.cut_lines,
             "problems": stats.problems,
+            "events_kept": len(result.scan.events),
+            "events_omitted": result.scan.events_omitted,
         },
-        "summary": asdict(result.summary),
+        "summary": {**asdict(result.summary), "events_by_node": result.scan.by_node},
         "machines": machines_of(result),
         "timeline": [_entry_dict(e) for e in result.scan.timeline[:TIMELINE_JSON_MAX]],
+        "timeline_omitted": result.scan.events_read
+        - min(len(result.scan.timeline), TIMELINE_JSON_MAX),
     }
     return data
 
@@ -103,10 +108,14 @@ def _render_timeline(result: Postmortem, console: Console) -> None:
         table.add_column(column, no_wrap=column != "what")
     for entry in entries[:TIMELINE_LINES]:
         where = _machine_of_entry(entry) or entry.source
-        table.add_row(_clock(entry.time), where, entry.event.node or "–", describe(entry))
+        table.add_row(
+            _clock(entry.time), Text(where), Text(entry.event.node or "–"), Text(describe(entry))
+        )
     console.print(table)
-    if len(entries) > TIMELINE_LINES:
-        console.print(f"… {len(entries) - TIMELINE_LINES} more events (--json has them)")
+    more = result.scan.events_read - min(len(entries), TIMELINE_LINES)
+    if more > 0:
+        has = "has them" if result.scan.events_omitted == 0 else f"has {TIMELINE_JSON_MAX}"
+        console.print(f"… {more:,} more events (--json {has})", highlight=False)
 
 
 def shorten(text: str, limit: int = 100) -> str:
@@ -123,7 +132,7 @@ def render_terminal(result: Postmortem, console: Console) -> None:
     for name in names:
         slowest = summary.slowest_stop_s.get(name)
         table.add_row(
-            name,
+            Text(name),
             str(summary.terminated.get(name, 0)),
             str(summary.killed.get(name, 0)),
             f"{slowest:.2f} s" if slowest is not None else "–",
@@ -133,7 +142,14 @@ def render_terminal(result: Postmortem, console: Console) -> None:
     stats = result.scan.stats
     console.print(
         f"{summary.stops} stop request(s); read {stats.files} file(s), {stats.lines:,} lines, "
-        f"{len(result.scan.events)} about stops"
+        f"{result.scan.events_read:,} about stops"
         + (f", {stats.cut_lines} over-long line(s) cut" if stats.cut_lines else ""),
         highlight=False,
     )
+    if result.scan.events_omitted:
+        console.print(
+            f"kept the first and last {len(result.scan.events):,} events for the diagnosis and "
+            f"the counts above; the {result.scan.events_omitted:,} between them were only "
+            "counted per node (--json: events_by_node)",
+            highlight=False,
+        )
