@@ -361,3 +361,21 @@ def test_ripgrep_runs_under_a_memory_limit_and_the_scan_reads_on(tmp_path: Path)
     assert results[0] == results[1]
     assert len(results[0][0]) == 201 * len(EXIT_LINES)
     assert _peak_rss_mb(str(path))[0] < MEMORY_LIMIT_MB
+
+
+def test_kept_events_of_long_lines_stay_small(tmp_path: Path) -> None:
+    """1,600 events of 55 KiB lines, all kept: each kept event holds a bounded text and
+    bounded names, not its whole line (else 100 MB of kept strings)."""
+    path = tmp_path / "dora-daemon.txt"
+    with open(path, "w") as out:
+        for i in range(1600):
+            span = {
+                "dataflow_id": "01a21305-cb97-77dd-bba8-12ff8de085c5",
+                "node_id": f"n{i % 7}" * 2000,
+            }
+            message = "node exited with error: Signal(15) " + "x" * (50 << 10)
+            out.write(json.dumps({"fields": {"message": message}, "span": span}) + "\n")
+    rss, data = _peak_rss_mb(str(path))
+    assert rss < MEMORY_LIMIT_MB
+    assert data["postmortem"]["inputs"]["events"] == 1600
+    assert len(data["postmortem"]["summary"]["events_by_node"]) == 7

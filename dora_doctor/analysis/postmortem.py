@@ -41,9 +41,12 @@ HALF_DAY_S = 12 * 3600
 # flat whatever the input's size, and the output says how many events were left out.
 KEEP_HEAD = 2000
 KEEP_TAIL = 2000
-# Bounds on what names from the input can grow: distinct nodes counted, dataflows deployed.
+# Bounds on what names from the input can grow: distinct nodes counted, nodes deployed, and
+# the strings a kept event holds (a 64 KiB line could otherwise make each kept event 64 KiB)
 MAX_NODES = 1000
-MAX_DEPLOYED = 1000
+MAX_DEPLOYED = 10_000
+MAX_NAME = 256
+MAX_TEXT = 2000
 OTHER_NODES = "(other nodes)"
 
 
@@ -131,6 +134,7 @@ class _Reading:
     machine: Optional[str] = None  # the first machine id a daemon's line names
     reference: Optional[float] = None  # the first full timestamp, to date clock-only lines
     dataflows: Set[str] = field(default_factory=set)  # up to two: is there only one?
+    deployed: int = 0  # nodes noted from this input's spawn lines
 
 
 def scan(inputs: Sequence[str]) -> Scan:
@@ -170,6 +174,7 @@ def _scan_source(result: Scan, source: LogSource, kept: _Kept) -> _Reading:
                 reading.reference = event.time
         elif event.clock and reference is not None:
             event.time = _at_clock(reference, event.clock)
+        _bound(event)
         if event.dataflow and len(reading.dataflows) < 2:
             reading.dataflows.add(event.dataflow)
         _count(result, event)
@@ -191,10 +196,20 @@ def _noting(
             reading.machine = machines.machine_in_line(line)
         if source.kind == "coordinator":
             dataflow, deployed = machines.deployments_in_line(line)
-            if dataflow and deployed:
-                if dataflow in result.deployed or len(result.deployed) < MAX_DEPLOYED:
-                    result.deployed.setdefault(dataflow, {}).update(deployed)
+            if dataflow and deployed and reading.deployed + len(deployed) <= MAX_DEPLOYED:
+                reading.deployed += len(deployed)
+                result.deployed.setdefault(dataflow, {}).update(deployed)
         yield line
+
+
+def _bound(event: logevents.LogEvent) -> None:
+    """Cut what a line can make arbitrarily long: names to MAX_NAME, the text to MAX_TEXT."""
+    if len(event.text) > MAX_TEXT:
+        event.text = event.text[: MAX_TEXT - 1] + "…"
+    for name in ("node", "dataflow", "level", "clock"):
+        value = getattr(event, name)
+        if value is not None and len(value) > MAX_NAME:
+            setattr(event, name, value[: MAX_NAME - 1] + "…")
 
 
 def _count(result: Scan, event: logevents.LogEvent) -> None:
