@@ -379,3 +379,20 @@ def test_kept_events_of_long_lines_stay_small(tmp_path: Path) -> None:
     assert rss < MEMORY_LIMIT_MB
     assert data["postmortem"]["inputs"]["events"] == 1600
     assert len(data["postmortem"]["summary"]["events_by_node"]) == 7
+
+
+def test_file_names_in_warnings_and_errors_are_text_with_controls_escaped(tmp_path: Path) -> None:
+    folder = tmp_path / "[bold]in"
+    folder.mkdir()
+    binary = (HOSTILE / "binary.log").read_bytes()
+    (folder / "[link=x]a.log").write_bytes(binary)
+    (folder / "x\x1b[2J\u202ey.log").write_bytes(binary)
+    both = run_doctor("postmortem", str(folder), str(REAL_DAEMON), "--json", timeout=60)
+    _assert_sane(both)
+    assert both.returncode == 0
+    assert sorted(both.stderr.splitlines()) == [
+        f"dora-doctor: warning: {folder}/[link=x]a.log: binary data, not a log: skipped",
+        f"dora-doctor: warning: {folder}/x\\x1b[2J\\u202ey.log: binary data, not a log: skipped",
+    ]
+    alone = run_doctor("postmortem", str(folder), timeout=60)
+    assert alone.returncode == 2 and "\x1b" not in alone.stderr and "\\x1b[2J" in alone.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -49,7 +50,7 @@ def command(
     gone = missing(inputs)
     if gone:  # a typo, not a damaged log: one line, before anything is read
         more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
-        raise DoctorError(f"{gone[0]}: no such file or directory{more}")
+        raise DoctorError(_shown(f"{gone[0]}: no such file or directory{more}"))
     refuse_existing(html_file)
     recorded = read_recording(recording) if recording else None
     result = library.postmortem(inputs, recorded)
@@ -57,10 +58,10 @@ def command(
     if stats.files == 0:
         shown = "; ".join(stats.problems[:3]) or "no input"
         more = f" (and {len(stats.problems) - 3} more)" if len(stats.problems) > 3 else ""
-        raise DoctorError(f"nothing to read: {shown}{more}")
+        raise DoctorError(_shown(f"nothing to read: {shown}{more}"))
     err = consoles.err()
     for problem in stats.problems:
-        err.print(Text(f"dora-doctor: warning: {problem}"), highlight=False)
+        err.print(Text(_shown(f"dora-doctor: warning: {problem}")), highlight=False)
     if stats.bytes == 0 and recorded is None:
         err.print(
             f"dora-doctor: the input is empty ({stats.files} file(s), 0 bytes): nothing to report",
@@ -78,3 +79,18 @@ def command(
         sys.stdout.write(render.render_json(result))
     else:
         render.render_terminal(result, consoles.out())
+
+
+# C0 and C1 controls, DEL and the bidi overrides: a file name may hold any of them
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(text: str) -> str:
+    """A line about an input, its file name's control characters escaped (``\\x1b``):
+    a name can hold ESC[2J or an OSC sequence, and these lines go straight to the terminal."""
+    return _CONTROL.sub(_escaped, text)
+
+
+def _escaped(found: "re.Match[str]") -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
