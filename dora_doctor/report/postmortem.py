@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dora_doctor.analysis.postmortem import Postmortem, TimelineEntry
+from dora_doctor.analysis.postmortem import KEEP_HEAD, KEEP_TAIL, Postmortem, TimelineEntry
 from dora_doctor.logs.events import STOP_REQUEST
 from dora_doctor.report import terminal
 
@@ -148,8 +148,9 @@ def render_terminal(result: Postmortem, console: Console) -> None:
     )
     if result.scan.events_omitted:
         console.print(
-            f"kept the first and last {len(result.scan.events):,} events for the diagnosis and "
-            f"the counts above; the {result.scan.events_omitted:,} between them were only "
-            "counted per node (--json: events_by_node)",
+            f"of {result.scan.events_read:,} events, the first {KEEP_HEAD:,} and the last "
+            f"{KEEP_TAIL:,} were kept for the diagnosis and the counts above; the "
+            f"{result.scan.events_omitted:,} between them were only counted per node "
+            "(--json: events_by_node)",
             highlight=False,
         )
