@@ -30,6 +30,7 @@ from dora_doctor.executables import beside_python_or_on_path
 from dora_doctor.logs.machines import machine_of_log
 
 CHUNK = 4 << 20
+GZIP_PIECE = 1 << 20
 MAX_LINE = 64 << 10
 GZIP_MAGIC = b"\x1f\x8b"
 # the head of every input is read first: to tell gzip from text and text from binary data
@@ -87,17 +88,18 @@ def classify(path: Path, found: bool = False) -> LogSource:
     return LogSource(str(path), "other", found=found)
 
 
-def _hit_lines(body: bytes, anchors: Sequence[bytes]) -> List[Tuple[int, int]]:
-    """(start, end) of each line of ``body`` holding an anchor, in order, each once."""
+def _hit_lines(data: bytes, stop: int, anchors: Sequence[bytes]) -> List[Tuple[int, int]]:
+    """(start, end) of each line of ``data[:stop]`` holding an anchor, in order, each once.
+    ``data[stop - 1]`` is a newline; bounds, not a slice: a slice would copy 4 MiB."""
     starts = set()
     for anchor in anchors:
-        at = body.find(anchor)
+        at = data.find(anchor, 0, stop)
         while at >= 0:
-            start = body.rfind(b"\n", 0, at) + 1
+            start = data.rfind(b"\n", 0, at) + 1
             starts.add(start)
-            end = body.find(b"\n", at)
-            at = body.find(anchor, end + 1) if end >= 0 else -1
-    return [(start, body.find(b"\n", start)) for start in sorted(starts)]
+            end = data.find(b"\n", at, stop)
+            at = data.find(anchor, end + 1, stop) if end >= 0 else -1
+    return [(start, data.find(b"\n", start, stop)) for start in sorted(starts)]
 
 
 def missing(inputs: Sequence[str]) -> List[str]:
@@ -223,12 +225,14 @@ def is_binary(sample: bytes) -> bool:
     return controls + invalid > BINARY_SHARE * len(sample)
 
 
-def _raw_chunks(head: bytes, handle: IO[bytes], stats: ReadStats, name: str) -> Iterator[bytes]:
+def _raw_chunks(
+    head: bytes, handle: IO[bytes], stats: ReadStats, name: str, size: int = CHUNK
+) -> Iterator[bytes]:
     if head:
         yield head
     while True:
         try:
-            chunk = handle.read(CHUNK)
+            chunk = handle.read(size)
         except (OSError, EOFError) as err:
             stats.problems.append(f"{name}: read failed part-way: {err}")
             return
@@ -329,7 +333,8 @@ def candidate_lines(
         head = _read_head(handle, SNIFF, stats, source.name)
         chunks = _raw_chunks(head, handle, stats, source.name)
         packed = looks_gzip(head)
-        if packed:
+        if packed:  # compressed data in 1 MiB pieces: each holds up to 4 MiB inflated at once
+            chunks = _raw_chunks(head, handle, stats, source.name, GZIP_PIECE)
             head, chunks = _first(_gunzip(chunks, stats, source.name), SNIFF)
         if is_binary(head):
             what = "gzip of binary data" if packed else "binary data"
@@ -366,18 +371,19 @@ def _scan_chunks(
                 continue
             chunk, dropping = chunk[newline + 1 :], False
             stats.lines += 1
-        data = tail + chunk
+        data = tail + chunk if tail else chunk
+        del chunk
         cut = data.rfind(b"\n") + 1
-        body, tail = data[:cut], data[cut:]
+        tail = data[cut:]
         long_head = b""
         if len(tail) > MAX_LINE:  # keep its start, as for a long line inside the body
             long_head, tail, dropping = tail[:MAX_LINE], b"", True
-        stats.lines += body.count(b"\n")
-        for start, end in _hit_lines(body, anchors):
+        stats.lines += data.count(b"\n", 0, cut)
+        for start, end in _hit_lines(data, cut, anchors):
             if end - start > MAX_LINE:
                 stats.cut_lines += 1
                 end = start + MAX_LINE
-            yield body[start:end]
+            yield data[start:end]
         if any(anchor in long_head for anchor in anchors):
             stats.cut_lines += 1
             yield long_head
