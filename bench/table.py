@@ -206,6 +206,31 @@ def postmortem_rows(doc: Doc) -> List[Row]:
             _met(r["postmortem_peak_rss_mb"] < memory),
             load,
         ),
+    ] + _dense_rows(doc, memory)
+
+
+def _dense_rows(doc: Doc, memory: float) -> List[Row]:
+    """The log of nothing but node-exit lines: every line parsed, memory must stay flat."""
+    dense = [r for r in doc["results"] if r.get("case") == "dense"]
+    if not dense:
+        return []
+    r = dense[0]
+    gb, load = r["size_bytes"] / 2**30, _load(r, doc)
+    return [
+        (
+            f"`postmortem` of a {gb:.1f} GiB log of node-exit lines only ÷ `grep -c` of them",
+            f"{_n(r['postmortem_s'])} s ÷ {_n(r['grep_c_kill_s'])} s = {_n(r['ratio_to_grep'], 1)}",
+            "(none)",
+            "—",
+            load,
+        ),
+        (
+            "`postmortem` peak memory on that log",
+            f"{r['postmortem_peak_rss_mb']:.0f} MB",
+            f"< {memory} MB",
+            _met(r["postmortem_peak_rss_mb"] < memory),
+            load,
+        ),
     ]
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from helpers import invoke_doctor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -404,9 +405,12 @@ def test_the_live_table_keeps_hostile_names_inert(strings: List[str], coloured: 
 def test_postmortem_warnings_show_a_hostile_path_as_text(tmp_path: Path) -> None:
     missing = tmp_path / "gone\x1b]0;owned\x07[bold]\u202e.log"
     real = FIX / "dora-1.1.0" / "stop-grace-2s"
-    code, out, err = invoke("postmortem", str(missing), str(real))
-    assert code == 0, err
-    assert "\\x1b]0;owned\\x07[bold]\\u202e.log" in err  # the warning, escaped and literal
+    # through cli.main, which prints the error: a missing input is one line before anything
+    # is read (issue 14 §5)
+    seen = invoke_doctor("postmortem", str(missing), str(real))
+    code, out, err = seen.exit_code, seen.stdout, seen.stderr
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "\\x1b]0;owned\\x07[bold]\\u202e.log" in err  # the name, escaped and literal
     assert_terminal_safe(err, coloured=False)
     assert_terminal_safe(out, coloured=False)
 

@@ -41,18 +41,33 @@ def command(
       journalctl -u dora-daemon | dora-doctor postmortem -
     """
     from dora_doctor.analysis import postmortem as library
+    from dora_doctor.logs.logfiles import missing
     from dora_doctor.recording.reader import read_recording
     from dora_doctor.report import registry
     from dora_doctor.textsafe import for_terminal
 
+    gone = missing(inputs)
+    if gone:  # a typo, not a damaged log: one line, before anything is read
+        more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
+        raise DoctorError(f"{gone[0]}: no such file or directory{more}")  # cli.main escapes it
     refuse_existing(html_file)
     recorded = read_recording(recording) if recording else None
     result = library.postmortem(inputs, recorded)
+    stats = result.scan.stats
+    if stats.files == 0:
+        listed = "; ".join(stats.problems[:3]) or "no input"
+        more = f" (and {len(stats.problems) - 3} more)" if len(stats.problems) > 3 else ""
+        raise DoctorError(f"nothing to read: {listed}{more}")
     err = consoles.err()
-    for problem in result.scan.stats.problems:
+    for problem in stats.problems:
         err.print(f"dora-doctor: warning: {for_terminal(problem)}", highlight=False, markup=False)
-    if result.scan.stats.files == 0:
-        raise DoctorError("nothing to read: " + "; ".join(result.scan.stats.problems))
+    if stats.bytes == 0 and recorded is None:
+        err.print(
+            f"dora-doctor: the input is empty ({stats.files} file(s), 0 bytes): nothing to report",
+            highlight=False,
+        )
+        if not as_json:
+            return
     shown = consoles.render_options()
     if html_file is not None:
         from dora_doctor.analysis.result import analyse

@@ -224,4 +224,8 @@ def event_from_message(
 
 
 def _int(value: object) -> Optional[int]:
-    return int(str(value)) if value is not None else None
+    """A signal or exit code; None for digits no process could return (int() refuses more
+    than 4300 of them, and a log line may hold any number)."""
+    if value is None or len(str(value)) > 20:
+        return None
+    return int(str(value))

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 from rich.console import Console
 from rich.table import Table
 
-from dora_doctor.analysis.postmortem import Postmortem, TimelineEntry
+from dora_doctor.analysis.postmortem import KEEP_HEAD, KEEP_TAIL, Postmortem, TimelineEntry
 from dora_doctor.analysis.result import STOP_REQUEST
 from dora_doctor.report import RenderOptions, consoles, terminal
 from dora_doctor.report.consoles import text
@@ -46,14 +46,18 @@ def to_dict(result: Postmortem) -> Dict[str, Any]:
             "files": stats.files,
             "bytes": stats.bytes,
             "lines": stats.lines,
-            "events": len(result.scan.events),
-            "other_lines": max(0, stats.lines - len(result.scan.events)),
+            "events": result.scan.events_read,
+            "other_lines": max(0, stats.lines - result.scan.events_read),
             "cut_lines": stats.cut_lines,
             "problems": stats.problems,
+            "events_kept": len(result.scan.events),
+            "events_omitted": result.scan.events_omitted,
         },
-        "summary": asdict(result.summary),
+        "summary": {**asdict(result.summary), "events_by_node": result.scan.by_node},
         "machines": machines_of(result),
         "timeline": [_entry_dict(e) for e in result.scan.timeline[:TIMELINE_JSON_MAX]],
+        "timeline_omitted": result.scan.events_read
+        - min(len(result.scan.timeline), TIMELINE_JSON_MAX),
     }
     return data
 
@@ -124,8 +128,10 @@ def _render_timeline(result: Postmortem, console: Console) -> None:
         cells = (_clock(entry.time), where, entry.event.node or "–", describe(entry))
         table.add_row(*(text(cell) for cell in cells))
     console.print(table)
-    if len(entries) > TIMELINE_LINES:
-        console.print(f"… {len(entries) - TIMELINE_LINES} more events (--json has them)")
+    more = result.scan.events_read - min(len(entries), TIMELINE_LINES)
+    if more > 0:
+        has = "has them" if result.scan.events_omitted == 0 else f"has {TIMELINE_JSON_MAX}"
+        console.print(f"… {more:,} more events (--json {has})", highlight=False)
 
 
 def shorten(text: str, limit: int = 100) -> str:
@@ -152,7 +158,15 @@ def _draw(result: Postmortem, console: Console) -> None:
     stats = result.scan.stats
     console.print(
         f"{summary.stops} stop request(s); read {stats.files} file(s), {stats.lines:,} lines, "
-        f"{len(result.scan.events)} about stops"
+        f"{result.scan.events_read:,} about stops"
         + (f", {stats.cut_lines} over-long line(s) cut" if stats.cut_lines else ""),
         highlight=False,
     )
+    if result.scan.events_omitted:
+        console.print(
+            f"of {result.scan.events_read:,} events, the first {KEEP_HEAD:,} and the last "
+            f"{KEEP_TAIL:,} were kept for the diagnosis and the counts above; the "
+            f"{result.scan.events_omitted:,} between them were only counted per node "
+            "(--json: events_by_node)",
+            highlight=False,
+        )
