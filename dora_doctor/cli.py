@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from dora_doctor.commands import check, inspect, merge, postmortem, report, tune_grace
+from dora_doctor.commands import check, history, inspect, merge, postmortem, report, tune_grace
 from dora_doctor.errors import USAGE, DoctorError
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ app.command("postmortem")(postmortem.command)
 app.command("merge")(merge.command)
 app.command("tune-grace")(tune_grace.command)
 app.command("check")(check.command)
+app.command("history")(history.command)
 
 
 def _terminate_as_interrupt(signum: int, frame: Optional[FrameType]) -> None:

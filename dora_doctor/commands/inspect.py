@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from dora_doctor.commands import common
+from dora_doctor.commands import common, history
 from dora_doctor.commands.common import refuse_existing, write_output
 from dora_doctor.errors import DoctorError
 from dora_doctor.report import consoles
@@ -75,6 +75,8 @@ def command(
         "`dora-doctor merge` the recordings).",
     ),
     as_json: bool = common.JSON,
+    db: Optional[Path] = history.DB,
+    no_history: bool = history.NO_HISTORY,
     coordinator_addr: Optional[str] = common.COORDINATOR_ADDR,
     coordinator_port: Optional[int] = common.COORDINATOR_PORT,
     dora: Optional[str] = common.DORA,
@@ -170,6 +172,7 @@ def command(
         recording = session.inspect_dataflow(chosen, found.dora_version, options, on_notice=notice)
     err.print(f"Stopped watching: {recording.header.get('ended_because')}", highlight=False)
     report = diagnose.report_from_recording(recording)
+    history.record_diagnosis(recording, report, "inspect", db, no_history, record)
     if html_file is not None:
         from dora_doctor.report import html
 

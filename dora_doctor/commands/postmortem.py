@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from dora_doctor.commands import common
+from dora_doctor.commands import common, history
 from dora_doctor.commands.common import refuse_existing, write_output
 from dora_doctor.errors import DoctorError
 from dora_doctor.report import consoles
@@ -25,6 +25,8 @@ def command(
         None, "--html", help="Also write the report as an HTML page (lanes need --recording)."
     ),
     as_json: bool = common.JSON,
+    db: Optional[Path] = history.DB,
+    no_history: bool = history.NO_HISTORY,
 ) -> None:
     """Read dora's logs after the fact: every stop, every node's end, grace kills and why.
 
@@ -52,6 +54,7 @@ def command(
         err.print(f"dora-doctor: warning: {problem}", highlight=False)
     if result.scan.stats.files == 0:
         raise DoctorError("nothing to read: " + "; ".join(result.scan.stats.problems))
+    history.record_postmortem(result, db, no_history, recording)
     if html_file is not None:
         from dora_doctor.recording.jsonl import Recording
         from dora_doctor.report import html
