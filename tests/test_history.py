@@ -1,0 +1,399 @@
+"""The history DB: schema and migrations, idempotent imports of real logs, the per-node
+summary with censoring, the grace from real stops, and safety (two writers, SIGKILLed
+writers, a DB that cannot be written)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+from helpers import run_doctor
+
+from dora_doctor.history import store, summary, write
+from dora_doctor.history.store import NodeStopRow, NodeStopView, StopRow
+
+FIX = Path(__file__).parent / "fixtures"
+V110 = FIX / "dora-1.1.0"
+V0313 = FIX / "dora-0.3.13"
+
+
+def a_stop(i: int, nodes: int = 3, name: str = "robot", seconds: float = 1.0) -> StopRow:
+    stop = StopRow(
+        dataflow_uuid=f"01a21300-0000-0000-0000-{i:012d}",
+        dataflow_name=name,
+        kind="stop",
+        writer="test",
+        started_at=1_700_000_000.0 + 10 * i,
+        grace_s=2.0,
+    )
+    stop.nodes = [
+        NodeStopRow(f"node{n}", "clean", seconds + n * 0.1, False, "none") for n in range(nodes)
+    ]
+    return stop
+
+
+def view(
+    seconds: Optional[float], outcome: str = "clean", at: float = 0.0, node: str = "n"
+) -> NodeStopView:
+    return NodeStopView(
+        dataflow_uuid="u",
+        dataflow_name="robot",
+        descriptor_hash=None,
+        machine=None,
+        kind="stop",
+        grace_s=2.0,
+        started_at=at,
+        node=node,
+        outcome=outcome,
+        stop_to_exit_s=seconds,
+        censored=outcome in ("terminated", "killed", "running"),
+        cause=None,
+        holder=None,
+        recording=None,
+    )
+
+
+def test_a_new_db_is_migrated_to_the_last_schema_in_wal_mode(tmp_path: Path) -> None:
+    db = store.connect(tmp_path / "deep" / "h.sqlite3")
+    assert store.schema_version(db) == store.SCHEMA_VERSION == len(store.MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    versions = [r[0] for r in db.execute("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions == list(range(1, store.SCHEMA_VERSION + 1))
+
+
+def test_an_older_schema_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    old = sqlite3.connect(str(path), isolation_level=None)
+    old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    store.MIGRATIONS[0](old)
+    old.execute("INSERT INTO schema_version VALUES (1)")
+    old.close()
+    db = store.connect(path)
+    assert store.add_stop(db, a_stop(1))
+    assert store.schema_version(db) == store.SCHEMA_VERSION
+    indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "node_stops_node" in indexes
+
+
+def test_a_newer_schema_is_refused_not_misread(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store.connect(path).execute("INSERT INTO schema_version VALUES (99)")
+    with pytest.raises(sqlite3.DatabaseError, match="newer dora-doctor"):
+        store.connect(path)
+    result = run_doctor("history", "--db", str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "newer dora-doctor" in result.stderr
+
+
+def test_a_file_that_is_no_history_is_one_line(tmp_path: Path) -> None:
+    other = tmp_path / "other.sqlite3"
+    sqlite3.connect(str(other)).execute("CREATE TABLE t (x)")
+    result = run_doctor("history", "--db", str(other))
+    assert result.returncode == 2 and "not a dora-doctor history" in result.stderr
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n" * 100)
+    result = run_doctor("history", "--db", str(text))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+
+
+def test_the_same_stop_twice_is_one_stop(tmp_path: Path) -> None:
+    db = store.connect(tmp_path / "h.sqlite3")
+    assert store.add_stop(db, a_stop(1))
+    assert not store.add_stop(db, a_stop(1))
+    near = a_stop(1)
+    assert near.started_at is not None
+    near.started_at += 0.4  # the same stop seen by inspect and in the coordinator's log
+    assert not store.add_stop(db, near)
+    assert db.execute("SELECT count(*) FROM node_stops").fetchone()[0] == 3
+
+
+def test_the_default_db_is_under_xdg_data_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert store.default_path() == tmp_path / "dora-doctor" / "history.sqlite3"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/is/ignored")  # the XDG spec says so
+    assert store.default_path() == Path.home() / ".local/share/dora-doctor/history.sqlite3"
+
+
+def test_import_of_real_logs_twice_adds_nothing_the_second_time(tmp_path: Path) -> None:
+    db = tmp_path / "h.sqlite3"
+    first = run_doctor("history", "import", str(V110), str(V0313), "--db", str(db))
+    assert first.returncode == 0, first.stderr
+    added = int(first.stdout.split("imported ")[1].split()[0])
+    assert added >= 20
+    again = run_doctor("history", "import", str(V110), str(V0313), "--db", str(db))
+    assert again.returncode == 0 and "imported 0 new stop(s)" in again.stdout
+    conn = sqlite3.connect(str(db))
+    assert conn.execute("SELECT count(*) FROM stops").fetchone()[0] == added
+    # the 1.1.0 detached stop: the nodes dora terminated are censored, the clean ones not
+    shown = json.loads(run_doctor("history", "--db", str(db), "--json").stdout)
+    assert shown["schema"] == "dora-doctor.history/1" and shown["stops"] == added
+    sleeper = next(n for n in shown["nodes"] if n["node"] == "sleeper")
+    assert sleeper["outcomes"].get("killed", 0) >= 2 and sleeper["max"]["at_least"] is True
+    talker = next(n for n in shown["nodes"] if n["node"] == "talker")
+    assert set(talker["outcomes"]) == {"clean"}
+
+
+def test_postmortem_adds_to_the_history_and_no_history_does_not(tmp_path: Path) -> None:
+    db = tmp_path / "h.sqlite3"
+    logs = str(V110 / "detached-stop-grace-2s")
+    skipped = run_doctor("postmortem", logs, "--db", str(db), "--no-history")
+    assert skipped.returncode == 0 and not db.exists()
+    done = run_doctor("postmortem", logs, "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    rows = sqlite3.connect(str(db)).execute(
+        "SELECT n.node, n.outcome, n.censored, s.grace_s, s.kind, s.requested_by, s.writer "
+        "FROM node_stops n JOIN stops s ON s.id = n.stop_id"
+    )
+    found = {r[0]: r[1:] for r in rows}
+    assert found["crunch"] == ("terminated", 1, 2.0, "stop", "dora stop", "postmortem")
+    assert found["sleeper"][:2] == ("killed", 1)
+    assert found["talker"][:2] == ("clean", 0)
+
+
+def test_percentiles_say_at_least_when_a_censored_stop_is_at_or_below_them() -> None:
+    rows = [view(1.0), view(1.2), view(1.1), view(2.0, "terminated")]
+    assert summary.bounded_percentile(rows, 50) == summary.Bound(1.1, False)
+    assert summary.bounded_percentile(rows, 95) == summary.Bound(2.0, True)
+    assert summary.bounded_percentile([view(0.5, "terminated"), view(3.0)], 100) == (
+        summary.Bound(3.0, True)
+    )
+    assert summary.bounded_percentile([view(None, "running")], 50) is None
+
+
+def test_a_slower_recent_p95_is_a_regression_and_comes_first() -> None:
+    steady = [view(1.0 + (i % 3) * 0.05, at=i, node="steady") for i in range(40)]
+    slower = [view(1.0, at=i, node="slower") for i in range(20)]
+    slower += [view(2.0, at=20 + i, node="slower") for i in range(20)]
+    result = summary.summarise(steady + slower)
+    assert [n.node for n in result.nodes] == ["slower", "steady"]
+    assert result.nodes[0].regression is not None
+    assert "2.0 × the 1.00 s of the 20 before" in result.nodes[0].regression
+    assert result.nodes[1].regression is None
+
+
+def test_a_node_newly_ended_by_dora_is_a_regression() -> None:
+    rows = [view(1.0, at=i) for i in range(10)] + [view(2.0, "terminated", at=11)]
+    text = summary.regression(rows)
+    assert text is not None and text.startswith("newly ended by dora: 1 of the last")
+    assert summary.regression([view(1.0, at=i) for i in range(3)]) is None  # too few to say
+
+
+def test_grace_from_history_follows_the_censoring_rules(tmp_path: Path) -> None:
+    clean = [view(1.0 + i * 0.01, at=i) for i in range(10)]
+    found = summary.suggest_grace(clean, "robot", 1.5)
+    assert found.suggestion.grace_s == 2.0 and found.node_stops == 10
+    assert "max of the slowest node (n, 1.09 s over 10 runs)" in found.suggestion.reason
+    ended = clean + [view(2.0, "terminated", at=11)]
+    withheld = summary.suggest_grace(ended, "robot", 1.5).suggestion
+    assert withheld.grace_s is None and "≥ 2.00 s" in withheld.reason
+
+
+def test_tune_grace_from_history_says_what_it_rests_on(tmp_path: Path) -> None:
+    db = store.connect(tmp_path / "h.sqlite3")
+    for i in range(12):
+        store.add_stop(db, a_stop(i, seconds=1.0 + i * 0.05))
+    db.close()
+    result = run_doctor(
+        "tune-grace", "robot", "--from-history", "--db", str(tmp_path / "h.sqlite3"), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["stops"] == 12 and data["node_stops"] == 36
+    # slowest: node2 at 1.0 + 11 × 0.05 + 0.2 = 1.75 s, × 1.5 = 2.625 → 3 s
+    assert data["suggestion"]["grace_s"] == 3.0
+    text = run_doctor("tune-grace", "robot", "--from-history", "--db", str(tmp_path / "h.sqlite3"))
+    assert "Rests on 12 real stop(s)" in text.stdout
+    none = run_doctor("tune-grace", "other", "--from-history", "--db", str(tmp_path / "h.sqlite3"))
+    assert none.returncode == 1 and "no stops of other" in none.stderr
+
+
+def test_since_and_node_and_several_dbs(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
+    for path, machine in ((a, "A"), (b, "B")):
+        db = store.connect(path)
+        for i in range(3):
+            stop = a_stop(i)
+            stop.machine = machine
+            store.add_stop(db, stop)
+        recent = a_stop(100)
+        recent.machine, recent.started_at = machine, time.time() - 3600
+        store.add_stop(db, recent)
+        db.close()
+    both = json.loads(run_doctor("history", "--db", str(a), "--db", str(b), "--json").stdout)
+    assert both["stops"] == 8 and both["node_stops"] == 24
+    assert next(n for n in both["nodes"] if n["node"] == "node0")["machines"] == ["A", "B"]
+    day = run_doctor("history", "--db", str(a), "--db", str(b), "--since", "1d", "--json")
+    assert json.loads(day.stdout)["stops"] == 2
+    one = run_doctor("history", "robot", "--node", "node1", "--db", str(a), "--json")
+    assert [n["node"] for n in json.loads(one.stdout)["nodes"]] == ["node1"]
+    bad = run_doctor("history", "--since", "soon", "--db", str(a))
+    assert bad.returncode == 2 and "not an age" in bad.stderr
+
+
+def test_prune_keeps_recent_stops_and_caps_only_its_own_recordings(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    db = store.connect(path)
+    store.add_stop(db, a_stop(1))  # 2023: old
+    recent = a_stop(2)
+    recent.started_at = time.time() - 60
+    own = store.recordings_dir(path)
+    own.mkdir()
+    for i in range(3):
+        (own / f"r{i}.ddrec").write_bytes(b"x" * 1000)
+        os.utime(own / f"r{i}.ddrec", (1000 + i, 1000 + i))
+    recent.nodes[0].recording = str(own / "r0.ddrec")
+    store.add_stop(db, recent)
+    db.close()
+    users = tmp_path / "mine.ddrec"
+    users.write_bytes(b"y" * 5000)
+    result = run_doctor(
+        "history", "prune", "--keep", "90d", "--max-recordings", "1.5K", "--db", str(path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "deleted 1 stop(s)" in result.stdout and "deleted 2 recording(s)" in result.stdout
+    assert sorted(p.name for p in own.iterdir()) == ["r2.ddrec"] and users.exists()
+    conn = sqlite3.connect(str(path))
+    assert conn.execute("SELECT count(*) FROM stops").fetchone()[0] == 1
+    assert (
+        conn.execute("SELECT count(*) FROM node_stops WHERE recording IS NOT NULL").fetchone()[0]
+        == 0
+    )
+
+
+WRITER = """
+import sys
+from dora_doctor.history import store
+from dora_doctor.history.store import NodeStopRow, StopRow
+db = store.connect(__import__("pathlib").Path(sys.argv[1]))
+first, count = int(sys.argv[2]), int(sys.argv[3])
+print("ready", flush=True)
+for i in range(first, first + count):
+    stop = StopRow("df-%d" % i, "stop", "test", 1.0e9 + 10 * i, dataflow_name="robot")
+    stop.nodes = [NodeStopRow("node%d" % n, "clean", 1.0, False, "x" * 200) for n in range(8)]
+    store.add_stop(db, stop)
+    print(i, flush=True)
+"""
+
+
+def start_writer(path: Path, first: int, count: int) -> "subprocess.Popen[str]":
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(first), str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    return proc
+
+
+def finish(proc: "subprocess.Popen[str]") -> str:
+    """The rest of a writer's output (read through the same buffer as its ready line)."""
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    proc.wait(timeout=120)
+    return out
+
+
+def test_two_writers_at_once_wait_for_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    writers = [start_writer(path, 0, 300), start_writer(path, 1000, 300)]
+    for proc in writers:
+        out = finish(proc)
+        assert proc.returncode == 0
+        assert len(out.split()) == 300
+    db = sqlite3.connect(str(path))
+    assert db.execute("SELECT count(*) FROM stops").fetchone()[0] == 600
+    assert db.execute("SELECT count(*) FROM node_stops").fetchone()[0] == 4800
+
+
+def test_a_writer_sigkilled_20_times_leaves_an_intact_db_missing_at_most_one_stop(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    random.seed(15)
+    acknowledged: List[int] = []
+    for round_ in range(20):
+        proc = start_writer(path, round_ * 100_000, 100_000)
+        time.sleep(random.uniform(0.05, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        out = finish(proc)
+        assert proc.returncode == -signal.SIGKILL
+        acknowledged.extend(int(x) for x in out.split())
+        db = sqlite3.connect(str(path))
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = {r[0] for r in db.execute("SELECT dataflow_uuid FROM stops")}
+        # every stop the writer saw committed is there; at most the one in progress beyond
+        assert {f"df-{i}" for i in acknowledged} <= stored
+        assert len(stored) - len(acknowledged) <= round_ + 1
+        # and every stop is whole: a transaction per stop
+        partial = db.execute(
+            "SELECT count(*) FROM stops s WHERE (SELECT count(*) FROM node_stops n "
+            "WHERE n.stop_id = s.id) != 8"
+        ).fetchone()[0]
+        assert partial == 0
+        db.close()
+    assert len(acknowledged) > 20  # the kills came during writes, not before the first
+
+
+def immutable(path: Path, on: bool) -> bool:
+    """Make a path unwritable even for root (chattr +i); False where that is not possible."""
+    if os.geteuid() != 0:
+        os.chmod(path, 0o555 if on and path.is_dir() else (0o444 if on else 0o755))
+        return True
+    done = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_an_unwritable_history_is_one_line_and_the_report_still_comes(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    path = folder / "h.sqlite3"
+    db = store.connect(path)
+    store.add_stop(db, a_stop(1))
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    for leftover in folder.glob("h.sqlite3-*"):
+        leftover.unlink()
+    if not (immutable(path, True) and immutable(folder, True)):
+        pytest.skip("cannot make a path read-only here (no chattr)")
+    try:
+        logs = str(V110 / "detached-stop-grace-2s")
+        result = run_doctor("postmortem", logs, "--db", str(path), "--json")
+        assert result.returncode == 0
+        assert json.loads(result.stdout)["dataflows"]
+        warnings = [line for line in result.stderr.splitlines() if "history" in line]
+        assert len(warnings) == 1 and warnings[0].startswith(
+            f"dora-doctor: warning: history not written to {path}"
+        )
+        shown = run_doctor("history", "--db", str(path), "--json")  # reading still works
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["stops"] == 1
+    finally:
+        immutable(folder, False)
+        immutable(path, False)
+
+
+def test_a_full_disk_is_one_line_and_loses_only_that_stop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    assert write.add_stops([a_stop(0)], path) == 1
+    pages = sqlite3.connect(str(path)).execute("PRAGMA page_count").fetchone()[0]
+    capsys.readouterr()
+    big = [a_stop(i, nodes=400) for i in range(1, 4)]
+    assert write.add_stops(big, path, max_page_count=pages + 2) is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "database or disk is full" in err
+    db = sqlite3.connect(str(path))
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT count(*) FROM stops").fetchone()[0] == 1
