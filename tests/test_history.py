@@ -13,12 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 from helpers import run_doctor
 
-from dora_doctor.history import store, summary, write
+from dora_doctor.history import query, store, summary, write
 from dora_doctor.history.store import NodeStopRow, NodeStopView, StopRow
 
 FIX = Path(__file__).parent / "fixtures"
@@ -77,10 +77,19 @@ def test_an_older_schema_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path)
     old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     store.MIGRATIONS[0](old)
     old.execute("INSERT INTO schema_version VALUES (1)")
+    old.execute(
+        "INSERT INTO stops (id, stop_key, dataflow_uuid, dataflow_name, machine, kind, "
+        "started_at, recorded_at, writer) VALUES (7, 'k', 'u', 'arm', 'A', 'stop', 5.0, 6.0, 't')"
+    )
+    old.execute("INSERT INTO node_stops (stop_id, node, outcome) VALUES (7, 'gripper', 'clean')")
     old.close()
     db = store.connect(path)
     assert store.add_stop(db, a_stop(1))
     assert store.schema_version(db) == store.SCHEMA_VERSION
+    # schema 3 gave the old row its dataflow, time and machine from its stop
+    assert db.execute(
+        "SELECT dataflow, started_at, machine FROM node_stops WHERE node = 'gripper'"
+    ).fetchone() == ("arm", 5.0, "A")
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "node_stops_node" in indexes
 
@@ -163,31 +172,73 @@ def test_postmortem_adds_to_the_history_and_no_history_does_not(tmp_path: Path) 
 
 
 def test_percentiles_say_at_least_when_a_censored_stop_is_at_or_below_them() -> None:
-    rows = [view(1.0), view(1.2), view(1.1), view(2.0, "terminated")]
-    assert summary.bounded_percentile(rows, 50) == summary.Bound(1.1, False)
-    assert summary.bounded_percentile(rows, 95) == summary.Bound(2.0, True)
-    assert summary.bounded_percentile([view(0.5, "terminated"), view(3.0)], 100) == (
+    timed = [(1.0, False), (1.2, False), (1.1, False), (2.0, True)]
+    assert summary.bounded_percentile(timed, 50) == summary.Bound(1.1, False)
+    assert summary.bounded_percentile(timed, 95) == summary.Bound(2.0, True)
+    assert summary.bounded_percentile([(0.5, True), (3.0, False)], 100) == (
         summary.Bound(3.0, True)
     )
-    assert summary.bounded_percentile([view(None, "running")], 50) is None
+    assert summary.bounded_percentile([], 50) is None
+    assert [summary.rank(95, n) for n in (1, 19, 20, 21, 100)] == [1, 19, 19, 20, 95]
 
 
-def test_a_slower_recent_p95_is_a_regression_and_comes_first() -> None:
-    steady = [view(1.0 + (i % 3) * 0.05, at=i, node="steady") for i in range(40)]
-    slower = [view(1.0, at=i, node="slower") for i in range(20)]
-    slower += [view(2.0, at=20 + i, node="slower") for i in range(20)]
-    result = summary.summarise(steady + slower)
+def history_of(path: Path, nodes: Dict[str, List[Tuple[Optional[float], str]]]) -> None:
+    """One stop per index, each node's (stop→exit, outcome) at that index."""
+    db = store.connect(path)
+    longest = max(len(v) for v in nodes.values())
+    for i in range(longest):
+        stop = a_stop(i, nodes=0)
+        for name, values in nodes.items():
+            if i < len(values):
+                seconds, outcome = values[i]
+                censored = outcome in ("terminated", "killed", "running")
+                stop.nodes.append(NodeStopRow(name, outcome, seconds, censored, "none"))
+        store.add_stop(db, stop)
+    db.close()
+
+
+def test_sql_percentiles_are_the_nearest_rank_ones(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    values = [
+        (round(rng.uniform(0.1, 5.0), 3), rng.choice(["clean"] * 5 + ["terminated"]))
+        for _ in range(137)
+    ]
+    with_unknown = values + [(None, "running")]
+    history_of(tmp_path / "h.sqlite3", {"n": list(with_unknown)})
+    (found,) = query.summarise([tmp_path / "h.sqlite3"]).nodes
+    timed = [(s, o == "terminated") for s, o in values]
+    assert found.p50 == summary.bounded_percentile(timed, 50)
+    assert found.p95 == summary.bounded_percentile(timed, 95)
+    assert found.max == summary.bounded_percentile(timed, 100)
+    assert found.stops == 138 and found.outcomes["running"] == 1
+
+
+def test_a_slower_recent_p95_is_a_regression_and_comes_first(tmp_path: Path) -> None:
+    history_of(
+        tmp_path / "h.sqlite3",
+        {
+            "steady": [(1.0 + (i % 3) * 0.05, "clean") for i in range(40)],
+            "slower": [(1.0, "clean")] * 20 + [(2.0, "clean")] * 20,
+        },
+    )
+    result = query.summarise([tmp_path / "h.sqlite3"])
     assert [n.node for n in result.nodes] == ["slower", "steady"]
     assert result.nodes[0].regression is not None
     assert "2.0 × the 1.00 s of the 20 before" in result.nodes[0].regression
     assert result.nodes[1].regression is None
+    assert result.nodes[0].trend == [2.0] * 20
+    shown = run_doctor("history", "--db", str(tmp_path / "h.sqlite3"))
+    assert shown.stdout.startswith("Regression: robot/slower: stop→exit grew")
 
 
-def test_a_node_newly_ended_by_dora_is_a_regression() -> None:
-    rows = [view(1.0, at=i) for i in range(10)] + [view(2.0, "terminated", at=11)]
-    text = summary.regression(rows)
-    assert text is not None and text.startswith("newly ended by dora: 1 of the last")
-    assert summary.regression([view(1.0, at=i) for i in range(3)]) is None  # too few to say
+def test_a_node_newly_ended_by_dora_is_a_regression(tmp_path: Path) -> None:
+    history_of(tmp_path / "h.sqlite3", {"n": [(1.0, "clean")] * 10 + [(2.0, "terminated")]})
+    (found,) = query.summarise([tmp_path / "h.sqlite3"]).nodes
+    assert found.regression is not None
+    assert found.regression.startswith("newly ended by dora: 1 of the last 6 stops")
+    history_of(tmp_path / "few.sqlite3", {"n": [(1.0, "clean")] * 3 + [(2.0, "terminated")]})
+    (few,) = query.summarise([tmp_path / "few.sqlite3"]).nodes
+    assert few.regression is None  # too few stops before to say it is new
 
 
 def test_grace_from_history_follows_the_censoring_rules(tmp_path: Path) -> None:

@@ -209,18 +209,12 @@ def _show(
 ) -> None:
     import json
 
-    from dora_doctor.history import store, summary
+    from dora_doctor.history import query, store, summary
     from dora_doctor.report import history as render
 
     since_s = summary.parse_age(since, "--since") if since else None
     paths = db or [store.default_path()]
-    conns = [store.connect_read(p) for p in paths]
-    try:
-        cutoff = summary.since_cutoff(since_s)
-        found = summary.summarise(store.read_node_stops(conns, cutoff, node), dataflow, cutoff)
-    finally:
-        for conn in conns:
-            conn.close()
+    found = query.summarise(paths, dataflow, node, summary.since_cutoff(since_s))
     data = found.to_dict()
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

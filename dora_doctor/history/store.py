@@ -23,6 +23,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 from dora_doctor.errors import DoctorError
 
 DB_NAME = "history.sqlite3"
+UNNAMED = "(unnamed)"  # the label of a dataflow whose name is not known (logs name only UUIDs)
 # How long a writer waits for another one before giving up: a stop is written in a few
 # milliseconds, so 30 s means the other writer is stuck, not busy.
 BUSY_TIMEOUT_S = 30.0
@@ -95,7 +96,34 @@ def _migration_2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX node_stops_node ON node_stops(node)")
 
 
-MIGRATIONS: List[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
+def _migration_3(db: sqlite3.Connection) -> None:
+    """Each node stop carries its dataflow's label and its stop's time, and three indexes
+    ordered by them: ``history`` then reads percentiles, counts and the latest stops of a node
+    by walking an index in SQLite, without a join or a sort (100,000 node stops well under
+    0.3 s). The labels of the rows already there are filled from their stops."""
+    db.execute("ALTER TABLE node_stops ADD COLUMN dataflow TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE node_stops ADD COLUMN started_at REAL")
+    db.execute(
+        f"""UPDATE node_stops SET
+            dataflow = (SELECT coalesce(s.dataflow_name, '{UNNAMED}') FROM stops s
+                        WHERE s.id = node_stops.stop_id),
+            started_at = (SELECT coalesce(s.started_at, s.recorded_at) FROM stops s
+                          WHERE s.id = node_stops.stop_id),
+            machine = coalesce(machine, (SELECT s.machine FROM stops s
+                                         WHERE s.id = node_stops.stop_id))"""
+    )
+    # covering indexes: each answers its query without reading the table
+    db.execute(
+        "CREATE INDEX node_stops_secs ON node_stops(dataflow, node, stop_to_exit_s, censored)"
+    )
+    db.execute(
+        "CREATE INDEX node_stops_time "
+        "ON node_stops(dataflow, node, started_at, stop_to_exit_s, censored, outcome)"
+    )
+    db.execute("CREATE INDEX node_stops_outcome ON node_stops(dataflow, node, outcome, machine)")
+
+
+MIGRATIONS: List[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2, _migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -236,66 +264,77 @@ class StopRow:
 SAME_STOP_S = 2.0
 
 
-def add_stop(db: sqlite3.Connection, stop: StopRow) -> bool:
-    """Add one stop and its nodes in one transaction; False when it is already there."""
+def add_stop(db: sqlite3.Connection, stop: StopRow, own_transaction: bool = True) -> bool:
+    """Add one stop and its nodes in one transaction; False when it is already there.
+
+    ``own_transaction=False`` adds it to the caller's transaction (a bulk load)."""
+    if not own_transaction:
+        return _insert(db, stop)
     db.execute("BEGIN IMMEDIATE")
     try:
-        if _known(db, stop):
-            db.execute("ROLLBACK")
-            return False
-        cursor = db.execute(
-            """INSERT INTO stops (stop_key, dataflow_uuid, dataflow_name, descriptor_hash,
-                   machine, host, dora_version, kind, requested_by, grace_s, grace_source,
-                   started_at, recorded_at, writer)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                stop.key,
-                stop.dataflow_uuid,
-                stop.dataflow_name,
-                stop.descriptor_hash,
-                stop.machine,
-                stop.host,
-                stop.dora_version,
-                stop.kind,
-                stop.requested_by,
-                stop.grace_s,
-                stop.grace_source,
-                stop.started_at,
-                time.time(),
-                stop.writer,
-            ),
-        )
-        stop_id = cursor.lastrowid
-        db.executemany(
-            """INSERT INTO node_stops (stop_id, node, machine, outcome, stop_to_exit_s,
-                   censored, cause, holder_thread, holder_function, holder_file, holder_line,
-                   samples, recording)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [
-                (
-                    stop_id,
-                    n.node,
-                    n.machine,
-                    n.outcome,
-                    n.stop_to_exit_s,
-                    int(n.censored),
-                    n.cause,
-                    n.holder_thread,
-                    n.holder_function,
-                    n.holder_file,
-                    n.holder_line,
-                    n.samples,
-                    n.recording,
-                )
-                for n in stop.nodes
-            ],
-        )
-        db.execute("COMMIT")
-        return True
+        added = _insert(db, stop)
+        db.execute("COMMIT" if added else "ROLLBACK")
+        return added
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def _insert(db: sqlite3.Connection, stop: StopRow) -> bool:
+    if _known(db, stop):
+        return False
+    recorded_at = time.time()
+    cursor = db.execute(
+        """INSERT INTO stops (stop_key, dataflow_uuid, dataflow_name, descriptor_hash,
+               machine, host, dora_version, kind, requested_by, grace_s, grace_source,
+               started_at, recorded_at, writer)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (
+            stop.key,
+            stop.dataflow_uuid,
+            stop.dataflow_name,
+            stop.descriptor_hash,
+            stop.machine,
+            stop.host,
+            stop.dora_version,
+            stop.kind,
+            stop.requested_by,
+            stop.grace_s,
+            stop.grace_source,
+            stop.started_at,
+            recorded_at,
+            stop.writer,
+        ),
+    )
+    stop_id = cursor.lastrowid
+    db.executemany(
+        """INSERT INTO node_stops (stop_id, dataflow, started_at, node, machine, outcome,
+               stop_to_exit_s, censored, cause, holder_thread, holder_function,
+               holder_file, holder_line, samples, recording)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            (
+                stop_id,
+                stop.dataflow_name or UNNAMED,
+                stop.started_at if stop.started_at is not None else recorded_at,
+                n.node,
+                n.machine or stop.machine,
+                n.outcome,
+                n.stop_to_exit_s,
+                int(n.censored),
+                n.cause,
+                n.holder_thread,
+                n.holder_function,
+                n.holder_file,
+                n.holder_line,
+                n.samples,
+                n.recording,
+            )
+            for n in stop.nodes
+        ],
+    )
+    return True
 
 
 def _known(db: sqlite3.Connection, stop: StopRow) -> bool:

@@ -9,7 +9,6 @@ larger.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,6 @@ RECENT = 20
 MIN_EARLIER = 5
 REGRESSION_FACTOR = 1.5
 TREND_POINTS = 20
-UNNAMED = "(unnamed)"
 
 _AGE = re.compile(r"^\s*(?P<value>\d+(?:\.\d*)?)\s*(?P<unit>s|m|min|h|d|w)\s*$")
 _AGE_SCALE = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -91,10 +89,6 @@ class History:
         }
 
 
-def label(view: NodeStopView) -> str:
-    return view.dataflow_name or UNNAMED
-
-
 def matches(view: NodeStopView, dataflow: Optional[str], descriptor: Optional[str] = None) -> bool:
     """A dataflow is named by its name, its UUID or a UUID prefix, or its descriptor hash."""
     if dataflow is None:
@@ -107,79 +101,45 @@ def matches(view: NodeStopView, dataflow: Optional[str], descriptor: Optional[st
     )
 
 
-def summarise(
-    views: Iterable[NodeStopView], dataflow: Optional[str] = None, since: Optional[float] = None
-) -> History:
-    groups: Dict[Tuple[str, str], List[NodeStopView]] = {}
-    stops = set()
-    count = 0
-    for view in views:
-        if not matches(view, dataflow):
-            continue
-        groups.setdefault((label(view), view.node), []).append(view)
-        stops.add(view.stop)
-        count += 1
-    result = History(stops=len(stops), node_stops=count, since=since)
-    for (name, node), rows in groups.items():
-        rows.sort(key=lambda v: v.started_at or 0.0)
-        result.nodes.append(node_history(name, node, rows))
-    # regressions first, then by dataflow and node
-    result.nodes.sort(key=lambda n: (n.regression is None, n.dataflow, n.node))
-    return result
+def rank(q: int, count: int) -> int:
+    """Nearest rank of the q-th percentile among ``count`` values, in integers (exact)."""
+    return max(1, (q * count + 99) // 100)
 
 
-def node_history(name: str, node: str, rows: Sequence[NodeStopView]) -> NodeHistory:
-    found = NodeHistory(dataflow=name, node=node, stops=len(rows))
-    for row in rows:
-        outcome = row.outcome or "unknown"
-        found.outcomes[outcome] = found.outcomes.get(outcome, 0) + 1
-    found.p50 = bounded_percentile(rows, 50)
-    found.p95 = bounded_percentile(rows, 95)
-    found.max = bounded_percentile(rows, 100)
-    latest = rows[-1]
-    found.latest_cause = latest.cause
-    found.latest_holder = latest.holder
-    found.latest_at = latest.started_at
-    found.grace_s = latest.grace_s
-    found.trend = [r.stop_to_exit_s for r in rows[-TREND_POINTS:]]
-    found.machines = sorted({r.machine for r in rows if r.machine})
-    found.regression = regression(rows)
-    return found
-
-
-def bounded_percentile(rows: Sequence[NodeStopView], q: float) -> Optional[Bound]:
-    """Nearest-rank percentile over every timed stop, censored ones at their lower bound."""
-    timed = sorted(
-        ((r.stop_to_exit_s, r.censored) for r in rows if r.stop_to_exit_s is not None),
-        key=lambda t: t[0],
-    )
+def bounded_percentile(timed: Sequence[Tuple[float, bool]], q: int) -> Optional[Bound]:
+    """Nearest-rank percentile of (seconds, censored) pairs, censored ones at their lower
+    bound; "at least" when a censored value is at or below it (its true value may be above)."""
     if not timed:
         return None
-    rank = max(1, math.ceil(q / 100.0 * len(timed)))
-    value = timed[min(rank, len(timed)) - 1][0]
-    at_least = any(censored and seconds <= value for seconds, censored in timed)
+    ordered = sorted(timed, key=lambda t: t[0])
+    value = ordered[rank(q, len(ordered)) - 1][0]
+    at_least = any(censored and seconds <= value for seconds, censored in ordered)
     return Bound(round(value, 3), at_least)
 
 
 ENDED_BY_DORA = ("terminated", "killed")
 
 
-def regression(rows: Sequence[NodeStopView]) -> Optional[str]:
-    """Says so when the last RECENT stops are worse than the ones before: dora began to end
-    the node, or its p95 stop→exit grew over REGRESSION_FACTOR × the earlier p95."""
-    if len(rows) < MIN_EARLIER + 1:
+def regression_text(
+    recent: Sequence[Tuple[Optional[str], Optional[float], bool]],
+    earlier_count: int,
+    earlier_ended: int,
+    earlier_p95: Optional[Bound],
+) -> Optional[str]:
+    """Says so when the last stops (``recent``: outcome, seconds, censored) are worse than
+    the ones before: dora began to end the node, or the p95 stop→exit grew over
+    REGRESSION_FACTOR × the earlier p95 (an earlier p95 that is only a lower bound is no
+    basis)."""
+    if earlier_count < MIN_EARLIER or not recent:
         return None
-    recent_n = min(RECENT, len(rows) - MIN_EARLIER)
-    earlier, recent = rows[:-recent_n], rows[-recent_n:]
-    ended_now = sum(1 for r in recent if r.outcome in ENDED_BY_DORA)
-    ended_before = sum(1 for r in earlier if r.outcome in ENDED_BY_DORA)
-    if ended_now and not ended_before:
+    ended_now = sum(1 for outcome, _, _ in recent if outcome in ENDED_BY_DORA)
+    if ended_now and not earlier_ended:
         return (
             f"newly ended by dora: {ended_now} of the last {len(recent)} stops terminated or "
-            f"killed, none of the {len(earlier)} before"
+            f"killed, none of the {earlier_count} before"
         )
-    before = bounded_percentile(earlier, 95)
-    now = bounded_percentile(recent, 95)
+    now = bounded_percentile([(s, c) for _, s, c in recent if s is not None], 95)
+    before = earlier_p95
     if before is None or now is None or before.at_least or before.seconds <= 0:
         return None
     if now.seconds > REGRESSION_FACTOR * before.seconds:
@@ -187,7 +147,7 @@ def regression(rows: Sequence[NodeStopView]) -> Optional[str]:
         return (
             f"stop→exit grew: p95 of the last {len(recent)} stops {mark}{now.seconds:.2f} s, "
             f"{now.seconds / before.seconds:.1f} × the {before.seconds:.2f} s of the "
-            f"{len(earlier)} before"
+            f"{earlier_count} before"
         )
     return None
 
