@@ -114,7 +114,8 @@ def _migration_3(db: sqlite3.Connection) -> None:
     )
     # covering indexes: each answers its query without reading the table
     db.execute(
-        "CREATE INDEX node_stops_secs ON node_stops(dataflow, node, stop_to_exit_s, censored)"
+        "CREATE INDEX node_stops_secs "
+        "ON node_stops(dataflow, node, stop_to_exit_s, censored, started_at)"
     )
     db.execute(
         "CREATE INDEX node_stops_time "
