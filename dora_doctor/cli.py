@@ -11,7 +11,16 @@ from typing import List, Optional
 
 import typer
 
-from dora_doctor.commands import check, history, inspect, merge, postmortem, report, tune_grace
+from dora_doctor.commands import (
+    check,
+    history,
+    inspect,
+    merge,
+    postmortem,
+    report,
+    tune_grace,
+    watch,
+)
 from dora_doctor.errors import USAGE, DoctorError
 
 app = typer.Typer(
@@ -43,6 +52,7 @@ app.command("merge")(merge.command)
 app.command("tune-grace")(tune_grace.command)
 app.command("check")(check.command)
 app.command("history")(history.command)
+app.command("watch")(watch.command)
 
 
 def _terminate_as_interrupt(signum: int, frame: Optional[FrameType]) -> None:
