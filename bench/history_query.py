@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import load, write_results  # noqa: E402
@@ -120,31 +120,28 @@ def main() -> int:
         def run_cli(*extra: str) -> None:
             subprocess.run([*cli, *extra], env=env, check=True, capture_output=True)
 
-        rows: List[Dict[str, Any]] = [
-            {"what": "query, all", "seconds": round(best_of(lambda: query(path)), 4)},
-            {
-                "what": "query, all: CPU seconds",
-                "seconds": round(best_cpu_of(lambda: query(path)), 4),
-            },
-            {
-                "what": "query, --since 7d",
-                "seconds": round(best_of(lambda: query(path, 7 * 86400.0)), 4),
-            },
-            {
-                "what": "query, --node node7",
-                "seconds": round(best_of(lambda: query(path, None, "node7")), 4),
-            },
-            {"what": "CLI, all (with Python start-up)", "seconds": round(best_of(run_cli), 4)},
-            {
-                "what": "CLI, python -c pass (start-up alone)",
-                "seconds": round(
-                    best_of(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)), 4
-                ),
-            },
+        measures: List[Tuple[str, Callable[[], float]]] = [
+            ("query, all", lambda: best_of(lambda: query(path))),
+            ("query, all: CPU seconds", lambda: best_cpu_of(lambda: query(path))),
+            ("query, --since 7d", lambda: best_of(lambda: query(path, 7 * 86400.0))),
+            ("query, --node node7", lambda: best_of(lambda: query(path, None, "node7"))),
+            ("CLI, all (with Python start-up)", lambda: best_of(run_cli)),
+            (
+                "CLI, python -c pass (start-up alone)",
+                lambda: best_of(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)),
+            ),
         ]
-        for row in rows:
-            row["load"] = load()
-            row["node_stops"] = args.node_stops
+        rows: List[Dict[str, Any]] = []
+        for what, measure in measures:
+            before = load()
+            rows.append(
+                {
+                    "what": what,
+                    "seconds": round(measure(), 4),
+                    "loadavg_before": before,
+                    "node_stops": args.node_stops,
+                }
+            )
         regressions = [r["node"] for r in data["regressions"]]
         out = write_results(
             "history_query",
@@ -157,7 +154,7 @@ def main() -> int:
     for row in rows:
         print(f"{row['what']:40s} {row['seconds']:.3f} s")
     print(f"regressions found: {regressions}; written {out}")
-    return 0 if min(rows[0]["seconds"], rows[1]["seconds"]) <= TARGET_S else 1
+    return 0 if rows[0]["seconds"] <= TARGET_S else 1
 
 
 if __name__ == "__main__":

@@ -228,6 +228,33 @@ def html_rows(doc: Doc) -> List[Row]:
     ]
 
 
+def history_rows(doc: Doc) -> List[Row]:
+    """`history` on a DB of many node stops: the query's wall and CPU time, and the CLI's."""
+    rows = {r["what"]: r for r in doc["results"]}
+    target = doc.get("target_s", 0.3)
+    wall, cpu = rows["query, all"], rows["query, all: CPU seconds"]
+    count = wall["node_stops"]
+    return [
+        (
+            f"`history` on {count:,} node stops: open, summarise per node, JSON",
+            f"{_n(wall['seconds'])} s wall, {_n(cpu['seconds'])} s CPU; --since 7d "
+            f"{_n(rows['query, --since 7d']['seconds'])} s, --node "
+            f"{_n(rows['query, --node node7']['seconds'])} s",
+            f"≤ {target:g} s",
+            _met(wall["seconds"] <= target),
+            _load(wall, doc),
+        ),
+        (
+            "the same as a command, Python start-up included",
+            f"{_n(rows['CLI, all (with Python start-up)']['seconds'])} s (`python -c pass`: "
+            f"{_n(rows['CLI, python -c pass (start-up alone)']['seconds'])} s)",
+            "(none)",
+            "—",
+            _load(rows["CLI, all (with Python start-up)"], doc),
+        ),
+    ]
+
+
 SECTIONS = (
     ("attach_latency", attach_rows),
     ("sampling_rate", sampling_rows),
@@ -236,6 +263,7 @@ SECTIONS = (
     ("tune_grace_overhead", tune_grace_rows),
     ("postmortem_speed", postmortem_rows),
     ("html_report", html_rows),
+    ("history_query", history_rows),
 )
 
 

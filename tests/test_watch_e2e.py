@@ -137,3 +137,60 @@ def test_print_systemd_unit_runs_this_watch(tmp_path: Path) -> None:
     assert "[Service]" in result.stdout and "KillSignal=SIGTERM" in result.stdout
     exec_start = next(ln for ln in result.stdout.splitlines() if ln.startswith("ExecStart="))
     assert f"-m dora_doctor watch --db {tmp_path / 'h.sqlite3'}" in exec_start
+
+
+def test_inspect_and_check_add_their_stops_and_no_history_does_not(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "history.sqlite3"
+    local_dora.start_dataflow(samples / "slow_cleanup.yml", "inspected")
+    local_dora.wait_running("inspected", nodes=1)
+    args = ["--stop", "--grace-duration", "2s", "--stop-after", "2s", "--json", "--db", str(db)]
+    result = run_doctor("inspect", "inspected", *args, env=local_dora.env)
+    assert result.returncode == 0, result.stderr
+    row = (
+        sqlite3.connect(str(db))
+        .execute(
+            "SELECT s.dataflow_name, s.writer, s.requested_by, s.grace_s, n.outcome, n.cause "
+            "FROM stops s JOIN node_stops n ON n.stop_id = s.id"
+        )
+        .fetchall()
+    )
+    assert row == [("inspected", "inspect", "dora-doctor", 2.0, "terminated", "slow-shutdown")]
+
+    local_dora.start_dataflow(samples / "slow_cleanup.yml", "quiet")
+    local_dora.wait_running("quiet", nodes=1)
+    quiet = run_doctor("inspect", "quiet", *args, "--no-history", env=local_dora.env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert sqlite3.connect(str(db)).execute("SELECT count(*) FROM stops").fetchone()[0] == 1
+
+    checked = run_doctor(
+        "check",
+        str(samples / "well_behaved.yml"),
+        "--grace",
+        "5s",
+        "--warmup",
+        "2s",
+        "--db",
+        str(db),
+        env=local_dora.env,
+    )
+    assert checked.returncode == 0, checked.stderr
+    rows = (
+        sqlite3.connect(str(db))
+        .execute(
+            "SELECT s.dataflow_name, s.writer, s.descriptor_hash IS NOT NULL, n.node, n.outcome "
+            "FROM stops s JOIN node_stops n ON n.stop_id = s.id WHERE s.writer = 'check' "
+            "ORDER BY n.node"
+        )
+        .fetchall()
+    )
+    assert rows == [
+        ("well_behaved", "check", 1, "listener", "clean"),
+        ("well_behaved", "check", 1, "talker", "clean"),
+    ]
+    grace = run_doctor(
+        "tune-grace", str(samples / "well_behaved.yml"), "--from-history", "--db", str(db)
+    )
+    assert grace.returncode == 0, grace.stderr
+    assert "Rests on 1 real stop(s) (2 node stops), no rehearsal." in grace.stdout
