@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/postmortem_speed.py
 	$(PY) bench/html_report.py
 	$(PY) bench/history_query.py
+	$(PY) bench/watch_cost.py
 	$(PY) bench/table.py --write
 
 lint: $(STAMP)

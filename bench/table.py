@@ -255,6 +255,25 @@ def history_rows(doc: Doc) -> List[Row]:
     ]
 
 
+def watch_cost_rows(doc: Doc) -> List[Row]:
+    """`watch` with idle nodes: CPU of its whole process tree per second, start-up excluded."""
+    short, long_ = doc["results"]
+    share = doc["steady_share_of_one_core"]
+    target = doc.get("target_share_of_one_core", 0.01)
+    return [
+        (
+            f"`watch` following {long_['nodes']} idle Python nodes at {long_['rate_hz']} Hz "
+            f"({long_.get('segment_s', 1)} s segments): CPU of the watch, its followers and "
+            "their py-spy, steady state",
+            f"{share:.1%} of one core ({_n(long_['cpu_s'] - short['cpu_s'], 1)} s CPU over "
+            f"{long_['watched_s'] - short['watched_s']:g} s)",
+            f"≤ {target:.0%}",
+            _met(share <= target),
+            _load(long_, doc),
+        )
+    ]
+
+
 SECTIONS = (
     ("attach_latency", attach_rows),
     ("sampling_rate", sampling_rows),
@@ -264,6 +283,7 @@ SECTIONS = (
     ("postmortem_speed", postmortem_rows),
     ("html_report", html_rows),
     ("history_query", history_rows),
+    ("watch_cost", watch_cost_rows),
 )
 
 

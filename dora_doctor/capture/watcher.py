@@ -39,6 +39,7 @@ RUNNING = ("running",)
 class WatchOptions:
     db: Optional[Path] = None
     rate: int = 50
+    segment_s: int = 1
     poll_s: float = 1.0
     machine: Optional[str] = None
     dora_args: List[str] = field(default_factory=list)  # --dora, --coordinator-*
@@ -74,7 +75,16 @@ class Watcher:
         """One look at the coordinator: follow new dataflows, finish ended followers."""
         self._reap()
         try:
-            found = discover(self.cli, ask_version=False)
+            # one `dora list` per poll; the full discovery (node list, processes, Python
+            # versions: ~5 × the CPU) only when a dataflow not seen before runs
+            rows = self.cli.list_dataflows()
+            fresh = [
+                row
+                for row in rows
+                if str(row.get("uuid")) not in self.seen
+                and str(row.get("status") or "").lower() in RUNNING
+            ]
+            found = discover(self.cli, ask_version=False) if fresh else None
         except DoctorError as err:
             if self.coordinator_ok is not False:
                 self.say(f"cannot list dataflows ({err}); retrying")
@@ -83,7 +93,7 @@ class Watcher:
         if self.coordinator_ok is False:
             self.say("the coordinator answers again")
         self.coordinator_ok = True
-        for dataflow in found.dataflows:
+        for dataflow in found.dataflows if found is not None else []:
             if dataflow.uuid in self.seen:
                 continue
             if (dataflow.status or "").lower() not in RUNNING:
@@ -109,6 +119,8 @@ class Watcher:
             str(path),
             "--rate",
             str(self.options.rate),
+            "--segment",
+            str(self.options.segment_s),
             "--nonblocking",
             "--no-history",
             "--json",

@@ -21,6 +21,14 @@ def command(
         max=1000,
         help="Samples per second per node while a dataflow runs (read without pausing it).",
     ),
+    segment: int = typer.Option(
+        1,
+        "--segment",
+        min=1,
+        max=60,
+        help="Restart each py-spy recorder every this many seconds (longer: fewer restarts, "
+        "less CPU).",
+    ),
     poll: str = typer.Option("1s", "--poll", help="How often to look for new dataflows."),
     machine: Optional[str] = typer.Option(
         None, "--machine", help="Sample only the nodes of this dora machine id."
@@ -63,12 +71,13 @@ def command(
         dora_args += ["--dora", dora]
     if print_systemd_unit:
         argv = ["watch", "--db", str((db or store.default_path()).resolve()), "--rate", str(rate)]
+        argv += ["--segment", str(segment)]
         argv += dora_args + (["--machine", machine] if machine else [])
         sys.stdout.write(watcher.systemd_unit(argv, getpass.getuser()))
         return
     cli = client.DoraCli(client.find_dora(dora), coordinator_addr, coordinator_port)
     options = watcher.WatchOptions(
-        db=db, rate=rate, poll_s=poll_s, machine=machine, dora_args=dora_args
+        db=db, rate=rate, segment_s=segment, poll_s=poll_s, machine=machine, dora_args=dora_args
     )
 
     def say(text: str) -> None:
