@@ -448,3 +448,78 @@ def test_a_full_disk_is_one_line_and_loses_only_that_stop(
     db = sqlite3.connect(str(path))
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("SELECT count(*) FROM stops").fetchone()[0] == 1
+
+
+def a_follower(recording: Path) -> "object":
+    from dora_doctor.capture.watcher import Follower
+    from dora_doctor.recording.jsonl import read_recording
+
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return Follower(read_recording(recording).dataflows[0], recording, done)
+
+
+def test_watch_records_a_followed_stop_and_drops_a_recording_without_one(tmp_path: Path) -> None:
+    """What the watcher does when a follower ends, on a real recording (saver, dora 1.1.0)."""
+    import shutil
+
+    from dora_doctor.capture.watcher import Watcher, WatchOptions
+    from dora_doctor.model import Dataflow, NodeProcess
+    from dora_doctor.recording.jsonl import RecordingWriter, make_header
+
+    db = tmp_path / "h.sqlite3"
+    said: List[str] = []
+    watcher = Watcher(None, WatchOptions(db=db), said.append)  # type: ignore[arg-type]
+    kept = store.recordings_dir(db) / "saver.ddrec"
+    kept.parent.mkdir(parents=True)
+    shutil.copy(FIX / "recordings" / "saver.ddrec", kept)
+    watcher._record(a_follower(kept))  # type: ignore[arg-type]
+    assert said[-1].startswith("saver: stop recorded: saver terminated ≥ 2.")
+    assert "(slow-shutdown)" in said[-1] and kept.exists()
+    row = (
+        sqlite3.connect(str(db))
+        .execute(
+            "SELECT s.writer, n.outcome, n.cause, n.recording FROM stops s "
+            "JOIN node_stops n ON n.stop_id = s.id"
+        )
+        .fetchone()
+    )
+    assert row == ("watch", "terminated", "slow-shutdown", str(kept.resolve()))
+
+    empty = store.recordings_dir(db) / "running.ddrec"
+    dataflow = Dataflow("01a21300-0000-7000-8000-000000000001", "running", "running")
+    dataflow.nodes = [NodeProcess("n", dataflow.uuid, pid=1)]
+    RecordingWriter(empty, make_header([dataflow], "1.1.0", {"rate": 50})).close()
+    watcher._record(a_follower(empty))  # type: ignore[arg-type]
+    assert said[-1] == "running: no stop seen while followed; nothing recorded"
+    assert not empty.exists()
+
+
+def test_watch_goes_on_when_the_history_cannot_be_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from dora_doctor.capture.watcher import Watcher, WatchOptions
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the DB's directory should be\\n")
+    said: List[str] = []
+    options = WatchOptions(db=blocker / "h.sqlite3", recordings=tmp_path / "recordings")
+    watcher = Watcher(None, options, said.append)  # type: ignore[arg-type]
+    options.recordings.mkdir()  # type: ignore[union-attr]
+    kept = tmp_path / "recordings" / "saver.ddrec"
+    shutil.copy(FIX / "recordings" / "saver.ddrec", kept)
+    watcher._record(a_follower(kept))  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "history not written" in err
+    assert said[-1].startswith(
+        "saver: stop recording kept, the history could not be written: saver terminated"
+    )
+    assert kept.exists() and watcher.stops_recorded == 0
+    watcher.db = tmp_path / "h.sqlite3"
+    watcher._record(a_follower(kept))  # type: ignore[arg-type]
+    watcher._record(a_follower(kept))  # type: ignore[arg-type]
+    assert said[-2].startswith("saver: stop recorded: ")
+    assert said[-1].startswith("saver: stop already in the history: ")
+    assert watcher.stops_recorded == 1

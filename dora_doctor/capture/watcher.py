@@ -187,7 +187,11 @@ class Watcher:
             for n in row.nodes
         )
         kind = rows[0].kind
-        self.say(f"{label}: {kind} recorded: {nodes}; {follower.recording}")
+        where = {
+            None: "recording kept, the history could not be written",
+            0: "already in the history",
+        }.get(added, "recorded")
+        self.say(f"{label}: {kind} {where}: {nodes}; {follower.recording}")
 
     def finish(self, timeout_s: float = FOLLOWER_END_S) -> None:
         """End cleanly: stops in progress run to their end; followers of dataflows that still
