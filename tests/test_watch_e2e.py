@@ -194,3 +194,35 @@ def test_inspect_and_check_add_their_stops_and_no_history_does_not(
     )
     assert grace.returncode == 0, grace.stderr
     assert "Rests on 1 real stop(s) (2 node stops), no rehearsal." in grace.stdout
+
+
+def test_a_dataflow_that_finishes_on_its_own_is_a_finish(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    # samples/nodes/exits_early.py, given time for the watch to attach first (8 s, not 3 s)
+    early = (samples / "nodes" / "exits_early.py").read_text()
+    assert "RUN_SECONDS = 3.0" in early
+    (samples / "nodes" / "exits_later.py").write_text(
+        early.replace("RUN_SECONDS = 3.0", "RUN_SECONDS = 8.0")
+    )
+    (samples / "finishes.yml").write_text(
+        "nodes:\n  - id: brief\n    path: nodes/exits_later.py\n"
+        "    inputs:\n      tick: dora/timer/millis/100\n"
+    )
+    db = tmp_path / "history.sqlite3"
+    watch = Watch(local_dora.env, db)
+    try:
+        watch.wait_said("watching the coordinator")
+        local_dora.start_dataflow(samples / "finishes.yml", "finishes")
+        watch.wait_said("finishes: finish recorded", 90)
+    finally:
+        assert watch.end() == 0, "\n".join(watch.lines)
+    row = (
+        sqlite3.connect(str(db))
+        .execute(
+            "SELECT s.kind, s.requested_by, n.node, n.outcome, n.censored "
+            "FROM stops s JOIN node_stops n ON n.stop_id = s.id"
+        )
+        .fetchall()
+    )
+    assert row == [("finish", None, "brief", "clean", 0)]
