@@ -8,7 +8,7 @@ getrusage(RUSAGE_CHILDREN) once it has ended (it waits for its followers, they f
 py-spy), and (CPU_long − CPU_short) / (LONG − SHORT) is the cost per second. Target (issue
 15): at most 1 % of one core. Results: bench/results/watch_cost.json.
 
-    python bench/watch_cost.py [--short 15] [--long 75] [--rate 50] [--segment 1]
+    python bench/watch_cost.py [--short 15] [--long 75] [--rate 20] [--segment 5]
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--short", type=float, default=15.0)
     parser.add_argument("--long", type=float, default=75.0)
-    parser.add_argument("--rate", type=int, default=50)
-    parser.add_argument("--segment", type=int, default=1)
+    parser.add_argument("--rate", type=int, default=20)  # watch's defaults
+    parser.add_argument("--segment", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="watch-cost-") as tmp:
         folder = Path(tmp)

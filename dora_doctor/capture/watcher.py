@@ -38,8 +38,8 @@ RUNNING = ("running",)
 @dataclass
 class WatchOptions:
     db: Optional[Path] = None
-    rate: int = 50
-    segment_s: int = 1
+    rate: int = 20
+    segment_s: int = 5
     poll_s: float = 1.0
     machine: Optional[str] = None
     dora_args: List[str] = field(default_factory=list)  # --dora, --coordinator-*
