@@ -523,3 +523,24 @@ def test_watch_goes_on_when_the_history_cannot_be_written(
     assert said[-2].startswith("saver: stop recorded: ")
     assert said[-1].startswith("saver: stop already in the history: ")
     assert watcher.stops_recorded == 1
+
+
+def test_html_chart_marks_ended_stops_draws_the_grace_and_escapes_names(tmp_path: Path) -> None:
+    db = tmp_path / "h.sqlite3"
+    history_of(
+        db,
+        {
+            "<b>cam</b>": [(1.0, "clean")] * 10 + [(2.0, "terminated")] + [(3.0, "killed")],
+        },
+    )
+    page = tmp_path / "h.html"
+    result = run_doctor("history", "--db", str(db), "--html", str(page))
+    assert result.returncode == 0, result.stderr
+    text = page.read_text()
+    assert "<b>cam</b>" not in text and "&lt;b&gt;cam&lt;/b&gt;" in text
+    assert text.count("<circle") == 10 and text.count("class='censored'") == 2
+    assert "stroke-dasharray" in text  # the grace, 2 s at every stop
+    assert "<script" not in text and "http" not in text
+    assert "Regression: robot/&lt;b&gt;cam&lt;/b&gt;: newly ended by dora" in text
+    again = run_doctor("history", "--db", str(db), "--html", str(page))
+    assert again.returncode == 2 and "already exists" in again.stderr

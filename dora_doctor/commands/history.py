@@ -103,6 +103,12 @@ def command(
         help="With prune: delete the oldest recordings dora-doctor made itself (watch) "
         "until they take at most this much (500M, 2G).",
     ),
+    html_file: Optional[Path] = typer.Option(
+        None,
+        "--html",
+        help="Also write a chart of stop→exit over time per node, terminated and killed "
+        "stops marked, the grace in force as a line.",
+    ),
     as_json: bool = common.JSON,
 ) -> None:
     """What real stops said, per node: how many, how they ended, how long stop→exit took.
@@ -115,7 +121,7 @@ def command(
     \b
     Examples:
       dora-doctor history
-      dora-doctor history robot --node camera --since 7d
+      dora-doctor history robot --node camera --since 7d --html robot-stops.html
       dora-doctor history --db a.sqlite3 --db b.sqlite3 --json
       dora-doctor history import /var/log/dora/out/ old-run.log
       dora-doctor history prune --keep 90d --max-recordings 2G
@@ -131,7 +137,7 @@ def command(
     else:
         if len(words) > 1:
             raise DoctorError(f"one dataflow at a time, got {len(words)}: {' '.join(words)}")
-        _show(words[0] if words else None, db, node, since, as_json)
+        _show(words[0] if words else None, db, node, since, as_json, html_file)
 
 
 def _one_db(db: Optional[List[Path]]) -> Path:
@@ -206,16 +212,23 @@ def _show(
     node: Optional[str],
     since: Optional[str],
     as_json: bool,
+    html_file: Optional[Path] = None,
 ) -> None:
     import json
 
+    from dora_doctor.commands.common import refuse_existing, write_output
     from dora_doctor.history import query, store, summary
     from dora_doctor.report import history as render
 
+    refuse_existing(html_file)
     since_s = summary.parse_age(since, "--since") if since else None
     paths = db or [store.default_path()]
-    found = query.summarise(paths, dataflow, node, summary.since_cutoff(since_s))
+    cutoff = summary.since_cutoff(since_s)
+    found = query.summarise(paths, dataflow, node, cutoff)
     data = found.to_dict()
+    if html_file is not None:
+        series = query.series(paths, dataflow, node, cutoff)
+        write_output(html_file, render.render_html(data, series))
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:

@@ -220,3 +220,42 @@ def earlier_counts(
         f"SELECT count(*), coalesce(sum(outcome IN ({ended})), 0) FROM ({sql})", params
     ).fetchone()
     return int(count), int(ended_count)
+
+
+SERIES_POINTS = 500  # per node in a chart: the latest ones
+
+
+def series(
+    paths: Sequence[Path],
+    dataflow: Optional[str] = None,
+    node: Optional[str] = None,
+    since: Optional[float] = None,
+    points: int = SERIES_POINTS,
+) -> Dict[str, Dict[str, List[Dict[str, object]]]]:
+    """Per dataflow and node, its latest stops in time order: time, stop→exit, outcome,
+    censored, grace. What ``history --html`` draws."""
+    conn = open_all(paths)
+    try:
+        sel = Selection(len(paths), dataflow, node, since)
+        sql, params = sel.rows("DISTINCT n.dataflow, n.node")
+        keys = conn.execute(sql, params).fetchall()
+        found: Dict[str, Dict[str, List[Dict[str, object]]]] = {}
+        for df, name in sorted(keys):
+            sql, params = sel.rows(
+                "n.started_at AS at, n.stop_to_exit_s, n.outcome, n.censored, s.grace_s",
+                "n.dataflow = ? AND n.node = ?",
+                [df, name],
+                join=True,
+            )
+            rows = conn.execute(
+                f"SELECT * FROM ({sql}) ORDER BY at DESC LIMIT ?", params + [points]
+            ).fetchall()
+            found.setdefault(df, {})[name] = [
+                {"at": at, "seconds": secs, "outcome": outcome, "censored": bool(c), "grace": g}
+                for at, secs, outcome, c, g in reversed(rows)
+            ]
+        return found
+    except sqlite3.OperationalError as err:
+        raise DoctorError(f"the history could not be read: {err}", 1) from err
+    finally:
+        conn.close()

@@ -132,3 +132,85 @@ def render_grace(data: Dict[str, Any], console: Console) -> None:
     console.print(Text(f"Suggestion: {clean(suggestion['reason'])}", style="bold"))
     if suggestion.get("command"):
         console.print(Text(f"  {clean(suggestion['command'])}"))
+
+
+# --- the HTML page: one chart of stop→exit over time per node --------------------------------
+
+_COLOURS = {"terminated": "#e67e22", "killed": "#c0392b", "failed": "#8e44ad"}
+_W, _H, _PAD = 720, 180, 40
+
+
+def render_html(data: Dict[str, Any], series: Dict[str, Dict[str, List[Dict[str, Any]]]]) -> str:
+    """A self-contained page (no script, no network): per node, each stop's stop→exit as a
+    dot (orange: terminated, red: killed; a triangle: at least this long), the grace in force
+    as a dashed line, regressions first in words."""
+    import html
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<title>dora-doctor history</title><style>",
+        "body{font:14px sans-serif;margin:2em;max-width:60em}h2{font-size:16px}",
+        ".reg{color:#c0392b;font-weight:bold}svg{border:1px solid #ddd;background:#fff}",
+        "</style></head><body><h1>dora-doctor history</h1>",
+        f"<p>{int(data.get('stops', 0))} stop(s), {int(data.get('node_stops', 0))} node "
+        "stop(s). Dots: stop→exit of each stop; orange terminated, red killed; ▲ at least "
+        "this long (dora ended the node); dashed: the grace in force.</p>",
+    ]
+    for regression in data.get("regressions", []):
+        parts.append(
+            f"<p class='reg'>Regression: {html.escape(clean(regression['dataflow']))}/"
+            f"{html.escape(clean(regression['node']))}: {html.escape(clean(regression['text']))}"
+            "</p>"
+        )
+    for dataflow, nodes in series.items():
+        parts.append(f"<h2>{html.escape(clean(dataflow))}</h2>")
+        for node, points in nodes.items():
+            parts.append(f"<h3>{html.escape(clean(node))} ({len(points)} latest stops)</h3>")
+            parts.append(_chart(points))
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def _chart(points: List[Dict[str, Any]]) -> str:
+    timed = [p for p in points if p.get("seconds") is not None]
+    if not timed:
+        return "<p>no stop→exit measured</p>"
+    top = max([p["seconds"] for p in timed] + [p.get("grace") or 0.0 for p in timed]) or 1.0
+    top *= 1.1
+    count = len(points)
+
+    def x(i: int) -> float:
+        return _PAD + (i + 0.5) * (_W - 2 * _PAD) / count
+
+    def y(value: float) -> float:
+        return _H - _PAD + -(value / top) * (_H - 2 * _PAD)
+
+    shapes = []
+    grace_line = [f"{x(i):.1f},{y(p['grace']):.1f}" for i, p in enumerate(points) if p.get("grace")]
+    if len(grace_line) > 1:
+        shapes.append(
+            f"<polyline points='{' '.join(grace_line)}' fill='none' stroke='#555' "
+            "stroke-dasharray='4 3'/>"
+        )
+    for i, point in enumerate(points):
+        seconds = point.get("seconds")
+        if seconds is None:
+            continue
+        colour = _COLOURS.get(str(point.get("outcome")), "#2980b9")
+        cx, cy = x(i), y(seconds)
+        if point.get("censored"):
+            shapes.append(
+                f"<polygon class='censored' points='{cx:.1f},{cy - 5:.1f} {cx - 4:.1f},"
+                f"{cy + 3:.1f} {cx + 4:.1f},{cy + 3:.1f}' fill='{colour}'/>"
+            )
+        else:
+            shapes.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='3' fill='{colour}'/>")
+    axis = (
+        f"<line x1='{_PAD}' y1='{_H - _PAD}' x2='{_W - _PAD}' y2='{_H - _PAD}' stroke='#999'/>"
+        f"<text x='4' y='{_PAD}' font-size='11'>{top:.1f} s</text>"
+        f"<text x='4' y='{_H - _PAD}' font-size='11'>0 s</text>"
+        f"<text x='{_PAD}' y='{_H - 8}' font-size='11'>{when(points[0].get('at'))}</text>"
+        f"<text x='{_W - _PAD}' y='{_H - 8}' font-size='11' text-anchor='end'>"
+        f"{when(points[-1].get('at'))}</text>"
+    )
+    return f"<svg width='{_W}' height='{_H}' role='img'>{axis}{''.join(shapes)}</svg>"
