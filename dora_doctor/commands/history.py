@@ -178,7 +178,7 @@ def _prune(db: Optional[List[Path]], keep: Optional[str], max_recordings: Option
     cap = parse_size(max_recordings, "--max-recordings") if max_recordings else None
     path = _one_db(db)
     if not path.is_file():
-        raise DoctorError(f"--db {path}: no history there yet")
+        raise DoctorError(f"no history at {path} yet: nothing to prune")
     try:
         conn = store.connect(path)
         try:

@@ -156,7 +156,10 @@ def connect(path: Path, max_page_count: Optional[int] = None) -> sqlite3.Connect
 def connect_read(path: Path) -> sqlite3.Connection:
     """Open an existing DB for reading; a read-only file or directory is fine too."""
     if not path.is_file():
-        raise DoctorError(f"--db {path}: no history there yet")
+        raise DoctorError(
+            f"no history at {path} yet: inspect, tune-grace, check, postmortem, watch and "
+            "`history import` add to it"
+        )
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
         version = schema_version(db)
