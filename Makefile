@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/html_report.py
 	$(PY) bench/history_query.py
 	$(PY) bench/watch_cost.py
+	$(PY) bench/watch_cycles.py
 	$(PY) bench/table.py --write
 
 lint: $(STAMP)

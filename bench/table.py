@@ -274,6 +274,22 @@ def watch_cost_rows(doc: Doc) -> List[Row]:
     ]
 
 
+def watch_cycles_rows(doc: Doc) -> List[Row]:
+    """Consecutive start/stop cycles under `watch`: stops in dora's logs vs in the history."""
+    r = doc["results"][0]
+    return [
+        (
+            f"`watch` over {r['cycles']} consecutive start/stop cycles of well_behaved.yml "
+            f"({r['run_s']:g} s each): stops missed",
+            f"{r['missed']} ({r['stops_in_history']} in the history of "
+            f"{r['stops_in_dora_logs']} in dora's coordinator log)",
+            f"{doc.get('target_missed', 0)}",
+            _met(r["missed"] == doc.get("target_missed", 0)),
+            _load(r, doc),
+        )
+    ]
+
+
 SECTIONS = (
     ("attach_latency", attach_rows),
     ("sampling_rate", sampling_rows),
@@ -284,6 +300,7 @@ SECTIONS = (
     ("html_report", html_rows),
     ("history_query", history_rows),
     ("watch_cost", watch_cost_rows),
+    ("watch_cycles", watch_cycles_rows),
 )
 
 
