@@ -544,3 +544,31 @@ def test_html_chart_marks_ended_stops_draws_the_grace_and_escapes_names(tmp_path
     assert "Regression: robot/&lt;b&gt;cam&lt;/b&gt;: newly ended by dora" in text
     again = run_doctor("history", "--db", str(db), "--html", str(page))
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_the_history_never_holds_the_values_of_local_variables(tmp_path: Path) -> None:
+    """Even from a diagnosis that shows them (report --show-locals), only names and numbers
+    reach the DB: the values are looked for in the file's bytes."""
+    from dora_doctor import model
+    from dora_doctor.analysis import diagnose
+    from dora_doctor.recording.jsonl import read_recording
+
+    recording = read_recording(FIX / "recordings" / "saver.ddrec")
+    dataflow = recording.dataflows[0]
+    value = '"hunter2-secret-value"'
+    thread = model.ThreadLocals(
+        1,
+        "MainThread",
+        [model.FrameLocals("save", "saver.py", 3, [model.LocalVar("pw", False, value)])],
+    )
+    start = min(s.start for s in recording.stacks)
+    recording.locals.append(
+        model.LocalsSnapshot(dataflow.uuid, "saver", 1, start + 1, model.LOCALS_AT_STOP, [thread])
+    )
+    shown = diagnose.report_from_recording(recording, show_locals=True)
+    assert any(v.value == value for n in shown.dataflows[0].nodes for v in n.locals or [])
+    db = tmp_path / "h.sqlite3"
+    assert write.record(recording, shown, "test", db) == 1
+    sqlite3.connect(str(db)).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert b"hunter2" not in stored and b"saver" in stored
