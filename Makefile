@@ -40,6 +40,9 @@ bench: $(STAMP)
 	$(PY) bench/tune_grace_overhead.py
 	$(PY) bench/postmortem_speed.py
 	$(PY) bench/html_report.py
+	$(PY) bench/history_query.py
+	$(PY) bench/watch_cost.py
+	$(PY) bench/watch_cycles.py
 	$(PY) bench/table.py --write
 
 lint: $(STAMP)

@@ -254,6 +254,68 @@ def html_rows(doc: Doc) -> List[Row]:
     ]
 
 
+def history_rows(doc: Doc) -> List[Row]:
+    """`history` on a DB of many node stops: the query's wall and CPU time, and the CLI's."""
+    rows = {r["what"]: r for r in doc["results"]}
+    target = doc.get("target_s", 0.3)
+    wall, cpu = rows["query, all"], rows["query, all: CPU seconds"]
+    count = wall["node_stops"]
+    return [
+        (
+            f"`history` on {count:,} node stops: open, summarise per node, JSON",
+            f"{_n(wall['seconds'])} s wall, {_n(cpu['seconds'])} s CPU; --since 7d "
+            f"{_n(rows['query, --since 7d']['seconds'])} s, --node "
+            f"{_n(rows['query, --node node7']['seconds'])} s",
+            f"≤ {target:g} s",
+            _met(wall["seconds"] <= target),
+            _load(wall, doc),
+        ),
+        (
+            "the same as a command, Python start-up included",
+            f"{_n(rows['CLI, all (with Python start-up)']['seconds'])} s (`python -c pass`: "
+            f"{_n(rows['CLI, python -c pass (start-up alone)']['seconds'])} s)",
+            "(none)",
+            "—",
+            _load(rows["CLI, all (with Python start-up)"], doc),
+        ),
+    ]
+
+
+def watch_cost_rows(doc: Doc) -> List[Row]:
+    """`watch` with idle nodes: CPU of its whole process tree per second, start-up excluded."""
+    short, long_ = doc["results"]
+    share = doc["steady_share_of_one_core"]
+    target = doc.get("target_share_of_one_core", 0.01)
+    return [
+        (
+            f"`watch` following {long_['nodes']} idle Python nodes at {long_['rate_hz']} Hz "
+            f"({long_.get('segment_s', 1)} s segments): CPU of the watch, its followers and "
+            "their py-spy, steady state",
+            f"{share:.1%} of one core ({_n(long_['cpu_s'] - short['cpu_s'], 1)} s CPU over "
+            f"{long_['watched_s'] - short['watched_s']:g} s)",
+            f"≤ {target:.0%}",
+            _met(share <= target),
+            _load(long_, doc),
+        )
+    ]
+
+
+def watch_cycles_rows(doc: Doc) -> List[Row]:
+    """Consecutive start/stop cycles under `watch`: stops in dora's logs vs in the history."""
+    r = doc["results"][0]
+    return [
+        (
+            f"`watch` over {r['cycles']} consecutive start/stop cycles of well_behaved.yml "
+            f"({r['run_s']:g} s each): stops missed",
+            f"{r['missed']} ({r['stops_in_history']} in the history of "
+            f"{r['stops_in_dora_logs']} in dora's coordinator log)",
+            f"{doc.get('target_missed', 0)}",
+            _met(r["missed"] == doc.get("target_missed", 0)),
+            _load(r, doc),
+        )
+    ]
+
+
 SECTIONS = (
     ("attach_latency", attach_rows),
     ("sampling_rate", sampling_rows),
@@ -262,6 +324,9 @@ SECTIONS = (
     ("tune_grace_overhead", tune_grace_rows),
     ("postmortem_speed", postmortem_rows),
     ("html_report", html_rows),
+    ("history_query", history_rows),
+    ("watch_cost", watch_cost_rows),
+    ("watch_cycles", watch_cycles_rows),
 )
 
 

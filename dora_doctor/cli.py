@@ -12,7 +12,16 @@ from typing import List, Optional, Type, cast
 
 import typer
 
-from dora_doctor.commands import check, inspect, merge, postmortem, report, tune_grace
+from dora_doctor.commands import (
+    check,
+    history,
+    inspect,
+    merge,
+    postmortem,
+    report,
+    tune_grace,
+    watch,
+)
 from dora_doctor.errors import USAGE, DoctorError
 from dora_doctor.textsafe import for_terminal
 
@@ -44,6 +53,8 @@ app.command("postmortem")(postmortem.command)
 app.command("merge")(merge.command)
 app.command("tune-grace")(tune_grace.command)
 app.command("check")(check.command)
+app.command("history")(history.command)
+app.command("watch")(watch.command)
 
 
 def _terminate_as_interrupt(signum: int, frame: Optional[FrameType]) -> None:

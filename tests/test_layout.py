@@ -21,8 +21,13 @@ ALLOWED: Dict[str, Set[str]] = {
     "recording": {"logs"},
     "analysis": {"logs", "recording", "dora.versions"},
     "report": {"analysis", "recording"},
-    "capture": {"dora", "logs", "recording", "analysis"},
-    "commands": {"dora", "logs", "recording", "analysis", "report", "capture"},
+    # history keeps diagnosed stops: it reads what analysis concluded and the recording and
+    # log facts behind it, and never talks to processes or dora itself
+    "history": {"analysis", "recording", "logs"},
+    # capture may write history so that `watch` records each stop as it diagnoses it;
+    # commands write it after their diagnosis and read it for `history`
+    "capture": {"dora", "logs", "recording", "analysis", "history"},
+    "commands": {"dora", "logs", "recording", "analysis", "report", "capture", "history"},
 }
 TOP = {"cli": {"commands"}, "__main__": {"cli"}}
 

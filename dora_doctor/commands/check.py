@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from dora_doctor.commands import common
+from dora_doctor.commands import common, history
 from dora_doctor.commands.rehearsing import rehearsal_options, rehearse_with_progress
 from dora_doctor.report import consoles
 
@@ -24,6 +24,8 @@ def command(
         False, "--local", help="Rehearse on a private coordinator and daemon, not the running one."
     ),
     as_json: bool = common.CHECK_JSON,
+    db: Optional[Path] = history.DB,
+    no_history: bool = history.NO_HISTORY,
     coordinator_addr: Optional[str] = common.COORDINATOR_ADDR,
     coordinator_port: Optional[int] = common.COORDINATOR_PORT,
     dora: Optional[str] = common.DORA,
@@ -46,6 +48,7 @@ def command(
     rehearsal = rehearse_with_progress(
         dataflow_file, options, coordinator_addr, coordinator_port, dora
     )
+    history.record_rehearsal(rehearsal, "check", db, no_history)
     failures = check_failures(rehearsal)
     shown = consoles.render_options()
     if as_json:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from dora_doctor.commands import common
+from dora_doctor.commands import common, history
 from dora_doctor.commands.common import refuse_existing, write_output
 from dora_doctor.dora import versions
 from dora_doctor.errors import DoctorError
@@ -76,6 +76,8 @@ def command(
         "`dora-doctor merge` the recordings).",
     ),
     as_json: bool = common.JSON,
+    db: Optional[Path] = history.DB,
+    no_history: bool = history.NO_HISTORY,
     coordinator_addr: Optional[str] = common.COORDINATOR_ADDR,
     coordinator_port: Optional[int] = common.COORDINATOR_PORT,
     dora: Optional[str] = common.DORA,
@@ -180,6 +182,7 @@ def command(
     err.print(f"Stopped watching: {ended}", highlight=False, markup=False)
     analysis = analyse(recording)
     shown = consoles.render_options()
+    history.record_diagnosis(recording, analysis.diagnosis, "inspect", db, no_history, record)
     if html_file is not None:
         write_output(html_file, registry.HTML.render(analysis, shown))
     sys.stdout.write((registry.JSON if as_json else registry.TERMINAL).render(analysis, shown))

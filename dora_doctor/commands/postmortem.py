@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from dora_doctor.commands import common
+from dora_doctor.commands import common, history
 from dora_doctor.commands.common import refuse_existing, write_output
 from dora_doctor.errors import DoctorError
 from dora_doctor.report import consoles
@@ -25,6 +25,8 @@ def command(
         None, "--html", help="Also write the report as an HTML page (lanes need --recording)."
     ),
     as_json: bool = common.JSON,
+    db: Optional[Path] = history.DB,
+    no_history: bool = history.NO_HISTORY,
 ) -> None:
     """Read dora's logs after the fact: every stop, every node's end, grace kills and why.
 
@@ -68,6 +70,7 @@ def command(
         )
         if not as_json:
             return
+    history.record_postmortem(result, db, no_history, recording)
     shown = consoles.render_options()
     if html_file is not None:
         from dora_doctor.analysis.result import analyse

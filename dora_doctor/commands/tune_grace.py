@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from dora_doctor.commands import common
+from dora_doctor.commands import common, history
 from dora_doctor.commands.common import refuse_existing, write_output
 from dora_doctor.commands.rehearsing import rehearsal_options, rehearse_with_progress
 from dora_doctor.errors import DoctorError
@@ -16,7 +16,9 @@ from dora_doctor.report import consoles
 
 
 def command(
-    dataflow_file: Path = typer.Argument(..., help="The dataflow YAML to rehearse."),
+    dataflow_file: Path = typer.Argument(
+        ..., help="The dataflow YAML to rehearse (with --from-history: or a dataflow name)."
+    ),
     runs: int = typer.Option(5, "--runs", "-n", min=1, max=100, help="How many rehearsals."),
     warmup: str = typer.Option(
         "3s", "--warmup", help="How long each run runs before the stop, from `dora start`."
@@ -41,6 +43,16 @@ def command(
     ),
     rate: int = typer.Option(200, "--rate", min=1, max=1000, help="Samples per second per node."),
     as_json: bool = common.REHEARSAL_JSON,
+    from_history: bool = typer.Option(
+        False,
+        "--from-history",
+        help="Suggest a grace from the real stops in the history, without any rehearsal.",
+    ),
+    since: Optional[str] = typer.Option(
+        None, "--since", help="With --from-history: only stops of this recent past (30d)."
+    ),
+    db: Optional[Path] = history.DB,
+    no_history: bool = history.NO_HISTORY,
     coordinator_addr: Optional[str] = common.COORDINATOR_ADDR,
     coordinator_port: Optional[int] = common.COORDINATOR_PORT,
     dora: Optional[str] = common.DORA,
@@ -57,10 +69,13 @@ def command(
       dora-doctor tune-grace robot.yml
       dora-doctor tune-grace robot.yml --runs 10 --ceiling 30s --margin 1.2
       dora-doctor tune-grace robot.yml --local --json > grace.json
+      dora-doctor tune-grace robot.yml --from-history --since 30d
     """
     from dora_doctor.analysis.result import analyse
     from dora_doctor.report import registry
 
+    if from_history:
+        return history.suggest_from_history(dataflow_file, db, since, margin, as_json)
     if record_dir is not None and not record_dir.is_dir():
         raise DoctorError(f"--record-dir {record_dir}: no such directory")
     refuse_existing(html_file)
@@ -70,6 +85,7 @@ def command(
     rehearsal = rehearse_with_progress(
         dataflow_file, options, coordinator_addr, coordinator_port, dora
     )
+    history.record_rehearsal(rehearsal, "tune-grace", db, no_history)
     shown = consoles.render_options()
     if html_file is not None:
         recorded = [analyse(r.recorded, diagnosis=r.report) for r in rehearsal.runs if r.recorded]

@@ -1,0 +1,94 @@
+"""`dora-doctor watch`: a long-running recorder of every shutdown on one machine."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from dora_doctor.commands import common, history
+
+
+def command(
+    rate: int = typer.Option(
+        20,
+        "--rate",
+        min=1,
+        max=1000,
+        help="Samples per second per node while a dataflow runs (read without pausing it; "
+        "20/s: 40 samples in a 2 s grace, at half the CPU of 50/s).",
+    ),
+    segment: int = typer.Option(
+        5,
+        "--segment",
+        min=1,
+        max=60,
+        help="Restart each py-spy recorder every this many seconds (longer: fewer restarts, "
+        "less CPU).",
+    ),
+    poll: str = typer.Option("1s", "--poll", help="How often to look for new dataflows."),
+    machine: Optional[str] = typer.Option(
+        None, "--machine", help="Sample only the nodes of this dora machine id."
+    ),
+    db: Optional[Path] = history.DB,
+    print_systemd_unit: bool = typer.Option(
+        False,
+        "--print-systemd-unit",
+        help="Print a systemd unit that runs this watch as a service, and exit.",
+    ),
+    coordinator_addr: Optional[str] = common.COORDINATOR_ADDR,
+    coordinator_port: Optional[int] = common.COORDINATOR_PORT,
+    dora: Optional[str] = common.DORA,
+) -> None:
+    """Follow every dataflow the coordinator starts and record each shutdown.
+
+    Each dataflow is sampled from the moment it runs until its processes are gone; every
+    stop leaves one recording (read it with `dora-doctor report`) and one history entry
+    with the same diagnosis `inspect` gives (see `dora-doctor history`). Nothing is ever
+    stopped by it. Ctrl-C or SIGTERM end it after the stops in progress.
+
+    \b
+    Examples:
+      sudo dora-doctor watch
+      dora-doctor watch --db /var/lib/dora-doctor/history.sqlite3 --machine A
+      dora-doctor watch --print-systemd-unit > dora-doctor-watch.service
+    """
+    from dora_doctor.capture import watcher
+    from dora_doctor.dora import client
+    from dora_doctor.history import store
+    from dora_doctor.units import parse_duration
+
+    poll_s = parse_duration(poll, "--poll")
+    dora_args: List[str] = []
+    if coordinator_addr:
+        dora_args += ["--coordinator-addr", coordinator_addr]
+    if coordinator_port is not None:
+        dora_args += ["--coordinator-port", str(coordinator_port)]
+    if dora:
+        dora_args += ["--dora", dora]
+    if print_systemd_unit:
+        argv = ["watch", "--db", str((db or store.default_path()).resolve()), "--rate", str(rate)]
+        argv += ["--segment", str(segment)]
+        argv += dora_args + (["--machine", machine] if machine else [])
+        sys.stdout.write(watcher.systemd_unit(argv, getpass.getuser()))
+        return
+    cli = client.DoraCli(client.find_dora(dora), coordinator_addr, coordinator_port)
+    options = watcher.WatchOptions(
+        db=db, rate=rate, segment_s=segment, poll_s=poll_s, machine=machine, dora_args=dora_args
+    )
+
+    def say(text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        print(f"{stamp} {text}", file=sys.stderr, flush=True)
+
+    follow = watcher.Watcher(cli, options, say)
+    say(
+        f"watching the coordinator at {cli.where()}; history {follow.db}; "
+        f"recordings in {follow.folder}"
+    )
+    follow.run()
+    say(f"stopped watching: {follow.stops_recorded} stop(s) recorded")
