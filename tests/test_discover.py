@@ -126,3 +126,25 @@ def test_dora_version_is_read_from_its_banner() -> None:
     assert versions.parse_version("dora-cli 1.1.0\n") == "1.1.0"
     assert versions.version_tuple("dora-cli 0.3.13") == (0, 3, 13)
     assert versions.parse_version("nothing") is None
+
+
+def test_a_node_listed_without_a_pid_yet_gets_it_from_its_environment() -> None:
+    """Right after `dora start`, 1.1.0's node list gives `"status":"Unknown","pid":"-"` for
+    about a second (seen on a private dora, 2026-12-01): the PID comes from DORA_NODE_CONFIG."""
+    rows = [
+        {"node": "validate", "status": "Unknown", "pid": "-", "dataflow": "rb"},
+        {"node": "talker", "status": "Running", "pid": "41", "dataflow": "rb"},
+    ]
+    (dataflow,) = discover.parse_dataflow_rows([{"uuid": "u-1", "name": "rb"}])
+    discover.attach_node_rows([dataflow], rows)
+    assert {n.id: n.pid for n in dataflow.nodes} == {"validate": None, "talker": 41}
+    by_env = [
+        Dataflow(
+            "u-1",
+            None,
+            nodes=[NodeProcess("validate", "u-1", pid=40), NodeProcess("talker", "u-1", pid=99)],
+        )
+    ]
+    discover._fill_from_environ([dataflow], by_env)
+    # only the missing PID is filled; what dora said is kept
+    assert {n.id: n.pid for n in dataflow.nodes} == {"validate": 40, "talker": 41}

@@ -47,7 +47,9 @@ def discover(cli: Optional[DoraCli], ask_version: bool = True) -> Discovery:
     source = "cli"
     if cli is not None:
         dataflows = dataflows_from_cli(cli)
-    if dataflows is None or any(not df.nodes for df in dataflows):
+    if dataflows is None or any(
+        not df.nodes or any(n.pid is None for n in df.nodes) for df in dataflows
+    ):
         by_env = dataflows_from_environ(psutil.process_iter())
         if dataflows is None:
             dataflows, source = by_env, "environ"
@@ -167,10 +169,24 @@ def parse_node_config(text: str) -> Optional[Tuple[str, str]]:
 
 
 def _fill_from_environ(dataflows: List[Dataflow], by_env: List[Dataflow]) -> None:
+    """Nodes and PIDs the CLI does not give yet, from ``DORA_NODE_CONFIG`` of the processes.
+
+    Right after ``dora start``, 1.1.0's ``node list`` shows each node for about a second as
+    status ``Unknown`` with pid ``-`` although its process runs: without this, an ``inspect``
+    started then would skip every node as having no process.
+    """
     env_by_uuid = {df.uuid: df for df in by_env}
     for dataflow in dataflows:
-        if not dataflow.nodes and dataflow.uuid in env_by_uuid:
-            dataflow.nodes = env_by_uuid[dataflow.uuid].nodes
+        found = env_by_uuid.get(dataflow.uuid)
+        if found is None:
+            continue
+        if not dataflow.nodes:
+            dataflow.nodes = found.nodes
+            continue
+        pids = {n.id: n.pid for n in found.nodes}
+        for node in dataflow.nodes:
+            if node.pid is None and pids.get(node.id) is not None:
+                node.pid = pids[node.id]
 
 
 def python_version_of(proc: psutil.Process) -> Tuple[bool, Optional[str]]:
