@@ -119,6 +119,16 @@ def test_a_node_still_importing_is_starting_with_no_code_advice() -> None:
     assert any("startup_timeout" in a.text for a in loader.advice)  # dora 1.1.0 has it
 
 
+def test_an_import_starved_of_the_gil_is_contention_not_start_up() -> None:
+    """MainThread sat in an import (dora's first event imports pyarrow) from before the stop
+    to the end, but only because `solver` held the GIL: the node was past Node()."""
+    solver = node("np-starved-import", "solver")
+    assert (solver.outcome, solver.cause) == ("terminated", "gil-contention")
+    assert solver.gil is not None and solver.gil.holders[0].thread == "solver"
+    assert solver.gil.holders[0].function == "propagate"
+    assert not any("still starting" in e for e in solver.evidence)
+
+
 def test_a_busy_event_thread_is_not_said_to_react() -> None:
     """asyncio: MainThread is busy in crunch before and after the stop; moving from line to
     line is not a reaction to STOP."""

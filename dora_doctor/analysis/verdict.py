@@ -498,9 +498,17 @@ def _classify(
         entry = next((f for f in wait_stack if not is_library(f.file, prefix)), None)
         if entry is not None:
             verdict.add(F_OPERATOR, frame=entry)
-    if wait_stack is not None and _importing(wait_stack):
-        _starting(verdict, node, wait_stack, request.time, shutdown.dora_version)
+    at_stop = _stack_at(main, request.time)
+    # an import that another thread's GIL keeps from finishing is contention, not start-up:
+    # dora's own event loop imports (pyarrow on the first event) inside the user's loop
+    starved = verdict.gil is not None and other_share(verdict.gil, main_name) >= CONTENTION_SHARE
+    if at_stop is not None and _importing(at_stop) and not starved:
+        _starting(verdict, node, at_stop, request.time, shutdown.dora_version)
         return
+    if wait_stack is not None and _importing(wait_stack):
+        # the samples began during its start-up (a slow import) and it has reached its loop
+        # since: the event wait is where it went after the import, not the import itself
+        wait_stack = event_wait_stack([s for s in main if not _importing(s[2])], request.time)
     waiting = wait_stack is not None and _was_waiting(samples, main_id, main_name, request.time)
     if cpu and main_id is not None:
         verdict.rest(R_CPU)
@@ -579,6 +587,17 @@ def _classify(
         )
         return
     _slow_shutdown(verdict, samples, main, main_name, main_id, reaction - request.time, after)
+
+
+def _stack_at(main: Sequence[SpanTuple], moment: float) -> Optional[Stack]:
+    """Where the event thread was at ``moment``: the last span begun by then (else the first
+    after it). Whether a node is still starting is a question about now, not about where it
+    spent most of the samples: an inspect started with the dataflow sees its imports first."""
+    before = [s for s in main if s[0] <= moment and s[2]]
+    if before:
+        return max(before, key=lambda s: s[0])[2]
+    after = [s for s in main if s[2]]
+    return min(after, key=lambda s: s[0])[2] if after else None
 
 
 def _importing(stack: Stack) -> bool:
