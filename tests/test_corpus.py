@@ -159,14 +159,7 @@ TRUTH: Dict[str, Dict[str, Truth]] = {
 
 # Where today's analysis gives a wrong answer: (scenario, test) -> what is wrong, per issue 13.
 # Filled from real runs; each entry makes that test xfail(strict=True).
-HOLDER_IS_LIBRARY = "issue 13 §1: the holder named is the library frame ({}), not the user's {}"
-KEEPER_NOT_NAMED = (
-    "issue 13 §4: advice points at threading.py (_shutdown), the non-daemon thread "
-    "uploader/upload_forever that keeps the process alive is not named"
-)
 WRONG_TODAY: Dict[Tuple[str, str], str] = {
-    ("py312", "right_answer"): HOLDER_IS_LIBRARY.format("iterencode", "export_frames"),
-    ("py313", "right_answer"): HOLDER_IS_LIBRARY.format("re.match", "validate_username"),
     ("threadpool", "outcome_and_cause"): (
         "issue 13 §3/§4: 'other threads held the GIL 116%' (a share over 100 %), and cause "
         "gil-contention although MainThread read STOP and the exit waits for the pool's thread"
