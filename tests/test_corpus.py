@@ -161,8 +161,8 @@ TRUTH: Dict[str, Dict[str, Truth]] = {
 # Filled from real runs; each entry makes that test xfail(strict=True).
 WRONG_TODAY: Dict[Tuple[str, str], str] = {
     ("threadpool", "outcome_and_cause"): (
-        "issue 13 §3/§4: 'other threads held the GIL 116%' (a share over 100 %), and cause "
-        "gil-contention although MainThread read STOP and the exit waits for the pool's thread"
+        "issue 13 §4: cause gil-contention (the pool's workers hold the GIL ~66 %) although "
+        "MainThread read STOP and the exit waits for the pool's thread: stuck (shares are <= 1 now)"
     ),
     ("slow_startup", "outcome_and_cause"): "issue 13 §4: a node still before Node() is 'stuck'",
     ("slow_startup", "right_answer"): (
