@@ -4,7 +4,6 @@ error into one line and an exit code. Nothing else lives here."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 from types import FrameType
@@ -70,14 +69,10 @@ def _click_error(name: str) -> Type[Exception]:
     return cast(Type[Exception], found)
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def _one_line(text: str) -> str:
     """Collapse click's wrapped message into one line; what the user typed is shown, never
-    obeyed as a terminal control sequence."""
-    flat = " ".join(text.split())
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], flat)
+    obeyed as a terminal control sequence (the one escaper every terminal path uses)."""
+    return for_terminal(" ".join(text.split()))
 
 
 def _usage_error(err: Exception, argv: List[str]) -> int:
