@@ -60,9 +60,21 @@ def recording_of(line: str) -> Path:
     return Path(line.rsplit("recording to ", 1)[1])
 
 
-def ready(recording: Path) -> bool:
-    """The follower's first samples are on disk (the handshake before a stop)."""
-    return recording.exists() and recording.read_text().count('"type":"stacks"') >= 2
+def ready(recording: Path, *nodes: str) -> bool:
+    """Every node's first samples are on disk (the handshake before a stop).
+
+    Counting stack records of the whole recording is not enough: one node can have two before
+    the other has any, and a stop then finds that other node without samples."""
+    if not recording.exists():
+        return False
+    sampled = set()
+    for line in recording.read_text().splitlines():
+        if '"type":"stacks"' in line:
+            try:
+                sampled.add(json.loads(line)["node"])
+            except (ValueError, KeyError):
+                continue  # a line the follower is still writing
+    return sampled >= set(nodes)
 
 
 def test_watch_records_each_stop_once_with_outcome_cause_and_recording(
@@ -75,20 +87,20 @@ def test_watch_records_each_stop_once_with_outcome_cause_and_recording(
     watch = Watch(local_dora.env, db)
     try:
         first = recording_of(watch.wait_said("following cleanup"))
-        wait_for(lambda: ready(first), 60, "first samples of cleanup")
+        wait_for(lambda: ready(first, "saver"), 60, "first samples of cleanup")
         local_dora.stop_dataflow("cleanup", "2s")
         watch.wait_said("cleanup: stop recorded", 90)
 
         local_dora.start_dataflow(samples / "well_behaved.yml", "wb")
         second = recording_of(watch.wait_said("following wb"))
-        wait_for(lambda: ready(second), 60, "first samples of wb")
+        wait_for(lambda: ready(second, "talker", "listener"), 60, "first samples of wb")
         local_dora.stop_dataflow("wb", "2s")
         watch.wait_said("wb: stop recorded", 90)
 
         # a dataflow still running when the watch ends: not stopped, nothing recorded
         local_dora.start_dataflow(samples / "well_behaved.yml", "still")
         third = recording_of(watch.wait_said("following still"))
-        wait_for(lambda: ready(third), 60, "first samples of still")
+        wait_for(lambda: ready(third, "talker", "listener"), 60, "first samples of still")
     finally:
         code = watch.end()
     assert code == 0, "\n".join(watch.lines)
