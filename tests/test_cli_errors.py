@@ -102,7 +102,7 @@ def test_report_on_something_that_is_not_a_recording(tmp_path: Path) -> None:
         (["inspect", "--duration"], "'--duration' requires an argument"),
         (["inspect", "-d"], "'-d' requires an argument"),
         (["tune-grace", "robot.yml", "--runs", "many"], "'--runs'"),
-        (["tune-grace", "robot.yml", "--runs", "0"], "greater than or equal to 1"),
+        (["tune-grace", "robot.yml", "--runs", "0"], "not in the range 1<=x<=100"),
         (["frobnicate"], "No such command 'frobnicate'"),
         (["--frobnicate"], "No such option: --frobnicate"),
     ],
