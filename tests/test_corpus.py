@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from corpus import SCENARIOS, Run, leftovers, observe
-from dora_versions import DORA_OLD, dora_venv, node_venv, require
+from dora_versions import CELLS, DORA_OLD, dora_venv, node_venv, require
 from typer.testing import CliRunner
 
 from dora_doctor.cli import app
@@ -35,6 +35,9 @@ from dora_doctor.dora.private import LocalDora, locate_dora
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 RECORDINGS = Path(__file__).resolve().parent / "fixtures" / "recordings" / "corpus"
+# Another release line for the scenarios of the default cell (issue 13 §5: every line), e.g.
+# DORA_DOCTOR_CORPUS_DORA=0.5.0 pytest -m "dora and not stress" tests/test_corpus.py
+CORPUS_DORA = os.environ.get("DORA_DOCTOR_CORPUS_DORA")
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,11 @@ class Corpus:
             elif cell in ("py312", "py313"):
                 venv = require(node_venv, "3." + cell[-2:], "1.1.0")
                 self.doras[cell] = LocalDora.start(workdir, node_python=venv.python)
+            elif CORPUS_DORA:
+                line = [c for c in CELLS if c.dora == CORPUS_DORA and c.own_venv]
+                assert line, f"DORA_DOCTOR_CORPUS_DORA={CORPUS_DORA}: not a cell of the matrix"
+                venv = require(dora_venv, line[0].dora, line[0].python)
+                self.doras[cell] = LocalDora.start(workdir, dora=str(venv.dora))
             else:
                 self.doras[cell] = LocalDora.start(workdir)
         return self.doras[cell]
