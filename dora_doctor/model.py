@@ -55,6 +55,7 @@ class NodeProcess:
     skip_reason: Optional[str] = None
     remote: bool = False  # its process is on another machine: neither sampled nor watched here
     # /proc/PID/status SigCgt bit 14 at discovery: does Python (or C) catch SIGTERM? None: unread
+    # (later changes are ``sigterm-caught`` / ``sigterm-not-caught`` process events)
     catches_sigterm: Optional[bool] = None
     # the interpreter's installation prefix (the directory above its bin/): its lib/pythonX.Y
     # is the standard library, which is never the user's code
@@ -139,9 +140,16 @@ class GilSegment:
     stacks: List[GilStack] = field(default_factory=list)
 
 
+# ProcessEvent kinds: whether the process catches SIGTERM changed (``SigCgt``, re-read while
+# sampling by capture/sigcgt.py; the header's ``catches_sigterm`` is the answer at discovery)
+SIGTERM_CAUGHT = "sigterm-caught"
+SIGTERM_NOT_CAUGHT = "sigterm-not-caught"
+
+
 @dataclass
 class ProcessEvent:
-    """Something happened to a node's process: ``kind`` is ``exited`` or ``sampler-error``."""
+    """Something happened to a node's process: ``kind`` is ``exited``, ``sampler-error``,
+    ``sampler-degraded``, or ``sigterm-caught`` / ``sigterm-not-caught`` (capture/sigcgt.py)."""
 
     dataflow: str
     node: str

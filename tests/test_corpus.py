@@ -23,7 +23,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 from corpus import SCENARIOS, Run, leftovers, observe
@@ -181,10 +181,6 @@ WRONG_TODAY: Dict[Tuple[str, str], str] = {
         "line and its peer never_ready is not named"
     ),
     ("operator_hog", "right_answer"): "issue 13 §4: the operator hog is not named as an operator",
-    ("sigterm_quick", "outcome_and_cause"): (
-        "issue 13 §3: 'clean' ('exited on its own') for a node that ended at the grace through "
-        "its SIGTERM handler's sys.exit(0): no end line of dora's, and no evidence of a clean stop"
-    ),
 }
 # A race, not a steady wrong answer: strict would make the test flaky.
 # Once racy (issue 13 §3: dora's end line read after the watch ended, 'clean' claimed), fixed
@@ -459,30 +455,19 @@ def test_stress_same_answer_three_times(
 
 
 # Recordings without dora's end line for a node that ended at the grace: "clean" would be a
-# claim without evidence; terminated (from the timing) or unknown are right.
-NO_END_LINE = {
-    "py312": (
-        "issue 13 §3: the run hit the race: exporter's Signal(15) line is not in the recording, "
-        "and 'clean' is claimed without it"
-    ),
-    "sigterm_quick": (
-        "issue 13 §3: quick ended at the grace through its SIGTERM handler (exit 0, no dora "
-        "line); 'clean' is claimed without evidence"
-    ),
-}
+# claim without evidence; terminated (from the timing) or unknown are right. None left: py312
+# was re-recorded with the watch that waits for dora's end line (it holds Signal(15) now), and
+# sigterm_quick's handler exit (no dora line by nature) is `terminated` from SigCgt + timing.
+NO_END_LINE: Dict[str, str] = {}
 
 
 # Recorded before the watch waited for dora's end line (issue 13 §3): a node that really ended
 # clean has no line in the recording that proves it, so `unknown` is as right as `clean`.
-NO_CLEAN_PROOF = {"zlib_archiver", "py312"}
+# None left: zlib_archiver and py312 were re-recorded and hold the coordinator's end line.
+NO_CLEAN_PROOF: Set[str] = set()
 
 # Still wrong today, with the reason: each flips to a failure the moment it is fixed.
-STILL_WRONG = {
-    "sigterm_quick": (
-        "issue 13 §3: quick exited 0 through its SIGTERM handler at the grace deadline, which no "
-        "dora line records; the recording predates SigCgt, so `clean` is still claimed"
-    ),
-}
+STILL_WRONG: Dict[str, str] = {}
 
 
 def _recorded() -> List[Any]:

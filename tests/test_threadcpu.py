@@ -33,6 +33,7 @@ from dora_doctor.capture.threadcpu import (
     parse_stat,
     read_threads,
 )
+from dora_doctor.dora.discover import catches_sigterm
 from dora_doctor.model import CpuSegment, NodeProcess
 from dora_doctor.recording.codec import make_header
 from dora_doctor.recording.reader import read_recording
@@ -113,6 +114,7 @@ def test_threads_of_a_missing_process_are_none() -> None:
 def test_the_meter_emits_windows_per_node() -> None:
     out: "queue.Queue[Any]" = queue.Queue()
     me = NodeProcess("self", "u-1", os.getpid(), os.getpid(), True)
+    me.catches_sigterm = catches_sigterm(os.getpid())  # as discovery read it: no change to say
     meter = CpuMeter([me, NodeProcess("native", "u-1", 1, None)], out, poll_s=0.02)
     meter.start()
     time.sleep(0.5)

@@ -20,7 +20,16 @@ from dora_doctor.dora.versions import (
 )
 from dora_doctor.logs import events as logevents
 from dora_doctor.logs import patterns
-from dora_doctor.model import CpuSegment, Dataflow, NodeProcess, Stack, StackSegment, ThreadTrack
+from dora_doctor.model import (
+    SIGTERM_CAUGHT,
+    SIGTERM_NOT_CAUGHT,
+    CpuSegment,
+    Dataflow,
+    NodeProcess,
+    Stack,
+    StackSegment,
+    ThreadTrack,
+)
 from dora_doctor.recording.model import Recording
 
 # The thread that reads dora's events, as every dora Python example does it.
@@ -67,6 +76,9 @@ class NodeEnd:
     evidence: List[str] = field(default_factory=list)
     # why nothing dora-doctor has tells how the node ended (then its outcome is unknown)
     unknown_reason: Optional[str] = None
+    # whether it catches SIGTERM, as (time, caught) from discovery (time None) and each change
+    # seen while sampling; a handler installed late shows here, not in ``node.catches_sigterm``
+    sigcgt: List[Tuple[Optional[float], bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -204,6 +216,15 @@ def node_end(
     ]
     if exits:
         end.time, end.source = exits[0].time, "process"
+    if node.catches_sigterm is not None:
+        end.sigcgt.append((None, node.catches_sigterm))
+    end.sigcgt += [
+        (e.time, e.kind == SIGTERM_CAUGHT)
+        for e in recording.events
+        if e.dataflow == dataflow.uuid
+        and e.node == node.id
+        and e.kind in (SIGTERM_CAUGHT, SIGTERM_NOT_CAUGHT)
+    ]
     failures = [e for e in events if e.kind == logevents.NODE_EXIT and e.node == node.id]
     if end.time is not None:
         failures = [e for e in failures if e.time is None or abs(e.time - end.time) <= LOG_MATCH_S]

@@ -25,12 +25,15 @@ from dora_doctor.analysis.findings import Cause, GilFinding, Holder, Inside, Out
 from dora_doctor.analysis.timeline import (
     DEADLINE_TOLERANCE_S,
     EVENT_THREAD,
+    GRACE,
+    KILL,
     RUNNING_SHARE,
     NodeEnd,
     Shutdown,
     busy_share,
     event_thread,
     main_thread_spans,
+    markers,
 )
 from dora_doctor.dora.versions import (
     has_sigterm_step,
@@ -105,6 +108,7 @@ F_VICTIM = "waiting-for-peer"  # peers, by ("dora" or "starting"), since_spawn
 F_DAEMON_ORPHAN = "daemon-gone-orphan"  # pid
 F_DAEMON_BEFORE = "daemon-gone-before-end"  # seconds
 F_COORDINATOR_GONE = "coordinator-gone"
+F_HANDLER_EXIT = "sigterm-handler-exit"  # after_s, grace, catches_sigterm
 
 # --- what a verdict rests on (short strings in the JSON, docs/diagnosis.md) ---------------
 R_EXIT_SEEN = "process exit seen"
@@ -398,6 +402,7 @@ def decide(
     outcome, verdict.stop_duration_s, rests, why = outcome_of(end, shutdown)
     verdict.outcome = outcome
     verdict.rest(*rests)
+    why = _sigterm_handler_exit(verdict, node, samples, shutdown, end) or why
     if end is not None:
         for text in end.evidence:
             verdict.add(F_DORA_LINE, text=text)
@@ -411,7 +416,7 @@ def decide(
     if why is not None and verdict.outcome == Outcome.UNKNOWN:
         verdict.add(F_NO_END_LINE, why=why)
     sigterm_step = has_sigterm_step(shutdown.dora_version)
-    if verdict.outcome == Outcome.TERMINATED and sigterm_step:
+    if verdict.outcome == Outcome.TERMINATED and sigterm_step and not verdict.has(F_HANDLER_EXIT):
         version = shutdown.dora_version
         verdict.add(
             F_SIGTERM_AT_GRACE,
@@ -426,8 +431,9 @@ def decide(
             if grace is not None and verdict.stop_duration_s is not None
             else None
         )
-        verdict.add(F_SURVIVED_SIGTERM, lived=lived, catches_sigterm=node.catches_sigterm)
-        if node.catches_sigterm is not None:
+        caught = catches_sigterm(node, end, request.time, end.time if end else None)
+        verdict.add(F_SURVIVED_SIGTERM, lived=lived, catches_sigterm=caught)
+        if caught is not None:
             verdict.rest(R_SIGCGT)
     if not node.python or node.skip_reason or skipped:
         return verdict
@@ -559,7 +565,8 @@ def _classify(
         else:
             _stuck(verdict, wait_stack, window, main_name)
         if late and moved is not None:
-            _late_handler(verdict, node, main, moved, window[1], main_name)
+            caught = catches_sigterm(node, shutdown.end_of(node.id), request.time, window[1])
+            _late_handler(verdict, node, main, moved, window[1], main_name, caught)
         return
     after = (reaction, window[1])
     found_after = samples.holders(after)
@@ -719,18 +726,19 @@ def _late_handler(
     start: float,
     end: float,
     main_name: str,
+    caught: Optional[bool],
 ) -> None:
     places = _time_by_place(main, (start, end), node.python_prefix)
     if not places:
         return
-    if node.catches_sigterm is not None:
+    if caught is not None:
         verdict.rest(R_SIGCGT)
     verdict.add(
         F_AT_SIGTERM,
         thread=main_name,
         frame=_most(places),
         seconds=end - start,
-        catches_sigterm=node.catches_sigterm,
+        catches_sigterm=caught,
     )
 
 
@@ -840,6 +848,126 @@ def cpu_share(cpu: Sequence[CpuSegment], thread_id: int, window: Window) -> Opti
     return min(1.0, used / covered)
 
 
+# --- an exit through a SIGTERM handler -----------------------------------------------------
+
+# dora's ladder counts from its own STOP, which leaves the coordinator after dora-doctor's
+# request by the CLI's start-up: 0.2-0.5 s here, up to 1.7 s seen on a loaded machine.
+STOP_LAG_S = 2.0
+
+
+def catches_sigterm(
+    node: NodeProcess, end: Optional[NodeEnd], start: float, until: Optional[float]
+) -> Optional[bool]:
+    """Did the process catch SIGTERM at some moment of ``[start, until]``?
+
+    From SigCgt: the answer at discovery, then each change seen while sampling. True when
+    any answer in force then says so (an exiting interpreter resets its handlers, so the
+    last reading before the exit often says "not caught"); False only when every moment is
+    covered by a "not caught"; None when some part was never read.
+    """
+    states = list(end.sigcgt) if end is not None else []
+    if not states and node.catches_sigterm is not None:
+        states = [(None, node.catches_sigterm)]
+    if not states:
+        return None
+    stop_at = until if until is not None else float("inf")
+    first = states[0][0]
+    seen: List[bool] = []
+    unread = first is not None and first > start  # nothing says how it was before
+    for index, (since, caught) in enumerate(states):
+        begins = float("-inf") if since is None else since
+        ends = states[index + 1][0] if index + 1 < len(states) else None
+        ends_at = float("inf") if ends is None else ends
+        if begins <= stop_at and ends_at >= start:
+            seen.append(caught)
+    if any(seen):
+        return True
+    return None if unread or not seen else False
+
+
+def _sigterm_handler_exit(
+    verdict: NodeVerdict,
+    node: NodeProcess,
+    samples: Samples,
+    shutdown: Shutdown,
+    end: Optional[NodeEnd],
+) -> Optional[str]:
+    """A "clean" end at dora's SIGTERM point is the SIGTERM's when the process catches it.
+
+    dora ≥ 0.4 SIGTERMs a node at the grace deadline; a Python handler that exits with
+    status 0 leaves no failure line, so dora's silence (or its dataflow end) would say
+    "clean". A process seen to exit between the grace deadline and dora's SIGKILL point,
+    that caught SIGTERM (SigCgt) and never left its event wait on STOP before the deadline,
+    was ended by that SIGTERM through its handler: ``terminated``. Where the samples show it
+    reacted to STOP, or are too few to tell, or SigCgt was never read, its own clean exit
+    and its handler's look the same: ``unknown``, with the reason (returned).
+    """
+    request = shutdown.request
+    if verdict.outcome != Outcome.CLEAN or request is None or shutdown.grace is None:
+        return None
+    if end is None or end.time is None or end.source != "process":
+        return None
+    if not has_sigterm_step(shutdown.dora_version):
+        return None
+    marks = {m.kind: m.time for m in markers(shutdown) if m.kind in (GRACE, KILL)}
+    if GRACE not in marks or KILL not in marks:
+        return None
+    deadline = marks[GRACE]
+    if not deadline - DEADLINE_TOLERANCE_S <= end.time <= marks[KILL] + STOP_LAG_S:
+        return None
+    caught = catches_sigterm(node, end, request.time, end.time)
+    if caught is False:
+        return None  # no handler: dora's SIGTERM would have left a Signal(15) line
+    at = (
+        f"it exited {end.time - request.time:.2f} s after the stop, at dora's SIGTERM point "
+        f"(grace {shutdown.grace.seconds:g} s), with no failure line from dora"
+    )
+    main = main_thread_spans(samples.stacks)
+    wait_stack = event_wait_stack(main, request.time)
+    main_id = next((t.thread_id for t in map(event_thread, samples.stacks) if t), None)
+    enough = window_ticks(samples.stacks, (request.time, end.time)) >= MIN_WINDOW_SAMPLES
+    reacted: Optional[bool] = None
+    if enough and wait_stack is not None:
+        moved = reaction_time(main, wait_stack[-1], request.time, end.time)
+        waiting = _was_waiting(samples, main_id, EVENT_THREAD, request.time)
+        if waiting and moved is not None and moved < deadline - DEADLINE_TOLERANCE_S:
+            reacted = True
+        else:
+            # not leaving the wait is evidence only as far as the samples go: a node seen last
+            # well before the deadline may have read STOP after its last sample
+            seen_until = max((e for _s, e, stack in main if stack), default=0.0)
+            reacted = None if seen_until < deadline - DEADLINE_TOLERANCE_S else False
+    if caught is None:
+        verdict.outcome = Outcome.UNKNOWN
+        return (
+            f"{at}; whether it catches SIGTERM was not read (SigCgt), so an exit through a "
+            "handler cannot be told from a clean exit"
+        )
+    verdict.rest(R_SIGCGT)
+    if reacted is None:
+        verdict.outcome = Outcome.UNKNOWN
+        return (
+            f"{at}; it catches SIGTERM (SigCgt), but too few samples up to the deadline say "
+            "whether it had left its event loop on STOP, so its handler's exit and a clean "
+            "exit look the same"
+        )
+    if reacted:
+        verdict.outcome = Outcome.UNKNOWN
+        return (
+            f"{at}; it left its event loop after STOP but also catches SIGTERM (SigCgt), so "
+            "its cleanup ending then and its SIGTERM handler's exit look the same"
+        )
+    verdict.outcome = Outcome.TERMINATED
+    verdict.rests_on = [r for r in verdict.rests_on if r not in (R_DATAFLOW_END, R_DORA_END)]
+    verdict.rest(R_EXIT_SEEN, R_SIGCGT, R_SAMPLES)
+    verdict.add(
+        F_HANDLER_EXIT,
+        after_s=end.time - request.time,
+        grace=shutdown.grace.seconds,
+    )
+    return None
+
+
 # --- blame on the right node -----------------------------------------------------------
 
 # dora stop's failure output (1.1.0): "Node `waiter` failed: exited because of signal SIGTERM.
@@ -855,6 +983,7 @@ _END_FACTS = {
     F_STOP,
     F_SIGTERM_AT_GRACE,
     F_SURVIVED_SIGTERM,
+    F_HANDLER_EXIT,
     F_NO_END_LINE,
     F_DAEMON_ORPHAN,
     F_DAEMON_BEFORE,

@@ -402,12 +402,23 @@ def _terminated_at_grace(d: Dict[str, Any]) -> str:
     return f"Ended by SIGTERM at the grace deadline{said}; the node's own cleanup never ran."
 
 
+def _handler_exit(d: Dict[str, Any]) -> str:
+    return (
+        f"Ended by dora's SIGTERM at the grace deadline ({d['grace']:g} s) through its own "
+        f"SIGTERM handler: the process exited {d['after_s']:.2f} s after the stop with no "
+        "failure line from dora, it catches SIGTERM (SigCgt in /proc/PID/status), and it had "
+        "not left its event loop on STOP; dora counts a handler's exit status 0 as a clean "
+        "stop, but the node did not stop on its own."
+    )
+
+
 _SAY: Dict[str, Callable[[Dict[str, Any]], str]] = {
     v.F_SAMPLING: lambda d: f"Sampling: {d['detail']}.",
     v.F_DORA_LINE: lambda d: str(d["text"]),
     v.F_STOP: _stop,
     v.F_SIGTERM_AT_GRACE: _terminated_at_grace,
     v.F_SURVIVED_SIGTERM: _survived,
+    v.F_HANDLER_EXIT: _handler_exit,
     v.F_ENDED_BEFORE_STOP: lambda d: "The node ended before the stop request: nothing to diagnose.",
     v.F_FEW_SAMPLES: lambda d: (
         f"Only {d['ticks']:.0f} samples between the stop request and the end "

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from dora_doctor.capture.sigcgt import SigCgtTracker
 from dora_doctor.model import CpuSegment, NodeProcess
 
 POLL_S = 0.05
@@ -124,6 +125,8 @@ class CpuMeter:
         self.poll_s = poll_s
         self.polls_per_window = polls_per_window
         self._windows: Dict[str, _Window] = {}
+        # SigCgt rides on the same poll: a SIGTERM handler installed after discovery
+        self._sigcgt = SigCgtTracker(self.nodes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
 
@@ -147,6 +150,9 @@ class CpuMeter:
             reading = read_threads(node.sample_pid)
             if not reading:
                 continue  # gone; the part-window before the exit is dropped
+            change = self._sigcgt.poll(node, now)
+            if change is not None:
+                self.output.put(change)
             window = self._windows.get(node.id)
             if window is None:
                 self._windows[node.id] = _Window(now, reading)

@@ -97,6 +97,8 @@ def _worth_a_card(node: NodeFinding) -> bool:
 
 
 def _share(value: float) -> str:
+    """A share as a whole percent; below 0.5 % a holder that did hold the GIL is "<1%", never
+    "0%" (which reads as "never held it")."""
     return "<1%" if 0 < value < 0.005 else f"{value:.0%}"
 
 
@@ -117,7 +119,7 @@ def _dataflow(dataflow: DataflowFinding, report: Diagnosis) -> Table:
         )
     for node in dataflow.nodes:
         stop = f"{node.stop_duration_s:.2f} s" if node.stop_duration_s is not None else "–"
-        gil = f"{node.gil.held_share:.0%}" if node.gil.held_share is not None else "–"
+        gil = _share(node.gil.held_share) if node.gil.held_share is not None else "–"
         if not node.python:
             why = "not Python"
         elif node.skipped and node.skipped.startswith(REMOTE):
@@ -141,7 +143,8 @@ def _node_card(node: NodeFinding) -> Panel:
             native = " (one C call)" if h.native else ""
             lines.append(
                 text(
-                    f"  {h.share:4.0%}  {h.thread}: {h.function}{native}  {_where(h.file, h.line)}"
+                    f"  {_share(h.share):>4}  {h.thread}: {h.function}{native}  "
+                    f"{_where(h.file, h.line)}"
                 )
             )
     for item in node.evidence:
