@@ -49,7 +49,7 @@ MAX_COUNT = 10**9  # samples, ticks, errors
 MAX_ID = 2**64  # pids, thread ids (py-spy may report a pthread id), exit codes, signals
 MAX_LINE = 2**31  # a source line number (py-spy gives 0, maybe -1, when it does not know)
 MAX_RATE = 1e6  # samples per second
-MAX_MAP_ITEMS = 1000  # entries of a name -> name map in the header (a node's operators)
+MAX_MAP_ITEMS = 100  # entries of a name -> name map in the header (a node's operators)
 MAX_INT_DIGITS = 30  # a JSON integer longer than this is damage, refused while parsing
 
 T = TypeVar("T")

@@ -139,9 +139,11 @@ def _node_card(node: NodeFinding) -> Panel:
         lines.append(Text("GIL held by:", style="bold"))
         for h in node.gil.holders[:3]:
             native = " (one C call)" if h.native else ""
+            operator = f" (operator `{h.operator}`)" if h.operator else ""
             lines.append(
                 text(
-                    f"  {h.share:4.0%}  {h.thread}: {h.function}{native}  {_where(h.file, h.line)}"
+                    f"  {h.share:4.0%}  {h.thread}{operator}: {h.function}{native}  "
+                    f"{_where(h.file, h.line)}"
                 )
             )
     for item in node.evidence:
