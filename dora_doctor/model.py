@@ -61,6 +61,10 @@ class NodeProcess:
     # is the standard library, which is never the user's code
     python_prefix: Optional[str] = None
     started: Optional[float] = None  # the process's start (wall clock), for "starting for N s"
+    # dora's runtime for Python operators: operator id (the YAML's) -> its Python file, as the
+    # runtime was given it (absolute when the process's working directory was readable), so
+    # the analysis can name the operator whose code a frame is without reading the YAML
+    operators: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

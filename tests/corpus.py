@@ -210,6 +210,10 @@ def observe(local: LocalDora, samples: Path, scenario: Scenario, record: Path, n
                         if len(cmd) > 1 and "stop" in cmd[1:3]:
                             stop_at.append(child.create_time())
                             for fate in fates.values():
+                                # again at the stop: on a loaded machine a node may install
+                                # its handler after the settle time (read first at spawn)
+                                if not fate.catches_sigterm:
+                                    fate.catches_sigterm = catches_sigterm(fate.pid)
                                 try:
                                     fate.children = [
                                         c.pid for c in psutil.Process(fate.pid).children(True)

@@ -163,10 +163,6 @@ TRUTH: Dict[str, Dict[str, Truth]] = {
 # Where today's analysis gives a wrong answer: (scenario, test) -> what is wrong, per issue 13.
 # Filled from real runs; each entry makes that test xfail(strict=True).
 WRONG_TODAY: Dict[Tuple[str, str], str] = {
-    ("threadpool", "outcome_and_cause"): (
-        "issue 13 §4: cause gil-contention (the pool's workers hold the GIL ~66 %) although "
-        "MainThread read STOP and the exit waits for the pool's thread: stuck (shares are <= 1 now)"
-    ),
     ("slow_startup", "outcome_and_cause"): "issue 13 §4: a node still before Node() is 'stuck'",
     ("slow_startup", "right_answer"): (
         "issue 13 §4: 'read events in the main loop' at load_model and 'no grace period helps' "
@@ -180,7 +176,6 @@ WRONG_TODAY: Dict[Tuple[str, str], str] = {
         "issue 13 §4: the victim gets 'read events in the main loop' advice at its own Node() "
         "line and its peer never_ready is not named"
     ),
-    ("operator_hog", "right_answer"): "issue 13 §4: the operator hog is not named as an operator",
 }
 # A race, not a steady wrong answer: strict would make the test flaky.
 # Once racy (issue 13 §3: dora's end line read after the watch ended, 'clean' claimed), fixed

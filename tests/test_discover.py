@@ -148,3 +148,48 @@ def test_a_node_listed_without_a_pid_yet_gets_it_from_its_environment() -> None:
     discover._fill_from_environ([dataflow], by_env)
     # only the missing PID is filled; what dora said is kept
     assert {n.id: n.pid for n in dataflow.nodes} == {"validate": 40, "talker": 41}
+
+
+def test_a_runtime_s_operators_are_read_from_its_real_config() -> None:
+    """dora 1.1.0 gives a runtime process DORA_RUNTIME_CONFIG (the operators it runs) and a
+    DORA_NODE_CONFIG whose descriptor lists them too: either names operator `tally`."""
+    from dora_doctor.dora import descriptor, machines
+
+    runtime = machines.load_config((FIX / "DORA_RUNTIME_CONFIG.yaml").read_text())
+    assert descriptor.operator_files(runtime) == {"tally": "nodes/operator_ok.py"}
+    node = machines.load_config((FIX / "DORA_NODE_CONFIG-runtime.yaml").read_text())
+    assert descriptor.operator_files(node, "counter") == {"tally": "nodes/operator_ok.py"}
+    assert descriptor.operator_files(node, "talker") == {}  # a plain node runs no operator
+    # the singular `operator:` key, the mapping form of `python:`, and what is not an operator
+    single = {"dataflow_descriptor": {"nodes": [{"id": "n", "operator": {"python": "o.py"}}]}}
+    assert descriptor.operator_files(single, "n") == {"op": "o.py"}
+    mapping = {"operators": [{"id": "a", "python": {"source": "a.py", "conda_env": "x"}}]}
+    assert descriptor.operator_files(mapping) == {"a": "a.py"}
+    hostile = {"operators": [{"id": "r", "shared-library": "r.so"}, "x", {"id": [1], "python": 1}]}
+    assert descriptor.operator_files(hostile) == {}
+    assert descriptor.operator_files("operators") == {}
+
+
+def test_a_runtime_process_gets_its_operators_with_absolute_paths(tmp_path: Path) -> None:
+    """A real process with dora's runtime config in its environment: the operator's relative
+    path is made absolute against the process's working directory, where dora's runtime
+    resolves it; a process without the config lists no operators."""
+    import subprocess
+
+    config = (FIX / "DORA_RUNTIME_CONFIG.yaml").read_text()
+    env = {**os.environ, "DORA_RUNTIME_CONFIG": config}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"], cwd=tmp_path, env=env
+    )
+    plain = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        node = NodeProcess(id="counter", dataflow="d", pid=proc.pid)
+        discover.resolve_process(node)
+        assert node.operators == {"tally": str(tmp_path / "nodes" / "operator_ok.py")}
+        other = NodeProcess(id="talker", dataflow="d", pid=plain.pid)
+        discover.resolve_process(other)
+        assert other.python and other.operators == {}
+    finally:
+        for child in (proc, plain):
+            child.kill()
+            child.wait()

@@ -246,20 +246,30 @@ class _NewerNode:
     id: str
     caught_signals: Optional[FrozenSet[int]] = None
     restarts: Tuple[int, ...] = ()
-    labels: Dict[str, str] = field(default_factory=dict)
+    labels: Dict[str, int] = field(default_factory=dict)
+    names: Dict[str, str] = field(default_factory=dict)
 
 
 def test_fields_added_later_are_checked_when_their_type_is_known() -> None:
-    node = _NewerNode("hog", frozenset({15, 2}), (1, 2), {"a": "b"})
+    node = _NewerNode("hog", frozenset({15, 2}), (1, 2), {"a": 1}, {"op": "/x/op.py"})
     encoded = codec._encode_fields(node)
     assert encoded == {
         "id": "hog",
         "caught_signals": [2, 15],
         "restarts": [1, 2],
-        "labels": {"a": "b"},
+        "labels": {"a": 1},
+        "names": {"op": "/x/op.py"},
     }
     again = codec._decode_fields(_NewerNode, encoded, "node", {})
-    # a Dict field is not in the table: it keeps its default rather than an unchecked value
-    assert again == _NewerNode("hog", frozenset({15, 2}), (1, 2), {})
+    # a Dict[str, int] field is not in the table: it keeps its default rather than an
+    # unchecked value; a name -> name map (a runtime's operators) is checked and kept
+    assert again == _NewerNode("hog", frozenset({15, 2}), (1, 2), {}, {"op": "/x/op.py"})
+    with pytest.raises(Invalid, match="names is not a string"):
+        codec._decode_fields(_NewerNode, {**encoded, "names": {"op": ["/x"]}}, "node", {})
+    with pytest.raises(Invalid, match="names is not an object"):
+        codec._decode_fields(_NewerNode, {**encoded, "names": ["op"]}, "node", {})
+    many = {str(i): "f.py" for i in range(codec.MAX_MAP_ITEMS + 1)}
+    with pytest.raises(Invalid, match="names has too many entries"):
+        codec._decode_fields(_NewerNode, {**encoded, "names": many}, "node", {})
     with pytest.raises(Invalid, match="caught_signals is not an integer"):
         codec._decode_fields(_NewerNode, {**encoded, "caught_signals": ["TERM"]}, "node", {})

@@ -96,6 +96,8 @@ def rename_all(record: Dict[str, Any], fresh: Callable[[str], str]) -> Dict[str,
     log text) replaced by ``fresh(old)``; numbers, uuids and record types stay."""
 
     def walk(value: Any, key: str) -> Any:
+        if key == "operators" and isinstance(value, dict):  # a runtime's: id -> file
+            return {fresh(k): fresh(v) for k, v in value.items()}
         if isinstance(value, dict):
             return {k: walk(v, k) for k, v in value.items()}
         if isinstance(value, list):
@@ -229,7 +231,7 @@ def render_everything(analysis: Analysis) -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    fixture=st.sampled_from(["gil", "sl", "mx"]),
+    fixture=st.sampled_from(["gil", "sl", "mx", "op-ids"]),
     strings=st.lists(hostile, min_size=1, max_size=5),
     show_locals=st.booleans(),
 )

@@ -295,3 +295,75 @@ def test_process_facts_survive_the_recording_and_bad_types_are_dropped(tmp_path:
     assert "catches_sigterm" in " ".join(problems)
     old = dataflow_from_dict({"uuid": "d", "nodes": [{"id": "n"}]}).nodes[0]
     assert old.catches_sigterm is None  # recordings made before SigCgt was read
+
+
+def test_an_executor_s_worker_joined_at_exit_keeps_the_node_alive_not_contention() -> None:
+    """threadpool (corpus, a real run): MainThread read STOP and left its loop; the exit's
+    concurrent.futures._python_exit then joined ThreadPoolExecutor-0_0, which held the GIL
+    ~70 % running score_batch. The worker kept the node alive: stuck, the worker named with
+    the user's function it runs, and the advice at that function, not at threading.py."""
+    scorer = node("corpus/threadpool", "scorer")
+    assert (scorer.outcome, scorer.cause) == ("terminated", "stuck")
+    (sentence,) = [e for e in scorer.evidence if "left the event loop" in e]
+    assert "_python_exit" in sentence and "ThreadPoolExecutor worker" in sentence
+    assert "ThreadPoolExecutor-0_0 in score_batch" in sentence
+    assert not any("could hardly run" in e for e in scorer.evidence)
+    code = [a for a in scorer.advice if a.kind == "code"]
+    assert len(code) == 1 and (code[0].location or "").endswith("threadpool_worker.py:23")
+    assert "cancel_futures=True" in code[0].text and "daemon=True" not in code[0].text
+    assert any(a.text.startswith("No grace period helps") for a in scorer.advice)
+
+
+def test_a_non_daemon_thread_still_gets_the_daemon_advice() -> None:
+    """The executor's advice is for executor workers only: nd's `sensor` is a plain thread."""
+    lingerer = node("nd", "lingerer")
+    (code,) = [a for a in lingerer.advice if a.kind == "code"]
+    assert "daemon=True" in code.text and "cancel_futures" not in code.text
+
+
+def test_operator_of_matches_the_innermost_operator_file() -> None:
+    from dora_doctor.analysis.verdict import operator_of
+    from dora_doctor.model import Frame
+
+    stack = (
+        Frame("<module>", "<string>", 1),
+        Frame("Operator.on_event", "/flow/nodes/hog.py", 23),
+        Frame("helper", "/flow/nodes/tally.py", 5),
+        Frame("sum", "/usr/lib/python3.11/x.py", 1),
+    )
+    assert operator_of(stack, {"hog": "/flow/nodes/hog.py"}) == "hog"
+    # relative, as dora's descriptor has it when the cwd could not be read
+    assert operator_of(stack, {"hog": "nodes/hog.py", "t": "./nodes/tally.py"}) == "t"
+    assert operator_of(stack, {"hog": "odes/hog.py"}) is None  # a whole path component only
+    assert operator_of(stack, {"s": "<string>"}) is None  # the runtime's frame is nobody's
+    assert operator_of(stack, {}) is None
+
+
+def test_an_operator_is_named_by_its_yaml_id_where_the_recording_lists_it() -> None:
+    """op-ids.ddrec: a real run of samples/operator_hog.yml whose header lists the runtime
+    node's operator (`hog` → its file). The holder and the finding name operator `hog` of
+    node `indexer`, and the advice speaks of its on_event."""
+    recording = read_recording(REC / "op-ids.ddrec")
+    (listed,) = recording.dataflows[0].nodes
+    assert set(listed.operators) == {"hog"}
+    assert listed.operators["hog"].endswith("/samples/nodes/operator_hog.py")
+    indexer = node("op-ids", "indexer")
+    assert indexer.outcome == "terminated" and indexer.cause in ("stuck", "gil-contention")
+    assert indexer.operator == "hog"
+    top = indexer.gil.holders[0]
+    assert (top.thread, top.function, top.operator) == ("MainThread", "build_index", "hog")
+    assert any("operator `hog` of node `indexer`" in e for e in indexer.evidence)
+    code = [a for a in indexer.advice if a.kind == "code"]
+    assert code and "operator `hog`'s on_event" in code[0].text
+    assert "operator_hog.py" in (code[0].location or "")
+
+
+def test_without_a_list_of_operators_no_operator_id_is_claimed() -> None:
+    """Older recordings (op.ddrec, corpus/operator_hog.ddrec) list no operators: the
+    operator is named by its file only, and no id is made up."""
+    for name, node_id in (("op", "runtime"), ("corpus/operator_hog", "indexer")):
+        runtime = node(name, node_id)
+        assert runtime.operator is None
+        assert all(h.operator is None for h in runtime.gil.holders)
+        assert any("runtime for Python operators" in e for e in runtime.evidence)
+        assert not any("operator `" in e for e in runtime.evidence)

@@ -22,6 +22,7 @@ from dora_doctor.analysis.findings import (
 )
 from dora_doctor.analysis.timeline import build_shutdown
 from dora_doctor.analysis.verdict import (
+    F_OPERATOR,
     F_SAMPLING,
     Fact,
     NodeVerdict,
@@ -75,10 +76,12 @@ def report_from_recording(
                     node_finding.skipped = event.detail
                 elif event.kind == "sampler-degraded" and event.detail:
                     notes.append(Fact(F_SAMPLING, {"detail": event.detail}))
-            fill_sampling(node_finding, stacks, gil, prefix=node.python_prefix)
+            fill_sampling(
+                node_finding, stacks, gil, prefix=node.python_prefix, operators=node.operators
+            )
             cpu = _of(recording.cpu, dataflow.uuid, node.id)
             rate = node_finding.sample_rate_hz
-            samples = Samples(stacks, gil, cpu, node.python_prefix, rate)
+            samples = Samples(stacks, gil, cpu, node.python_prefix, rate, node.operators)
             verdict = decide(node, samples, shutdown, notes, bool(node_finding.skipped))
             dora_gone(verdict, recording, shutdown, node)
             verdicts[node.id] = verdict
@@ -111,6 +114,16 @@ def _say(finding: NodeFinding, verdict: NodeVerdict) -> None:
     finding.evidence = wording.evidence(verdict)
     finding.advice = wording.advice(verdict)
     finding.rests_on = list(verdict.rests_on)
+    finding.operator = operator_named(verdict)
+
+
+def operator_named(verdict: NodeVerdict) -> Optional[str]:
+    """The operator a verdict is about: the one whose on_event the event thread ran, else the
+    blamed holder's; None for a plain node or a recording that does not list operators."""
+    for fact in verdict.facts:
+        if fact.kind == F_OPERATOR and fact.data.get("operator"):
+            return str(fact.data["operator"])
+    return verdict.holder.operator if verdict.holder is not None else None
 
 
 def fill_sampling(
@@ -119,6 +132,7 @@ def fill_sampling(
     gil: List[GilSegment],
     window: Optional[Window] = None,
     prefix: Optional[str] = None,
+    operators: Optional[Dict[str, str]] = None,
 ) -> None:
     """Sample count, rate, GIL share and holders of one node over ``window`` (or all)."""
     ticks = window_ticks(stacks, window)
@@ -131,7 +145,7 @@ def fill_sampling(
         covered = max(0.0, (min(high, window[1]) - max(low, window[0])) if window else high - low)
     finding.samples = int(round(ticks))
     finding.sample_rate_hz = round(ticks / covered, 1) if covered > 0 else None
-    finding.gil = gil_finding(stacks, gil, window, ticks, prefix, finding.sample_rate_hz)
+    finding.gil = gil_finding(stacks, gil, window, ticks, prefix, finding.sample_rate_hz, operators)
     finding.top_frame = top_frame(stacks, gil)
 
 

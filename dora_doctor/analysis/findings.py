@@ -66,6 +66,8 @@ class Holder:
     share: float
     native: Optional[bool] = None
     inside: Optional[Inside] = None
+    # dora's runtime: the operator (its YAML id) whose code the holder's stack runs
+    operator: Optional[str] = None
 
 
 @dataclass
@@ -104,6 +106,8 @@ class NodeFinding:
     samples: int = 0
     python_version: Optional[str] = None
     machine: Optional[str] = None  # dora's machine id of the daemon that ran it, if it has one
+    # dora's runtime for Python operators: the operator (its YAML id) the verdict is about
+    operator: Optional[str] = None
     sample_rate_hz: Optional[float] = None
     skipped: Optional[str] = None
     outcome: Optional[Outcome] = None

@@ -98,12 +98,12 @@ F_HOLDER = "holder"  # holder (Holder)
 F_STUCK = "stuck-in-wait"  # thread, wait, seconds
 F_BUSY = "busy-never-read"  # thread, frame, seconds, share
 F_NO_MAIN_SAMPLES = "no-main-samples"  # thread
-F_EXIT_WAIT = "exit-wait"  # thread, after_s, frame, threads [(name, Frame)]
+F_EXIT_WAIT = "exit-wait"  # thread, after_s, frame, threads [(name, Frame)], pool [names]
 F_AT_SIGTERM = "moved-at-sigterm"  # thread, frame, seconds, catches_sigterm
 F_SLOW = "slow-shutdown"  # thread, after_s, seconds, frame, kind, own_share, on_cpu
 F_LAST_SECOND = "last-second"  # holder or None
 F_STARTING = "starting"  # since_spawn, frame, module
-F_OPERATOR = "operator"  # frame
+F_OPERATOR = "operator"  # frame, operator (its YAML id, or None), node
 F_VICTIM = "waiting-for-peer"  # peers, by ("dora" or "starting"), since_spawn
 F_DAEMON_ORPHAN = "daemon-gone-orphan"  # pid
 F_DAEMON_BEFORE = "daemon-gone-before-end"  # seconds
@@ -165,10 +165,14 @@ class Samples:
     cpu: Sequence[CpuSegment] = ()
     prefix: Optional[str] = None  # the interpreter's prefix: its lib/ is the stdlib
     rate_hz: Optional[float] = None  # the sampling rate asked of py-spy
+    # dora's runtime: operator id -> its Python file (from the recording's node)
+    operators: Dict[str, str] = field(default_factory=dict)
 
     def holders(self, window: Window) -> GilFinding:
         ticks = window_ticks(self.stacks, window)
-        return gil_finding(self.stacks, self.gil, window, ticks, self.prefix, self.rate_hz)
+        return gil_finding(
+            self.stacks, self.gil, window, ticks, self.prefix, self.rate_hz, self.operators
+        )
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,7 @@ class HolderKey:
     thread: str
     own: Frame  # the innermost frame of the user's code
     leaf: Frame  # where the thread really was (a library frame when inside one)
+    operator: Optional[str] = None  # the operator whose code is on the stack (dora's runtime)
 
 
 # --- whose code a frame is ----------------------------------------------------------------
@@ -208,6 +213,30 @@ def is_operator_runtime(stack: Stack) -> bool:
     return bool(stack) and stack[0].file == RUNTIME_FRAME_FILE and stack[0].function == "<module>"
 
 
+def operator_of(stack: Stack, operators: Optional[Dict[str, str]]) -> Optional[str]:
+    """The operator (its YAML id) whose file the innermost matching frame is in: the code
+    that stack is running, as dora's runtime was told it. None without a match: a name is
+    only given where the recording says which operator a file is."""
+    if not operators:
+        return None
+    for frame in reversed(stack):
+        for ident, source in operators.items():
+            if _same_file(frame.file, source):
+                return ident
+    return None
+
+
+def _same_file(file: str, source: str) -> bool:
+    """py-spy's absolute path against the operator's path (absolute, or relative to the
+    dataflow's directory when discovery could not resolve it)."""
+    if not file or not source or file.startswith("<"):
+        return False
+    if file == source:
+        return True
+    relative = source[2:] if source.startswith("./") else source
+    return not relative.startswith("/") and file.endswith("/" + relative)
+
+
 # --- sampling figures -------------------------------------------------------------------
 
 
@@ -222,6 +251,7 @@ def gil_finding(
     ticks: float,
     prefix: Optional[str] = None,
     rate_hz: Optional[float] = None,
+    operators: Optional[Dict[str, str]] = None,
 ) -> GilFinding:
     """Who held the GIL over ``window``: shares are fractions of the samples taken, never > 1.
 
@@ -244,7 +274,9 @@ def gil_finding(
                 name = stack.thread or names.get(stack.thread_id, "")
                 if not name and stack.thread_id == seg.pid:  # Linux: main thread's id is the PID
                     name = EVENT_THREAD
-                key = HolderKey(stack.thread_id, name, own, stack.stack[-1])
+                key = HolderKey(
+                    stack.thread_id, name, own, stack.stack[-1], operator_of(stack.stack, operators)
+                )
                 counts[key] += part * stack.count
     total = max(ticks, held, sum(counts.values()))
     merged: Dict[Tuple[int, str, Frame], List[Tuple[HolderKey, float]]] = defaultdict(list)
@@ -270,6 +302,7 @@ def gil_finding(
                 if rate_hz and count / rate_hz >= NATIVE_MIN_STILL_S
                 else False,
                 inside=Inside(leaf.function, leaf.file, leaf.line) if leaf != own else None,
+                operator=leaf_key.operator,
             )
         )
     return GilFinding(held_share=round(min(1.0, held / total), 3), holders=holders)
@@ -500,10 +533,7 @@ def _classify(
     main_id = next((t.thread_id for t in map(event_thread, stacks) if t is not None), None)
     wait_stack = event_wait_stack(main, request.time)
     if wait_stack is not None and is_operator_runtime(wait_stack):
-        # the operator's entry (on_event) is the outermost frame of the user's code
-        entry = next((f for f in wait_stack if not is_library(f.file, prefix)), None)
-        if entry is not None:
-            verdict.add(F_OPERATOR, frame=entry)
+        _operator_fact(verdict, node, wait_stack)
     at_stop = _stack_at(main, request.time)
     # an import that another thread's GIL keeps from finishing is contention, not start-up:
     # dora's own event loop imports (pyarrow on the first event) inside the user's loop
@@ -569,6 +599,12 @@ def _classify(
             _late_handler(verdict, node, main, moved, window[1], main_name, caught)
         return
     after = (reaction, window[1])
+    # it read STOP and reached the interpreter's exit: threads the exit joins keep it alive,
+    # whoever holds the GIL meanwhile (contention would have kept it from getting there)
+    if _kept_alive_at_exit(
+        verdict, samples, main, main_name, main_id, reaction - request.time, after, prefix
+    ):
+        return
     found_after = samples.holders(after)
     share_after = other_share(found_after, main_name)
     if share_after >= CONTENTION_SHARE:
@@ -581,17 +617,6 @@ def _classify(
             seconds=after[1] - after[0],
         )
         _blame(verdict, [h for h in found_after.holders if h.thread != main_name])
-        return
-    exit_wait = _waiting_at_exit(main, after)
-    if exit_wait is not None:
-        verdict.cause = Cause.STUCK
-        verdict.add(
-            F_EXIT_WAIT,
-            thread=main_name,
-            after_s=reaction - request.time,
-            frame=exit_wait,
-            threads=_alive_threads(stacks, main_id, window[1], prefix),
-        )
         return
     _slow_shutdown(verdict, samples, main, main_name, main_id, reaction - request.time, after)
 
@@ -801,17 +826,87 @@ def _most(places: Dict[Frame, float]) -> Frame:
     return max(places, key=lambda f: places[f])
 
 
+# the interpreter's exit joining threads: threading._shutdown (non-daemon threads, and the
+# atexit hooks of threading._register_atexit) and concurrent.futures' _python_exit (its
+# executors' workers; an atexit hook of its own before Python 3.9)
+_EXIT_JOINS = ("_shutdown", "threading._shutdown", "_python_exit")
+# a ThreadPoolExecutor's worker thread runs the submitted jobs inside this function
+_POOL_WORKER = ("_worker", "concurrent/futures/thread.py")
+
+
 def _waiting_at_exit(main: Sequence[SpanTuple], window: Window) -> Optional[Frame]:
-    """The interpreter's exit waiting for non-daemon threads (``threading._shutdown``)."""
+    """The interpreter's exit waiting for non-daemon threads (``threading._shutdown``) or for
+    an executor's workers (``concurrent.futures.thread._python_exit``)."""
     for start, end, stack in main:
         if end <= window[0] or start >= window[1] or not stack:
             continue
         if (
-            any(f.function in ("_shutdown", "threading._shutdown") for f in stack)
+            any(f.function in _EXIT_JOINS for f in stack)
             and window[1] - max(start, window[0]) > 0.5
         ):
             return stack[-1]
     return None
+
+
+def _operator_fact(verdict: NodeVerdict, node: NodeProcess, wait_stack: Stack) -> None:
+    """dora's runtime runs the operator's ``on_event`` on its MainThread: name the operator
+    by its YAML id where the recording's node lists its files, else by its file alone."""
+    # the operator's entry (on_event) is the outermost frame of the user's code
+    entry = next((f for f in wait_stack if not is_library(f.file, node.python_prefix)), None)
+    if entry is not None:
+        verdict.add(
+            F_OPERATOR,
+            frame=entry,
+            operator=operator_of(wait_stack, node.operators),
+            node=node.id,
+        )
+
+
+def _kept_alive_at_exit(
+    verdict: NodeVerdict,
+    samples: Samples,
+    main: Sequence[SpanTuple],
+    main_name: str,
+    main_id: Optional[int],
+    after_s: float,
+    after: Window,
+    prefix: Optional[str],
+) -> bool:
+    """After it read STOP, is the event thread at the interpreter's exit, joining threads
+    that still run (non-daemon threads, an executor's workers)? Then they are the cause, named
+    with the user's function each runs."""
+    exit_wait = _waiting_at_exit(main, after)
+    if exit_wait is None:
+        return False
+    verdict.cause = Cause.STUCK
+    verdict.add(
+        F_EXIT_WAIT,
+        thread=main_name,
+        after_s=after_s,
+        frame=exit_wait,
+        threads=_alive_threads(samples.stacks, main_id, after[1], prefix),
+        pool=_pool_workers(samples.stacks, main_id, after[1]),
+    )
+    return True
+
+
+def _pool_workers(stacks: List[StackSegment], main_id: Optional[int], at: float) -> List[str]:
+    """Names of the threads near ``at`` that are a ThreadPoolExecutor's workers running a job:
+    they cannot be made daemon threads, and the exit joins them until the job returns."""
+    names: List[str] = []
+    function, path = _POOL_WORKER
+    for seg in stacks:
+        for thread in seg.threads:
+            if thread.thread_id == main_id:
+                continue
+            for span in thread.spans:
+                if span.end < at - 1.0 or not span.stack:
+                    continue
+                if any(f.function == function and f.file.endswith(path) for f in span.stack):
+                    name = thread.name or f"thread {thread.thread_id}"
+                    if name not in names:
+                        names.append(name)
+    return sorted(names)
 
 
 def _alive_threads(

@@ -65,9 +65,9 @@ def advice(verdict: v.NodeVerdict) -> List[Advice]:
             out.append(Advice("grace", NO_GRACE_HELPS))
         elif fact.kind == v.F_BUSY:
             text = (
-                "Return from on_event between pieces of this work (or run it in a worker "
-                "thread or process): dora's runtime hands an operator STOP only between "
-                "on_event calls."
+                f"Return from {_operator_name(verdict)}on_event between pieces of this work "
+                "(or run it in a worker thread or process): dora's runtime hands an operator "
+                "STOP only between on_event calls."
                 if verdict.has(v.F_OPERATOR)
                 else "Return to the event loop between pieces of this work (or run it in a "
                 "worker thread or process) and leave the loop on STOP."
@@ -75,7 +75,7 @@ def advice(verdict: v.NodeVerdict) -> List[Advice]:
             out.append(Advice("code", text, d["frame"].where()))
             out.append(Advice("grace", NO_GRACE_HELPS))
         elif fact.kind == v.F_EXIT_WAIT:
-            out.extend(_exit_wait_advice(d["frame"], d["threads"]))
+            out.extend(_exit_wait_advice(d["frame"], d["threads"], d.get("pool", [])))
         elif fact.kind == v.F_AT_SIGTERM and d["catches_sigterm"]:
             out.append(
                 Advice(
@@ -165,10 +165,19 @@ def _survived_advice(catches: Optional[bool]) -> List[Advice]:
     return []
 
 
+def _operator_name(verdict: v.NodeVerdict) -> str:
+    """``operator `hog`'s `` when the verdict knows the operator's id, else nothing."""
+    for fact in verdict.facts:
+        if fact.kind == v.F_OPERATOR and fact.data.get("operator"):
+            return f"operator `{fact.data['operator']}`'s "
+    return ""
+
+
 def _holder(d: Dict[str, Any]) -> str:
     top: Holder = d["holder"]
+    running = f" (running operator `{top.operator}`)" if top.operator else ""
     return (
-        f"Thread {top.thread} held the GIL in {top.share:.0%} of the samples, in "
+        f"Thread {top.thread}{running} held the GIL in {top.share:.0%} of the samples, in "
         f"{top.function} ({top.file}:{top.line}){_inside(top)}{_how(top)}."
     )
 
@@ -248,6 +257,16 @@ def _exit_wait(d: Dict[str, Any]) -> str:
     )
     if not threads:
         return head + "a non-daemon thread's join or a lock that is never released."
+    pool: Sequence[str] = d.get("pool", [])
+    if pool and all(name in pool for name, _f in threads):
+        return head + (
+            "the interpreter's exit (concurrent.futures' _python_exit) joins the "
+            "ThreadPoolExecutor worker"
+            + ("s" if len(threads) > 1 else "")
+            + " still running a job: "
+            + "; ".join(f"{name} in {f.function} ({f.where()})" for name, f in threads)
+            + "."
+        )
     return head + (
         "the interpreter's exit joins the non-daemon thread"
         + ("s" if len(threads) > 1 else "")
@@ -257,7 +276,31 @@ def _exit_wait(d: Dict[str, Any]) -> str:
     )
 
 
-def _exit_wait_advice(frame: Frame, threads: Sequence[Tuple[str, Frame]]) -> List[Advice]:
+def _exit_wait_advice(
+    frame: Frame, threads: Sequence[Tuple[str, Frame]], pool: Sequence[str] = ()
+) -> List[Advice]:
+    workers = [(name, at) for name, at in threads if name in pool]
+    others = [(name, at) for name, at in threads if name not in pool]
+    out = [_pool_advice(name, at) for name, at in workers]
+    if others or not workers:
+        out.append(_thread_advice(frame, others))
+    return [*out, Advice("grace", "No grace period helps: the wait does not end.")]
+
+
+def _pool_advice(name: str, at: Frame) -> Advice:
+    """A ThreadPoolExecutor's worker is not a daemon and cannot be made one: the exit waits
+    for its job to return, so the job itself must notice the stop."""
+    return Advice(
+        "code",
+        f"{at.function} runs in the ThreadPoolExecutor worker {name}, which the interpreter's "
+        "exit joins until the job returns (a pool's workers cannot be daemon threads): check "
+        f"a stop flag in {at.function} (a threading.Event set on STOP), and on STOP call "
+        "executor.shutdown(wait=False, cancel_futures=True) so queued jobs never start.",
+        at.where(),
+    )
+
+
+def _thread_advice(frame: Frame, threads: Sequence[Tuple[str, Frame]]) -> Advice:
     if threads:
         name, at = threads[0]
         names = ", ".join(n for n, _f in threads)
@@ -277,7 +320,7 @@ def _exit_wait_advice(frame: Frame, threads: Sequence[Tuple[str, Frame]]) -> Lis
             "timeout before returning.",
             frame.where(),
         )
-    return [code, Advice("grace", "No grace period helps: the wait does not end.")]
+    return code
 
 
 def _at_sigterm(d: Dict[str, Any]) -> str:
@@ -360,6 +403,12 @@ def _starting_advice(startup_timeout: bool) -> List[Advice]:
 def _operator(d: Dict[str, Any]) -> str:
     frame: Frame = d["frame"]
     name = frame.file.rsplit("/", 1)[-1]
+    if d.get("operator"):
+        return (
+            f"This process is dora's runtime for Python operators; the time went to operator "
+            f"`{d['operator']}` of node `{d['node']}` ({name}), in {frame.function} "
+            f"({frame.where()}), not to the runtime's `<module> (<string>:1)`."
+        )
     return (
         f"This process is dora's runtime for Python operators; the time went to the operator "
         f"in {name}, {frame.function} ({frame.where()}), not to the runtime's "

@@ -124,3 +124,43 @@ def node_ids(path: Path) -> List[str]:
             raise DoctorError(f"{path}: node #{index + 1}'s `id` is not a name")
         ids.append(str(node["id"]))
     return ids
+
+
+# dora's id for the operator of a node given with the singular `operator:` key
+SINGLE_OPERATOR_ID = "op"
+MAX_OPERATORS = 100
+MAX_PATH_CHARS = 4096
+
+
+def operator_files(config: Any, node_id: Optional[str] = None) -> Dict[str, str]:
+    """Operator id → Python file of one runtime node, from what dora gave its process.
+
+    ``config`` is dora's runtime config (``DORA_RUNTIME_CONFIG``: its ``operators`` list is
+    exactly what the runtime runs) or a node config whose ``dataflow_descriptor`` lists the
+    node (``DORA_NODE_CONFIG``, read for ``node_id``). Operators in another language, and
+    values of the wrong shape (the environment is not to be trusted), are left out."""
+    if not isinstance(config, dict):
+        return {}
+    operators = config.get("operators")
+    if operators is None and node_id is not None:
+        described = config.get("dataflow_descriptor")
+        nodes = described.get("nodes") if isinstance(described, dict) else None
+        for node in nodes if isinstance(nodes, list) else []:
+            if isinstance(node, dict) and str(node.get("id")) == node_id:
+                operators = node.get("operators")
+                single = node.get("operator")
+                if operators is None and isinstance(single, dict):
+                    operators = [{"id": SINGLE_OPERATOR_ID, **single}]
+                break
+    found: Dict[str, str] = {}
+    for operator in operators[:MAX_OPERATORS] if isinstance(operators, list) else []:
+        if not isinstance(operator, dict):
+            continue
+        ident = operator.get("id", SINGLE_OPERATOR_ID)
+        source = operator.get("python")
+        if isinstance(source, dict):  # `python: {source: file.py, conda_env: …}`
+            source = source.get("source")
+        if isinstance(ident, (str, int)) and isinstance(source, str) and source:
+            if len(source) <= MAX_PATH_CHARS and len(str(ident)) <= MAX_PATH_CHARS:
+                found[str(ident)] = source
+    return found

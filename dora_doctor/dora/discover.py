@@ -12,6 +12,7 @@ over machines get their machine, and those not on this host are left alone
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -250,8 +251,47 @@ def resolve_process(node: NodeProcess) -> None:
             node.python_prefix = python_prefix(candidate)
             with contextlib.suppress(psutil.Error, OSError):
                 node.started = candidate.create_time()
+            node.operators = runtime_operators(candidate, node.id)
             return
     node.skip_reason = "not Python"
+
+
+RUNTIME_CALL = "start_runtime"  # `python -uc "import dora; dora.start_runtime()"`
+
+
+def runtime_operators(proc: psutil.Process, node_id: str) -> Dict[str, str]:
+    """The Python operators dora's runtime in ``proc`` runs: operator id → file, the relative
+    paths made absolute against the process's working directory (where the runtime resolves
+    them), so the analysis can tell an operator's frames by their file. Empty for a plain
+    node, or when the environment cannot be read."""
+    try:
+        environ = proc.environ()
+    except (psutil.Error, OSError):
+        return {}
+    runtime = environ.get("DORA_RUNTIME_CONFIG")
+    found: Dict[str, str] = {}
+    if runtime:
+        found = descriptor.operator_files(machines.load_config(runtime))
+    elif environ.get("DORA_NODE_CONFIG") and RUNTIME_CALL in " ".join(_cmdline(proc)):
+        config = machines.load_config(environ["DORA_NODE_CONFIG"])
+        found = descriptor.operator_files(config, node_id)
+    if not found:
+        return {}
+    try:
+        cwd: Optional[str] = proc.cwd()
+    except (psutil.Error, OSError):
+        cwd = None
+    for ident, source in found.items():
+        if cwd and "://" not in source and not Path(source).is_absolute():
+            found[ident] = os.path.normpath(os.path.join(cwd, source))
+    return found
+
+
+def _cmdline(proc: psutil.Process) -> List[str]:
+    try:
+        return list(proc.cmdline())
+    except (psutil.Error, OSError):
+        return []
 
 
 SIGTERM_BIT = 1 << (15 - 1)  # signal N is bit N-1 of the SigCgt mask

@@ -85,6 +85,12 @@ def _load(config: str) -> Dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
+def load_config(config: str) -> Dict[str, object]:
+    """A DORA_NODE_CONFIG or DORA_RUNTIME_CONFIG as a dict ({} when it is not one): serde's
+    YAML with its Rust enum tags, within the limits of :func:`descriptor.load_yaml`."""
+    return _load(config)
+
+
 def deployments(config: str) -> Dict[str, str]:
     """Node id → machine from ``deploy: machine:`` of every node in a DORA_NODE_CONFIG."""
     return _deployments(_load(config)) if "deploy" in config else {}

@@ -49,6 +49,7 @@ MAX_COUNT = 10**9  # samples, ticks, errors
 MAX_ID = 2**64  # pids, thread ids (py-spy may report a pthread id), exit codes, signals
 MAX_LINE = 2**31  # a source line number (py-spy gives 0, maybe -1, when it does not know)
 MAX_RATE = 1e6  # samples per second
+MAX_MAP_ITEMS = 100  # entries of a name -> name map in the header (a node's operators)
 MAX_INT_DIGITS = 30  # a JSON integer longer than this is damage, refused while parsing
 
 T = TypeVar("T")
@@ -150,6 +151,11 @@ def _by_annotation(annotation: str, value: Any, name: str) -> Any:
         return None if value is None else _by_annotation(text[9:-1], value, name)
     if text in _SCALARS:
         return _SCALARS[text](value, name)
+    if text == "Dict[str,str]":
+        items = _dict(value, name)
+        if len(items) > MAX_MAP_ITEMS:
+            raise Invalid(f"{name} has too many entries")
+        return {_str(k, name): _str(v, name) for k, v in items.items()}
     for outer, build in (("List[", list), ("Tuple[", tuple), ("FrozenSet[", frozenset)):
         if text.startswith(outer) and text.endswith("]"):
             inner = text[len(outer) : -1]

@@ -141,9 +141,10 @@ def _node_card(node: NodeFinding) -> Panel:
         lines.append(Text("GIL held by:", style="bold"))
         for h in node.gil.holders[:3]:
             native = " (one C call)" if h.native else ""
+            operator = f" (operator `{h.operator}`)" if h.operator else ""
             lines.append(
                 text(
-                    f"  {_share(h.share):>4}  {h.thread}: {h.function}{native}  "
+                    f"  {_share(h.share):>4}  {h.thread}{operator}: {h.function}{native}  "
                     f"{_where(h.file, h.line)}"
                 )
             )
