@@ -56,6 +56,7 @@ class Truth:
     python: Optional[str] = None  # node Python, when the cell sets it
     operator: Optional[str] = None  # the operator whose code is at fault, named as such
     also: Tuple[str, ...] = ()  # other causes as right as ``cause``
+    where: Optional[Tuple[str, str]] = None  # a starting node's own function and file
 
 
 CLEAN = Truth("clean", "none", True)
@@ -107,10 +108,26 @@ TRUTH: Dict[str, Dict[str, Truth]] = {
     "non_daemon": {
         "uploader": Truth("terminated", "stuck", True, keeper=("uploader", "upload_forever"))
     },
-    "slow_startup": {"model": Truth("terminated", None, False, role="starting")},
+    "slow_startup": {
+        "model": Truth(
+            "terminated",
+            "starting",
+            False,
+            role="starting",
+            where=("load_model", "slow_startup.py"),
+        )
+    },
     "victim": {
-        "waiter": Truth("terminated", None, False, role="victim", peers=("never_ready",)),
-        "never_ready": Truth("terminated", None, False, role="starting"),
+        "waiter": Truth(
+            "terminated", "waiting-for-peer", False, role="victim", peers=("never_ready",)
+        ),
+        "never_ready": Truth(
+            "terminated",
+            "starting",
+            False,
+            role="starting",
+            where=("wait_for_device", "never_registers.py"),
+        ),
     },
     "asyncio_ok": {"aio": CLEAN},
     "asyncio_blocked": {"aio_blocked": Truth("terminated", "stuck", False)},
@@ -162,21 +179,7 @@ TRUTH: Dict[str, Dict[str, Truth]] = {
 
 # Where today's analysis gives a wrong answer: (scenario, test) -> what is wrong, per issue 13.
 # Filled from real runs; each entry makes that test xfail(strict=True).
-WRONG_TODAY: Dict[Tuple[str, str], str] = {
-    ("slow_startup", "outcome_and_cause"): "issue 13 §4: a node still before Node() is 'stuck'",
-    ("slow_startup", "right_answer"): (
-        "issue 13 §4: 'read events in the main loop' at load_model and 'no grace period helps' "
-        "for a node that is still starting; no word of startup or startup_timeout"
-    ),
-    ("victim", "outcome_and_cause"): (
-        "issue 13 §4: the waiter (inside Node(), waiting for never_ready) and the starting peer "
-        "are both 'stuck'"
-    ),
-    ("victim", "right_answer"): (
-        "issue 13 §4: the victim gets 'read events in the main loop' advice at its own Node() "
-        "line and its peer never_ready is not named"
-    ),
-}
+WRONG_TODAY: Dict[Tuple[str, str], str] = {}
 # A race, not a steady wrong answer: strict would make the test flaky.
 # Once racy (issue 13 §3: dora's end line read after the watch ended, 'clean' claimed), fixed
 # by the watch waiting for that line: none left. An entry makes that test a non-strict xfail.
@@ -389,6 +392,10 @@ def check_right_answer(run: Run, node: str, truth: Truth, samples: Path) -> None
         else:
             assert "start" in texts.lower(), texts
             assert "startup_timeout" in texts, texts
+            assert "after its process was spawned" in texts, texts
+    if truth.where:
+        function, file = truth.where
+        assert f"in {function} (" in texts and f"nodes/{file}:" in texts, texts
     if truth.outcome == "clean":
         assert got["cause"] == "none" and not code, got
 

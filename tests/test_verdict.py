@@ -18,6 +18,7 @@ import pytest
 
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.findings import Cause, NodeFinding, Outcome
+from dora_doctor.analysis.verdict import Samples, python_only_threads
 from dora_doctor.dora.discover import catches_sigterm, parse_sigcgt
 from dora_doctor.recording.reader import read_recording
 
@@ -196,7 +197,9 @@ def test_a_victim_is_named_from_the_starting_peer_without_dora_s_message() -> No
     found = {n.id: n for n in report_from_recording(recording).dataflows[0].nodes}
     waiter = found["waiter"]
     assert waiter.cause == "waiting-for-peer"
-    assert "a peer still starting (its import frames)" in waiter.rests_on
+    assert "a peer still starting (its import frames, or none of dora's threads yet)" in (
+        waiter.rests_on
+    )
     assert any("`loader`" in e and "still starting" in e for e in waiter.evidence)
 
 
@@ -367,3 +370,80 @@ def test_without_a_list_of_operators_no_operator_id_is_claimed() -> None:
         assert all(h.operator is None for h in runtime.gil.holders)
         assert any("runtime for Python operators" in e for e in runtime.evidence)
         assert not any("operator `" in e for e in runtime.evidence)
+
+
+def test_a_slow_load_before_node_is_starting_on_its_threads() -> None:
+    """corpus/slow_startup.ddrec: `load_model` sleeps before Node(), no import frame at all;
+    the process had only its Python thread, none of dora's, so it had not called Node()."""
+    model = node("corpus/slow_startup", "model")
+    assert (model.outcome, model.cause) == ("terminated", "starting")
+    assert "the process's threads from /proc: only Python's, none of dora's" in model.rests_on
+    sentence = next(e for e in model.evidence if "still starting" in e)
+    assert "in load_model (" in sentence and "slow_startup.py:21" in sentence
+    assert "had not called Node() yet" in sentence and "importing" not in sentence
+    assert all(a.kind == "config" for a in model.advice)
+    assert any("startup_timeout" in a.text for a in model.advice)
+    texts = " ".join([*model.evidence, *(a.text for a in model.advice)]).lower()
+    assert "read events in the main loop" not in texts and "no grace period helps" not in texts
+
+
+def test_a_victim_of_a_peer_before_node_names_it_on_the_peer_s_threads_alone() -> None:
+    """corpus/victim.ddrec: never_ready waits in `wait_for_device` before Node(); waiter sits
+    in Node(). Without dora's failure message the waiter is named a victim from the peer seen
+    starting."""
+    recording = read_recording(REC / "corpus" / "victim.ddrec")
+    recording.logs = [e for e in recording.logs if e.kind != "stop-returned"]
+    found = {n.id: n for n in report_from_recording(recording).dataflows[0].nodes}
+    never_ready, waiter = found["never_ready"], found["waiter"]
+    assert (never_ready.cause, waiter.cause) == ("starting", "waiting-for-peer")
+    assert any("in wait_for_device (" in e for e in never_ready.evidence)
+    assert any("`never_ready`" in e and "still starting" in e for e in waiter.evidence)
+    assert waiter.advice == []
+
+
+def _threads_samples(cpu_tids: List[List[int]], python: List[int], pid: int = 100) -> Samples:
+    from dora_doctor.model import CpuSegment, Frame, Span, StackSegment, ThreadTrack
+
+    main = (Frame("<module>", "/home/me/node.py", 30), Frame("load", "/home/me/node.py", 9))
+    threads = [ThreadTrack(tid, f"t{tid}", [Span(0.0, 4.0, main)]) for tid in python]
+    stacks = [StackSegment("d", "n", pid, 0.0, 4.0, 400, 0, threads)]
+    cpu = [
+        CpuSegment("d", "n", pid, i * 0.25, (i + 1) * 0.25, {tid: 0.0 for tid in tids})
+        for i, tids in enumerate(cpu_tids)
+    ]
+    return Samples(stacks, [], cpu)
+
+
+def test_python_only_threads_needs_every_thread_to_be_python_s() -> None:
+    """The rule that calls a node starting outside an import: one thread that py-spy never
+    saw as Python's (dora's runtime, tokio, zenoh start them in Node()) and it is not."""
+    before_node = _threads_samples([[100]] * 8, [100])
+    assert python_only_threads(before_node, stop=1.5) == 1
+    with_worker = _threads_samples([[100, 101]] * 8, [100, 101])
+    assert python_only_threads(with_worker, stop=1.5) == 2
+    # after Node(): dora's threads appear, even in one window only
+    after_node = _threads_samples([[100]] * 4 + [[100, 150, 151]] + [[100]] * 3, [100])
+    assert python_only_threads(after_node, stop=1.5) is None
+    # too little /proc before the stop to tell: unknown, not starting
+    late = _threads_samples([[100]] * 8, [100])
+    assert python_only_threads(late, stop=-1.0) is None
+    no_cpu = _threads_samples([], [100])
+    assert python_only_threads(no_cpu, stop=1.5) is None
+    # Python 3.10: py-spy gives pthread ids, never equal to /proc's: counts are compared
+    pthread = 139963746659200
+    old_before = _threads_samples([[100]] * 8, [pthread])
+    assert python_only_threads(old_before, stop=1.5) == 1
+    old_after = _threads_samples([[100, 101, 102]] * 8, [pthread])
+    assert python_only_threads(old_after, stop=1.5) is None
+
+
+def test_a_node_busy_in_its_own_code_after_node_is_never_called_starting() -> None:
+    """Every node of the corpus recordings that is not still starting keeps its cause: they
+    all run dora's threads (busy loops, blocked asyncio, pools, operators, Python 3.10)."""
+    starting = set()
+    for path in sorted((REC / "corpus").glob("*.ddrec")):
+        report = report_from_recording(read_recording(path))
+        for found in (n for df in report.dataflows for n in df.nodes):
+            if found.cause == "starting":
+                starting.add((path.stem, found.id))
+    assert starting == {("slow_startup", "model"), ("victim", "never_ready")}

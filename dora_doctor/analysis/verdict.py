@@ -39,6 +39,7 @@ from dora_doctor.dora.versions import (
     has_sigterm_step,
     has_startup_timeout,
     logs_node_exits,
+    node_api_starts_threads,
     release_line,
     sigterm_counts_clean,
 )
@@ -102,7 +103,7 @@ F_EXIT_WAIT = "exit-wait"  # thread, after_s, frame, threads [(name, Frame)], po
 F_AT_SIGTERM = "moved-at-sigterm"  # thread, frame, seconds, catches_sigterm
 F_SLOW = "slow-shutdown"  # thread, after_s, seconds, frame, kind, own_share, on_cpu
 F_LAST_SECOND = "last-second"  # holder or None
-F_STARTING = "starting"  # since_spawn, frame, module
+F_STARTING = "starting"  # since_spawn, frame, module, imported, threads (None: import frames)
 F_OPERATOR = "operator"  # frame, operator (its YAML id, or None), node
 F_VICTIM = "waiting-for-peer"  # peers, by ("dora" or "starting"), since_spawn
 F_DAEMON_ORPHAN = "daemon-gone-orphan"  # pid
@@ -120,7 +121,8 @@ R_GIL = "py-spy GIL samples"
 R_CPU = "per-thread CPU from /proc"
 R_SIGCGT = "SigCgt of /proc/PID/status"
 R_SPAWN = "process start time"
-R_PEER_STARTING = "a peer still starting (its import frames)"
+R_PEER_STARTING = "a peer still starting (its import frames, or none of dora's threads yet)"
+R_NO_DORA_THREADS = "the process's threads from /proc: only Python's, none of dora's"
 R_DORA_PEER = "dora's failure message naming the peer"
 
 
@@ -541,6 +543,8 @@ def _classify(
     if at_stop is not None and _importing(at_stop) and not starved:
         _starting(verdict, node, at_stop, request.time, shutdown.dora_version)
         return
+    if at_stop is not None and _before_node(verdict, node, samples, at_stop, shutdown):
+        return
     if wait_stack is not None and _importing(wait_stack):
         # the samples began during its start-up (a slow import) and it has reached its loop
         # since: the event wait is where it went after the import, not the import itself
@@ -638,7 +642,12 @@ def _importing(stack: Stack) -> bool:
 
 
 def _starting(
-    verdict: NodeVerdict, node: NodeProcess, stack: Stack, stop: float, dora_version: Optional[str]
+    verdict: NodeVerdict,
+    node: NodeProcess,
+    stack: Stack,
+    stop: float,
+    dora_version: Optional[str],
+    threads: Optional[int] = None,
 ) -> None:
     verdict.cause = Cause.STARTING
     module = next(
@@ -657,7 +666,63 @@ def _starting(
         module=module,
         imported=imported,
         startup_timeout=has_startup_timeout(dora_version),
+        threads=threads,
     )
+
+
+# Fewer /proc windows than this around the stop say too little about the process's threads.
+MIN_THREAD_WINDOWS = 2
+
+
+def _before_node(
+    verdict: NodeVerdict,
+    node: NodeProcess,
+    samples: Samples,
+    at_stop: Stack,
+    shutdown: Shutdown,
+) -> bool:
+    """Still starting outside any import (a model loaded in ``main()`` before ``Node()``):
+    decided only on positive evidence that ``Node()`` was never called. ``Node()`` starts
+    dora's native threads in the process (tokio, zenoh, the node runtime: 7-19 on every
+    tested release), while Python code before it has only Python threads; /proc, read every
+    50 ms, lists every thread of the process. A node that is busy in its own code after
+    ``Node()`` has dora's threads, so it is never called starting here."""
+    if verdict.outcome in (Outcome.CLEAN, Outcome.FAILED) or is_operator_runtime(at_stop):
+        return False
+    if shutdown.request is None or not node_api_starts_threads(shutdown.dora_version):
+        return False
+    stop = shutdown.request.time
+    threads = python_only_threads(samples, stop)
+    if threads is None:
+        return False
+    verdict.rest(R_NO_DORA_THREADS)
+    _starting(verdict, node, at_stop, stop, shutdown.dora_version, threads=threads)
+    return True
+
+
+def python_only_threads(samples: Samples, stop: float) -> Optional[int]:
+    """The most threads the process had at once when every thread /proc listed, in every
+    window of the recording, was a Python thread py-spy sampled; None when any other thread
+    was seen or /proc covered too little of the time up to the stop to tell.
+
+    py-spy names threads by native id on Python >= 3.11 (matched id by id) but by pthread id
+    before (then only the counts can be compared: no more threads than Python's)."""
+    python = {t.thread_id for seg in samples.stacks for t in seg.threads}
+    python |= {s.thread_id for seg in samples.gil for s in seg.stacks}
+    if not python or not samples.cpu:
+        return None
+    seen = {tid for seg in samples.cpu for tid in seg.cpu}
+    by_id = bool(python & seen)
+    most = 0
+    for seg in samples.cpu:
+        tids = set(seg.cpu)
+        if by_id and tids - python - {seg.pid}:
+            return None
+        if not by_id and len(tids) > len(python):
+            return None
+        most = max(most, len(tids))
+    around = [s for s in samples.cpu if s.end > stop - BASELINE_S and s.start <= stop]
+    return most if len(around) >= MIN_THREAD_WINDOWS and most > 0 else None
 
 
 def _imported_file(stack: Stack) -> Optional[str]:

@@ -373,11 +373,25 @@ def _starting(d: Dict[str, Any]) -> str:
         if d["since_spawn"] is not None
         else ""
     )
+    if d.get("threads") is not None:
+        return _starting_before_node(d, frame, since)
     what = f"importing {d['imported']}" if d["imported"] else "importing"
     return (
         f"It was still starting when the stop came{since}: MainThread was {what}, in "
         f"{frame.function} ({frame.where()}), before connecting to dora with Node(). STOP "
         "cannot reach a node before it connects, so it could not react to it."
+    )
+
+
+def _starting_before_node(d: Dict[str, Any], frame: Frame, since: str) -> str:
+    """Not an import: the claim rests on the process's threads, so the sentence says so."""
+    count = d["threads"]
+    threads = "its only thread was" if count == 1 else f"all its {count} threads were"
+    return (
+        f"It was still starting when the stop came{since}: MainThread was in "
+        f"{frame.function} ({frame.where()}) and had not called Node() yet: {threads} "
+        "Python's, none of the threads dora's node API starts in Node() (/proc). STOP "
+        "cannot reach a node before it connects to dora, so it could not react to it."
     )
 
 

@@ -56,6 +56,11 @@ class ReleaseLine:
     # `dora validate` on 1.x, in the descriptor's key list of the CLI's library before)
     startup_timeout: bool
     health_check_timeout: bool
+    # Node() starts dora's own native threads in the node's process (tokio workers, zenoh's,
+    # `dora-node-runtime`): 7-19 of them in the recordings of every line's tested release
+    # (tests/fixtures/recordings/wb-*.ddrec, corpus/), none before Node(). So a process with
+    # only Python threads has not called Node() yet. A line where this fails gets False.
+    node_api_threads: bool = True
 
 
 _DESTROY: Tuple[Tuple[str, ...], ...] = (("destroy",),)
@@ -295,6 +300,12 @@ def has_startup_timeout(version: Optional[str]) -> bool:
 def has_health_check_timeout(version: Optional[str]) -> bool:
     """Whether ``health_check_timeout:`` exists (1.0.x and later)."""
     return release_line(version).health_check_timeout
+
+
+def node_api_starts_threads(version: Optional[str]) -> bool:
+    """Whether ``Node()`` starts native threads of dora's in the node process: what lets a
+    process with only Python threads be called "not connected yet" (every tested line)."""
+    return release_line(version).node_api_threads
 
 
 MIN_SUPPORTED = (0, 3, 7)
