@@ -683,10 +683,11 @@ def _before_node(
 ) -> bool:
     """Still starting outside any import (a model loaded in ``main()`` before ``Node()``):
     decided only on positive evidence that ``Node()`` was never called. ``Node()`` starts
-    dora's native threads in the process (tokio, zenoh, the node runtime: 7-19 on every
-    tested release), while Python code before it has only Python threads; /proc, read every
-    50 ms, lists every thread of the process. A node that is busy in its own code after
-    ``Node()`` has dora's threads, so it is never called starting here."""
+    native threads of dora's in the process (at least one on every tested release, even while
+    it still waits for its peers; see :mod:`dora_doctor.dora.versions`), while Python code
+    before it has only Python threads; /proc, read every 50 ms, lists every thread of the
+    process. A node busy in its own code after ``Node()`` has dora's threads, so it is never
+    called starting here."""
     if verdict.outcome in (Outcome.CLEAN, Outcome.FAILED) or is_operator_runtime(at_stop):
         return False
     if shutdown.request is None or not node_api_starts_threads(shutdown.dora_version):

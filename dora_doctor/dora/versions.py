@@ -56,10 +56,12 @@ class ReleaseLine:
     # `dora validate` on 1.x, in the descriptor's key list of the CLI's library before)
     startup_timeout: bool
     health_check_timeout: bool
-    # Node() starts dora's own native threads in the node's process (tokio workers, zenoh's,
-    # `dora-node-runtime`): 7-19 of them in the recordings of every line's tested release
-    # (tests/fixtures/recordings/wb-*.ddrec, corpus/), none before Node(). So a process with
-    # only Python threads has not called Node() yet. A line where this fails gets False.
+    # Node() starts native threads of dora's in the node's process, none before it (a process
+    # that imported dora has one thread): while Node() waits for the dataflow to start, 1 on
+    # 0.4.1 and 0.5.0 (jemalloc_bg_thd), 4 on 0.3.13 (tokio-runtime-w…), 13 on 1.0.1 and 1.1.0
+    # (dora-node-runti, tokio-rt-worker, zenoh's); 7-19 once it runs (recordings wb-*.ddrec,
+    # corpus/). So a process with only Python threads has not called Node() yet. A line where
+    # this fails gets False.
     node_api_threads: bool = True
 
 
