@@ -60,8 +60,9 @@ class ReleaseLine:
     # that imported dora has one thread): while Node() waits for the dataflow to start, 1 on
     # 0.4.1 and 0.5.0 (jemalloc_bg_thd), 4 on 0.3.13 (tokio-runtime-w…), 13 on 1.0.1 and 1.1.0
     # (dora-node-runti, tokio-rt-worker, zenoh's); 7-19 once it runs (recordings wb-*.ddrec,
-    # corpus/). So a process with only Python threads has not called Node() yet. A line where
-    # this fails gets False.
+    # corpus/); 14 stay after the node left its loop and dropped its Node (1.1.0). So a
+    # process with only Python threads has not called Node() yet. A line where this fails
+    # gets False.
     node_api_threads: bool = True
 
 
