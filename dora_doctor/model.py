@@ -181,6 +181,9 @@ class CpuSegment:
     end: float
     cpu: Dict[int, float] = field(default_factory=dict)
     runnable: Dict[int, float] = field(default_factory=dict)
+    # the kernel's name (comm) of each thread first seen, or renamed, in this window: dora's
+    # own threads are named, so their absence says Node() was not called yet
+    names: Dict[int, str] = field(default_factory=dict)
 
 
 # When a ``py-spy dump --locals`` snapshot was taken (``inspect --locals``)

@@ -55,6 +55,7 @@ SCENARIOS: Dict[str, Scenario] = {
         Scenario("queue_listener", "queue_listener.yml", ("logger",)),
         Scenario("non_daemon", "non_daemon.yml", ("uploader",)),
         Scenario("slow_startup", "slow_startup.yml", ("model",)),
+        Scenario("slow_startup_numpy", "slow_startup_numpy.yml", ("loader",)),
         Scenario("victim", "victim.yml", ("waiter", "never_ready")),
         Scenario("asyncio_ok", "asyncio_ok.yml", ("aio",)),
         Scenario("asyncio_blocked", "asyncio_blocked.yml", ("aio_blocked",)),

@@ -117,6 +117,15 @@ TRUTH: Dict[str, Dict[str, Truth]] = {
             where=("load_model", "slow_startup.py"),
         )
     },
+    "slow_startup_numpy": {
+        "loader": Truth(
+            "terminated",
+            "starting",
+            False,
+            role="starting",
+            where=("build_weights", "slow_startup_numpy.py"),
+        )
+    },
     "victim": {
         "waiter": Truth(
             "terminated", "waiting-for-peer", False, role="victim", peers=("never_ready",)

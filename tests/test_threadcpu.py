@@ -51,8 +51,9 @@ STAT = (
 
 
 def test_stat_line_is_read_from_the_last_parenthesis() -> None:
-    assert parse_stat(STAT) == ThreadStat(pytest.approx(300 / CLOCK_TICKS), False)
-    assert parse_stat(STAT.replace(") S 1", ") R 1")) == ThreadStat(pytest.approx(3.0), True)
+    assert parse_stat(STAT) == ThreadStat(pytest.approx(300 / CLOCK_TICKS), False, "a) b (c")
+    running = STAT.replace(") S 1", ") R 1")
+    assert parse_stat(running) == ThreadStat(pytest.approx(3.0), True, "a) b (c")
     assert parse_stat("garbage") is None
     assert parse_stat("1 (x) S 1 2") is None
 
@@ -175,3 +176,37 @@ def test_cpu_records_round_trip_and_validate(tmp_path: Path) -> None:
     schema = json.loads((ROOT / "docs" / "recording.schema.json").read_text())
     for line in path.read_text().splitlines():
         jsonschema.validate(json.loads(line), schema)
+
+
+@linux
+def test_the_meter_names_each_thread_once_as_the_kernel_does() -> None:
+    """Thread names (comm) tell dora's threads from a library's; each is sent once per node,
+    not every window, and a renamed thread again."""
+    ready, done = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        ready.set()
+        done.wait(10)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    ready.wait(5)
+    tid = thread.native_id
+    proc_name = Path(f"/proc/self/task/{tid}/comm")
+    proc_name.write_text("dora-node-runti")  # a name as dora's Rust threads set theirs
+    output: "queue.Queue[Any]" = queue.Queue()
+    me = NodeProcess(
+        id="n", dataflow="d", pid=os.getpid(), sample_pid=os.getpid(), catches_sigterm=False
+    )
+    meter = CpuMeter([me], output, poll_s=0.01, polls_per_window=2)
+    for _ in range(7):
+        meter._poll()
+    proc_name.write_text("renamed")
+    for _ in range(2):
+        meter._poll()
+    done.set()
+    segments = [x for x in list(output.queue) if isinstance(x, CpuSegment)]
+    assert len(segments) >= 3
+    assert segments[0].names[tid] == "dora-node-runti"
+    assert all(tid not in seg.names for seg in segments[1:-1])
+    assert segments[-1].names == {tid: "renamed"}

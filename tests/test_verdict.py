@@ -18,7 +18,7 @@ import pytest
 
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.findings import Cause, NodeFinding, Outcome
-from dora_doctor.analysis.verdict import Samples, python_only_threads
+from dora_doctor.analysis.verdict import Samples, python_only_threads, without_dora_names
 from dora_doctor.dora.discover import catches_sigterm, parse_sigcgt
 from dora_doctor.recording.reader import read_recording
 
@@ -446,4 +446,48 @@ def test_a_node_busy_in_its_own_code_after_node_is_never_called_starting() -> No
         for found in (n for df in report.dataflows for n in df.nodes):
             if found.cause == "starting":
                 starting.add((path.stem, found.id))
-    assert starting == {("slow_startup", "model"), ("victim", "never_ready")}
+    assert starting == {
+        ("slow_startup", "model"),
+        ("slow_startup_numpy", "loader"),
+        ("victim", "never_ready"),
+    }
+
+
+def _named(windows: List[Dict[int, str]]) -> Samples:
+    """/proc windows whose threads carry names (each window names them all, for brevity)."""
+    samples = _threads_samples([list(names) for names in windows], [100])
+    for seg, names in zip(samples.cpu, windows):
+        seg.names = dict(names)
+    return samples
+
+
+def test_without_dora_names_holds_when_libraries_started_threads_of_their_own() -> None:
+    """numpy and pyarrow start threads before Node() ("python", "jemalloc_bg_thd"), which the
+    Python-only rule cannot tell from dora's; the names dora gives its own threads can."""
+    dora = ("dora-node-runti", "dora-startup-")
+    libraries = {100: "python", 101: "python", 102: "jemalloc_bg_thd"}
+    assert without_dora_names(_named([libraries] * 8), 1.5, dora) == 3
+    assert python_only_threads(_named([libraries] * 8), stop=1.5) is None
+    # one of dora's threads in any window: Node() was called
+    later = [libraries] * 6 + [{**libraries, 150: "dora-node-runti"}] * 2
+    assert without_dora_names(_named(later), 1.5, dora) is None
+    # a line whose Node() threads have no telling name (0.4/0.5): names decide nothing
+    assert without_dora_names(_named([libraries] * 8), 1.5, ()) is None
+    # a recording without names (older) or with a thread never named: nothing said
+    assert without_dora_names(_threads_samples([[100, 101]] * 8, [100]), 1.5, dora) is None
+    unnamed = _named([libraries] * 8)
+    unnamed.cpu[3].cpu[777] = 0.0
+    assert without_dora_names(unnamed, 1.5, dora) is None
+    # too little /proc before the stop
+    assert without_dora_names(_named([libraries] * 8), -1.0, dora) is None
+
+
+def test_a_load_after_numpy_and_pyarrow_is_starting_by_thread_names() -> None:
+    """corpus/slow_startup_numpy.ddrec (real run, dora 1.1.0): three threads before Node(),
+    two of them the libraries'; named, none is dora's."""
+    loader = node("corpus/slow_startup_numpy", "loader")
+    assert (loader.outcome, loader.cause) == ("terminated", "starting")
+    assert "the process's thread names from /proc: none of those Node() starts" in loader.rests_on
+    sentence = next(e for e in loader.evidence if "still starting" in e)
+    assert "in build_weights (" in sentence and "dora-node-runti" in sentence
+    assert all(a.kind == "config" for a in loader.advice)

@@ -40,6 +40,7 @@ from dora_doctor.dora.versions import (
     has_startup_timeout,
     logs_node_exits,
     node_api_starts_threads,
+    node_thread_names,
     release_line,
     sigterm_counts_clean,
 )
@@ -123,6 +124,7 @@ R_SIGCGT = "SigCgt of /proc/PID/status"
 R_SPAWN = "process start time"
 R_PEER_STARTING = "a peer still starting (its import frames, or none of dora's threads yet)"
 R_NO_DORA_THREADS = "the process's threads from /proc: only Python's, none of dora's"
+R_NO_DORA_NAMES = "the process's thread names from /proc: none of those Node() starts"
 R_DORA_PEER = "dora's failure message naming the peer"
 
 
@@ -540,7 +542,10 @@ def _classify(
     # an import that another thread's GIL keeps from finishing is contention, not start-up:
     # dora's own event loop imports (pyarrow on the first event) inside the user's loop
     starved = verdict.gil is not None and other_share(verdict.gil, main_name) >= CONTENTION_SHARE
-    if at_stop is not None and _importing(at_stop) and not starved:
+    # a node that ended cleanly got STOP once it connected: its start-up delayed nothing that
+    # matters, so "starting" would be a cause without a problem (as in _before_node)
+    ended_well = verdict.outcome in (Outcome.CLEAN, Outcome.FAILED)
+    if at_stop is not None and _importing(at_stop) and not starved and not ended_well:
         _starting(verdict, node, at_stop, request.time, shutdown.dora_version)
         return
     if at_stop is not None and _before_node(verdict, node, samples, at_stop, shutdown):
@@ -648,6 +653,7 @@ def _starting(
     stop: float,
     dora_version: Optional[str],
     threads: Optional[int] = None,
+    named: Sequence[str] = (),
 ) -> None:
     verdict.cause = Cause.STARTING
     module = next(
@@ -667,6 +673,7 @@ def _starting(
         imported=imported,
         startup_timeout=has_startup_timeout(dora_version),
         threads=threads,
+        named=list(named),
     )
 
 
@@ -693,12 +700,38 @@ def _before_node(
     if shutdown.request is None or not node_api_starts_threads(shutdown.dora_version):
         return False
     stop = shutdown.request.time
+    names = node_thread_names(shutdown.dora_version)
+    threads = without_dora_names(samples, stop, names)
+    if threads is not None:
+        verdict.rest(R_NO_DORA_NAMES)
+        _starting(verdict, node, at_stop, stop, shutdown.dora_version, threads=threads, named=names)
+        return True
     threads = python_only_threads(samples, stop)
     if threads is None:
         return False
     verdict.rest(R_NO_DORA_THREADS)
     _starting(verdict, node, at_stop, stop, shutdown.dora_version, threads=threads)
     return True
+
+
+def without_dora_names(samples: Samples, stop: float, names: Sequence[str]) -> Optional[int]:
+    """The most threads the process had at once when /proc named its threads and none, in any
+    window of the recording, bore a name of the threads only ``Node()`` starts; None when the
+    line has no such names, the recording holds no names (older ones), one of dora's was seen,
+    or /proc covered too little of the time up to the stop.
+
+    Unlike :func:`python_only_threads` this holds when a library imported first started
+    threads of its own (numpy's, pyarrow's): they are not named like dora's."""
+    if not names or not samples.cpu:
+        return None
+    named = {tid: name for seg in samples.cpu for tid, name in seg.names.items()}
+    if not named or any(name.startswith(tuple(names)) for name in named.values()):
+        return None
+    if any(tid not in named for seg in samples.cpu for tid in seg.cpu):
+        return None  # a thread the recording never named: it says nothing of that one
+    around = [s for s in samples.cpu if s.end > stop - BASELINE_S and s.start <= stop]
+    most = max(len(seg.cpu) for seg in samples.cpu)
+    return most if len(around) >= MIN_THREAD_WINDOWS and most > 0 else None
 
 
 def python_only_threads(samples: Samples, stop: float) -> Optional[int]:

@@ -386,11 +386,17 @@ def _starting(d: Dict[str, Any]) -> str:
 def _starting_before_node(d: Dict[str, Any], frame: Frame, since: str) -> str:
     """Not an import: the claim rests on the process's threads, so the sentence says so."""
     count = d["threads"]
-    threads = "its only thread was" if count == 1 else f"all its {count} threads were"
+    named = d.get("named") or []
+    if named:
+        threads = "its only thread was not" if count == 1 else f"none of its {count} threads was"
+        which = ", ".join(f"{name}…" for name in named)
+        how = f"{threads} one of those Node() starts ({which}, by name in /proc)"
+    else:
+        threads = "its only thread was" if count == 1 else f"all its {count} threads were"
+        how = f"{threads} Python's, none of the threads dora's node API starts in Node() (/proc)"
     return (
         f"It was still starting when the stop came{since}: MainThread was in "
-        f"{frame.function} ({frame.where()}) and had not called Node() yet: {threads} "
-        "Python's, none of the threads dora's node API starts in Node() (/proc). STOP "
+        f"{frame.function} ({frame.where()}) and had not called Node() yet: {how}. STOP "
         "cannot reach a node before it connects to dora, so it could not react to it."
     )
 

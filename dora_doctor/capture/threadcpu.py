@@ -49,6 +49,10 @@ CLOCK_TICKS = _clock_ticks()
 class ThreadStat:
     cpu_s: float  # user + system CPU seconds so far
     runnable: bool  # state R: on a CPU, or ready and waiting for one
+    name: str = ""  # comm: at most 15 bytes, set by the thread (dora's Rust threads name theirs)
+
+
+MAX_NAME = 15  # TASK_COMM_LEN - 1
 
 
 def parse_stat(text: str) -> Optional[ThreadStat]:
@@ -65,7 +69,9 @@ def parse_stat(text: str) -> Optional[ThreadStat]:
         cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     except (IndexError, ValueError):
         return None
-    return ThreadStat(cpu, fields[0] == "R")
+    open_ = text.find("(")
+    name = text[open_ + 1 : close][:MAX_NAME] if 0 <= open_ < close else ""
+    return ThreadStat(cpu, fields[0] == "R", name)
 
 
 def read_threads(pid: int, proc: Path = PROC) -> Dict[int, ThreadStat]:
@@ -125,6 +131,7 @@ class CpuMeter:
         self.poll_s = poll_s
         self.polls_per_window = polls_per_window
         self._windows: Dict[str, _Window] = {}
+        self._named: Dict[str, Dict[int, str]] = {}  # node → the names already emitted
         # SigCgt rides on the same poll: a SIGTERM handler installed after discovery
         self._sigcgt = SigCgtTracker(self.nodes)
         self._stop = threading.Event()
@@ -142,6 +149,14 @@ class CpuMeter:
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
             self._poll()
+
+    def _new_names(self, node_id: str, reading: Dict[int, ThreadStat]) -> Dict[int, str]:
+        """Names of threads not named before for this node (or renamed): once per thread,
+        not per window, so a long recording does not repeat them every 250 ms."""
+        known = self._named.setdefault(node_id, {})
+        new = {tid: s.name for tid, s in reading.items() if s.name and known.get(tid) != s.name}
+        known.update(new)
+        return new
 
     def _poll(self) -> None:
         for node in self.nodes:
@@ -170,6 +185,7 @@ class CpuMeter:
                         runnable={
                             tid: count / window.polls for tid, count in window.runnable.items()
                         },
+                        names=self._new_names(node.id, reading),
                     )
                 )
                 self._windows[node.id] = _Window(now, reading)

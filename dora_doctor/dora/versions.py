@@ -64,6 +64,12 @@ class ReleaseLine:
     # process with only Python threads has not called Node() yet. A line where this fails
     # gets False.
     node_api_threads: bool = True
+    # Names (prefixes of /proc's 15-character comm) of threads Node() starts that no process
+    # before Node() has, whatever it imported: numpy's and pyarrow's threads are "python" and
+    # "jemalloc_bg_thd" (measured with numpy 2, pyarrow of each line's venv). 1.1.0:
+    # dora-node-runti and dora-startup-* on a node waiting in Node() and on running ones.
+    # 0.4/0.5 start only jemalloc_bg_thd, which importing pyarrow also does: no name decides.
+    node_thread_names: Tuple[str, ...] = ()
 
 
 _DESTROY: Tuple[Tuple[str, ...], ...] = (("destroy",),)
@@ -97,6 +103,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         zenoh_no_multicast_flag=False,
         startup_timeout=False,
         health_check_timeout=False,
+        node_thread_names=("tokio-runtime-w",),
     ),
     ReleaseLine(
         series="0.4.x",
@@ -169,6 +176,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         zenoh_no_multicast_flag=True,
         startup_timeout=False,
         health_check_timeout=True,
+        node_thread_names=("dora-node-runti", "dora-startup-"),
     ),
     ReleaseLine(
         series="1.1.x",
@@ -193,6 +201,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         zenoh_no_multicast_flag=True,
         startup_timeout=True,
         health_check_timeout=True,
+        node_thread_names=("dora-node-runti", "dora-startup-"),
     ),
 )
 CURRENT = RELEASE_LINES[-1]  # an unknown version is taken as the newest line
@@ -309,6 +318,11 @@ def node_api_starts_threads(version: Optional[str]) -> bool:
     """Whether ``Node()`` starts native threads of dora's in the node process: what lets a
     process with only Python threads be called "not connected yet" (every tested line)."""
     return release_line(version).node_api_threads
+
+
+def node_thread_names(version: Optional[str]) -> Tuple[str, ...]:
+    """Name prefixes of the threads only Node() starts (empty: names cannot tell, 0.4/0.5)."""
+    return release_line(version).node_thread_names
 
 
 MIN_SUPPORTED = (0, 3, 7)

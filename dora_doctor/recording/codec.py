@@ -46,6 +46,7 @@ from dora_doctor.recording.model import SCHEMA, SCHEMA_NAME, SCHEMA_VERSION, Rec
 
 MAX_TIME = 1e10  # seconds: every time is Unix wall clock (or monotonic) seconds, every duration
 MAX_COUNT = 10**9  # samples, ticks, errors
+MAX_THREAD_NAME = 64  # the kernel's are 15 bytes; anything longer is not one
 MAX_ID = 2**64  # pids, thread ids (py-spy may report a pthread id), exit codes, signals
 MAX_LINE = 2**31  # a source line number (py-spy gives 0, maybe -1, when it does not know)
 MAX_RATE = 1e6  # samples per second
@@ -562,6 +563,7 @@ def encode_cpu(seg: CpuSegment) -> Dict[str, Any]:
         "threads": [
             [tid, seconds, round(seg.runnable.get(tid, 0.0), 3)] for tid, seconds in seg.cpu.items()
         ],
+        **({"names": [[tid, name] for tid, name in seg.names.items()]} if seg.names else {}),
     }
 
 
@@ -577,7 +579,13 @@ def decode_cpu(value: Dict[str, Any], table: Sequence[Frame]) -> CpuSegment:
         cpu[tid] = _number(entry[1], "cpu seconds")
         if len(entry) > 2:
             runnable[tid] = _number(entry[2], "runnable share", 1.0)
-    return CpuSegment(dataflow, node, pid, start, end, cpu, runnable)
+    names: Dict[int, str] = {}
+    for item in _list(value.get("names", []), "cpu names"):  # since dora-doctor 0.1 (issue 13)
+        entry = _list(item, "cpu thread name")
+        if len(entry) != 2:
+            raise Invalid("a cpu thread name is not [id, name]")
+        names[_int(entry[0], "cpu thread id")] = _str(entry[1], "thread name")[:MAX_THREAD_NAME]
+    return CpuSegment(dataflow, node, pid, start, end, cpu, runnable, names)
 
 
 # --- events --------------------------------------------------------------------------------
