@@ -18,6 +18,7 @@ from dora_doctor.logs.events import (
     DATAFLOW_END,
     DROP_TOKEN,
     GRACE_KILL,
+    HEALTH_KILL,
     KILLED,
     NODE_EXIT,
     NODE_FINISHED,
@@ -175,6 +176,10 @@ PATTERN_CASES: Dict[str, Tuple[str, Dict[str, object]]] = {
     "startup-timeout-kill": (
         f"{V11}/stop-kinds/dora-daemon.txt",
         {"kind": STARTUP_KILL, "node": "stuck", "seconds": 3.0, "level": "WARN"},
+    ),
+    "health-timeout-kill": (
+        f"{V11}/stop-kinds/health-check-interval/dora-daemon.txt",
+        {"kind": HEALTH_KILL, "node": "deaf", "seconds": 3.0, "level": "WARN"},
     ),
     "daemon-exited": (
         f"{V11}/stop-kinds/dora-coordinator.txt",
@@ -875,12 +880,17 @@ def test_event_from_message_stays_compatible() -> None:
 
 def test_stop_kinds_of_1_1_0_each_read_once_from_the_real_logs() -> None:
     """Every line capture.py's scenarios left that names a stop kind, in order, and nothing
-    more: the restart policy and the health check leave no line of their own on 1.1.0."""
+    more: a policy restart leaves no line of its own on 1.1.0, a health kill one only with a
+    ``health_check_interval``."""
     rel = f"{V11}/stop-kinds"
-    kinds = (NODE_STOP_REQUEST, NODE_RESTART_REQUEST, STARTUP_KILL, DAEMON_LEFT)
+    kinds = (NODE_STOP_REQUEST, NODE_RESTART_REQUEST, STARTUP_KILL, HEALTH_KILL, DAEMON_LEFT)
     found = [
         (e.kind, e.node)
-        for name in ("dora-coordinator.txt", "dora-daemon.txt")
+        for name in (
+            "dora-coordinator.txt",
+            "dora-daemon.txt",
+            "health-check-interval/dora-daemon.txt",
+        )
         for e in events_of(f"{rel}/{name}")
         if e.kind in kinds
     ]
@@ -889,4 +899,5 @@ def test_stop_kinds_of_1_1_0_each_read_once_from_the_real_logs() -> None:
         (NODE_RESTART_REQUEST, "talker"),
         (DAEMON_LEFT, None),
         (STARTUP_KILL, "stuck"),
+        (HEALTH_KILL, "deaf"),
     ]

@@ -15,6 +15,7 @@ from dora_doctor.logs.events import (
     DATAFLOW_END,
     DROP_TOKEN,
     GRACE_KILL,
+    HEALTH_KILL,
     KILLED,
     NODE_EXIT,
     NODE_FINISHED,
@@ -187,6 +188,16 @@ MESSAGE_PATTERNS: List[MessagePattern] = [
         "1.1.0",
     ),
     MessagePattern(
+        "health-timeout-kill",
+        HEALTH_KILL,
+        re.compile(
+            rf"node `(?P<node>{_NODE})` unresponsive for \d+ms "
+            r"\(timeout: (?P<seconds>\d+(?:\.\d+)?)s\), killing"
+        ),
+        "node `deaf` unresponsive for 7712ms (timeout: 3s), killing",
+        "1.1.0",
+    ),
+    MessagePattern(
         "daemon-exited",
         DAEMON_LEFT,
         # not "Daemon `X` exited": dora logs it at every ordinary `dora destroy`/`down` too
@@ -217,6 +228,7 @@ CANDIDATE_ANCHORS = (
     b"from dataflow:",
     b"restarted node",  # `dora node restart`
     b"disconnected",  # all daemons disconnected
+    b"killing",  # startup and health-check kills
 )
 
 
