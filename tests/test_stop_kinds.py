@@ -107,3 +107,20 @@ def test_followers_of_one_stop_merge_into_one_entry() -> None:
         (10.0, ["a", "b", "c"]),
         (30, ["d"]),
     ]
+
+
+def test_the_live_status_line_escapes_names_from_the_target() -> None:
+    from rich.console import Console
+
+    from dora_doctor.capture.watcher import Watcher, WatchOptions
+    from dora_doctor.report import consoles
+
+    watch = Watcher(None, WatchOptions(db=Path("/nonexistent/h.sqlite3")), print)  # type: ignore[arg-type]
+    watch.last_stop = "\x1b]0;owned\x07evil\x1b[2J: stop recorded"
+    watch.stops_recorded = 3
+    line = watch.status()
+    assert line.startswith("following 0 dataflow(s), 0 node(s); 3 stop(s) recorded; last: ")
+    screen = Console(file=__import__("io").StringIO(), force_terminal=True, width=300)
+    screen.print(consoles.text(line))
+    drawn = screen.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b]" not in drawn and "\x07" not in drawn and "\x1b[2J" not in drawn

@@ -410,3 +410,61 @@ def test_followers_and_their_py_spy_end_when_the_watch_is_killed(
         if watch.proc.poll() is None:
             watch.proc.kill()
         watch.proc.wait(10)
+
+
+def test_on_a_tty_a_live_status_line_counts_what_is_followed(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    """In a terminal the watch keeps one status line (dataflows, nodes, stops, last stop),
+    redrawn in place; its log lines still come above it."""
+    import os
+    import pty
+    import time
+
+    local_dora.start_dataflow(samples / "well_behaved.yml", "tty")
+    local_dora.wait_running("tty", nodes=2)
+    env = {**local_dora.env, "COLUMNS": "200", "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dora_doctor",
+            "watch",
+            "--db",
+            str(tmp_path / "h.sqlite3"),
+            "--poll",
+            "0.5s",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"following 1 dataflow(s), 2 node(s); 0 stop(s) recorded" not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+            try:
+                seen += os.read(leader, 65536)
+            except OSError:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(90)
+        try:
+            while True:
+                more = os.read(leader, 65536)
+                if not more:
+                    break
+                seen += more
+        except OSError:
+            pass
+        os.close(leader)
+    shown = seen.decode(errors="replace")
+    assert code == 0, shown[-2000:]
+    assert "following tty (" in shown  # the plain lines still come
+    assert "\r" in shown or "\x1b[" in shown  # the status line is redrawn in place

@@ -379,12 +379,30 @@ class Watcher:
             follower.gone.clear()  # no more waiting for restarts: the watch is ending
         self._reap()
 
-    def run(self, until: Optional[Callable[[], bool]] = None) -> None:
-        """Poll until Ctrl-C/SIGTERM (KeyboardInterrupt) or ``until()``; then finish."""
+    def status(self) -> str:
+        """One line for the live status: what is followed, what was recorded. It holds
+        names from the target: the caller escapes it for the terminal."""
+        flows = {f.dataflow.uuid for f in self.followers.values()}
+        nodes = sum(len(f.pids) - len(f.handled) for f in self.followers.values())
+        line = (
+            f"following {len(flows)} dataflow(s), {nodes} node(s); "
+            f"{self.stops_recorded} stop(s) recorded"
+        )
+        return line + (f"; last: {self.last_stop}" if self.last_stop else "")
+
+    def run(
+        self,
+        until: Optional[Callable[[], bool]] = None,
+        on_poll: Optional[Callable[[], None]] = None,
+    ) -> None:
+        """Poll until Ctrl-C/SIGTERM (KeyboardInterrupt) or ``until()``; then finish.
+        ``on_poll`` runs after each poll (the live status line)."""
         try:
             while until is None or not until():
                 began = time.monotonic()
                 self.poll()
+                if on_poll is not None:
+                    on_poll()
                 time.sleep(max(0.05, self.options.poll_s - (time.monotonic() - began)))
         except KeyboardInterrupt:
             self.say(
