@@ -98,7 +98,8 @@ def _stored_frames(text: str) -> Set[Frame]:
         except ValueError:
             continue
         if isinstance(value, dict) and value.get("type") == "frames":
-            for item in value.get("frames") or []:
+            frames = value.get("frames")
+            for item in frames if isinstance(frames, list) else []:
                 shape = [type(part) for part in item] if isinstance(item, list) else []
                 if shape == [str, str, int]:
                     found.add(Frame(*item))

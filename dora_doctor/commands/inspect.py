@@ -78,8 +78,8 @@ def command(
     only_node: Optional[str] = typer.Option(
         None,
         "--node",
-        hidden=True,
-        help="Sample only this node (watch: a restarted node's new process).",
+        help="Sample only this node of the dataflow (how `watch` follows a restarted node's "
+        "new process while the others are already followed).",
     ),
     as_json: bool = common.JSON,
     db: Optional[Path] = history.DB,
