@@ -309,7 +309,7 @@ def test_watch_records_node_stop_restarts_and_stops_each_once_with_its_kind(
         wait_for(lambda: ready(first, "talker", "deaf", "brief"), 60, "first samples of kinds")
         # brief ends by itself at 4 s and its policy restarts it
         watch.wait_said("kinds: restart of brief recorded", 60)
-        watch.wait_said("following kinds: node brief restarted")
+        brief = recording_of(watch.wait_said("following kinds: node brief restarted"))
         stopped = local_dora.cli("node", "stop", "deaf", "-d", "kinds", "--grace", "1s", *args)
         assert stopped.returncode == 0, stopped.stderr
         watch.wait_said("kinds: node-stop of deaf recorded", 60)
@@ -320,6 +320,7 @@ def test_watch_records_node_stop_restarts_and_stops_each_once_with_its_kind(
         watch.wait_said("kinds: restart of talker recorded", 60)
         again = recording_of(watch.wait_said("following kinds: node talker restarted"))
         wait_for(lambda: ready(again, "talker"), 60, "samples of talker's new process")
+        wait_for(lambda: ready(brief, "brief"), 60, "samples of brief's new process")
         local_dora.stop_dataflow("kinds", "2s")
         watch.wait_said("kinds: stop recorded", 90)
 
