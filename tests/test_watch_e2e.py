@@ -333,6 +333,9 @@ def test_watch_records_node_stop_restarts_and_stops_each_once_with_its_kind(
     finally:
         code = watch.end()
     assert code == 0, "\n".join(watch.lines)
+    # each restarted process is followed once, by its own PID
+    followed = [line.split("(pid ")[1].split(")")[0] for line in watch.said("restarted (pid")]
+    assert len(followed) == 2 and len(set(followed)) == 2, watch.lines
     conn = sqlite3.connect(str(db))
     stops = conn.execute(
         "SELECT s.dataflow_name, s.kind, "

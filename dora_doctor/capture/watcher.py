@@ -34,9 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set
 
+import psutil
+
 from dora_doctor.capture import lifeline
 from dora_doctor.dora.client import DoraCli
-from dora_doctor.dora.discover import discover, process_running
+from dora_doctor.dora.discover import (
+    dataflows_from_environ,
+    discover,
+    parse_node_config,
+    process_running,
+)
 from dora_doctor.errors import DoctorError
 from dora_doctor.history import store
 from dora_doctor.logs import events as logevents
@@ -182,13 +189,14 @@ class Watcher:
             )
         finally:
             log.close()
-        pids = {
-            n.id: pid
-            for n in dataflow.nodes
-            if not n.remote and (pid := n.sample_pid or n.pid) is not None
-        }
         if node is not None and pid is not None:
             pids = {node: pid}
+        else:
+            pids = {
+                n.id: found
+                for n in dataflow.nodes
+                if not n.remote and (found := n.sample_pid or n.pid) is not None
+            }
         key = dataflow.uuid if node is None else f"{dataflow.uuid}/{node}/{path.name}"
         self.followers[key] = Follower(dataflow, path, proc, node=node, pids=pids)
         if node is not None:
@@ -221,6 +229,8 @@ class Watcher:
                 if listed is None:
                     listed = self._node_pids(follower.dataflow.uuid)
                 new = listed.get(node)
+                if new is not None and not self._is_node(new, follower.dataflow.uuid, node):
+                    new = self._find_node(follower.dataflow.uuid, node)
                 restarted = new if new is not None and new != follower.pids[node] else None
                 if restarted is None and now < when + RESTART_WAIT_S:
                     continue
@@ -246,6 +256,27 @@ class Watcher:
             if pid > 0:
                 pids[str(row.get("node"))] = pid
         return pids
+
+    @staticmethod
+    def _is_node(pid: int, uuid: str, node: str) -> bool:
+        """The process says (DORA_NODE_CONFIG) it is this node: a PID from ``node list`` is
+        checked against the process before it is followed (it may have ended and been
+        reused by then)."""
+        try:
+            config = psutil.Process(pid).environ().get("DORA_NODE_CONFIG")
+        except (psutil.Error, OSError):
+            return False
+        return bool(config) and parse_node_config(config or "") == (uuid, node)
+
+    @staticmethod
+    def _find_node(uuid: str, node: str) -> Optional[int]:
+        """The node's process by its environment, when dora's PID for it is not it."""
+        for dataflow in dataflows_from_environ(psutil.process_iter()):
+            if dataflow.uuid == uuid:
+                for found in dataflow.nodes:
+                    if found.id == node and found.pid and process_running(found.pid):
+                        return found.pid
+        return None
 
     def _name_of(self, uuid: str) -> Optional[str]:
         follower = next((f for f in self.followers.values() if f.dataflow.uuid == uuid), None)
