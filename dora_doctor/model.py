@@ -226,6 +226,45 @@ class LocalsSnapshot:
     error: Optional[str] = None  # why the dump failed (then ``threads`` is empty)
 
 
+# Which of dora's deadlines a last dump was taken before (``capture/lastdump.py``)
+DUMP_BEFORE_SIGTERM = "sigterm"  # just before the SIGTERM at the grace (dora ≥ 0.4)
+DUMP_BEFORE_SIGKILL = "sigkill"  # just before the SIGKILL (1.5 × grace; 0.3.x: the grace)
+DUMP_ROLLING = "rolling"  # the grace was not known: the latest of dumps taken every ROLL_S
+
+
+@dataclass(frozen=True)
+class DumpFrame:
+    function: str
+    file: str
+    line: int
+    native: bool  # a C frame (``py-spy dump --native``), not Python code
+
+
+@dataclass
+class DumpThread:
+    """One thread of a last dump, innermost frame first."""
+
+    thread_id: int
+    name: str
+    active: bool
+    owns_gil: bool
+    frames: List[DumpFrame] = field(default_factory=list)
+
+
+@dataclass
+class LastDump:
+    """A full dump with native frames of a node still alive just before one of dora's
+    deadlines: what it was doing when it was terminated or killed."""
+
+    dataflow: str
+    node: str
+    pid: int
+    time: float
+    before: str  # DUMP_BEFORE_SIGTERM, DUMP_BEFORE_SIGKILL or DUMP_ROLLING
+    threads: List[DumpThread] = field(default_factory=list)
+    error: Optional[str] = None  # why the dump failed (then ``threads`` is empty)
+
+
 # The reason given for a node of the dataflow that runs on another machine: py-spy reads only
 # processes on its own machine.
 REMOTE = "remote, not sampled"

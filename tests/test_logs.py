@@ -14,12 +14,17 @@ import pytest
 
 from dora_doctor.logs import envelopes, parse, patterns
 from dora_doctor.logs.events import (
+    DAEMON_LEFT,
     DATAFLOW_END,
     DROP_TOKEN,
     GRACE_KILL,
+    HEALTH_KILL,
     KILLED,
     NODE_EXIT,
     NODE_FINISHED,
+    NODE_RESTART_REQUEST,
+    NODE_STOP_REQUEST,
+    STARTUP_KILL,
     STOP_REQUEST,
     LogEvent,
 )
@@ -150,6 +155,35 @@ PATTERN_CASES: Dict[str, Tuple[str, Dict[str, object]]] = {
             "dataflow": "01a21300-a9d7-7fbb-8f73-fafe56868a8d",
             "time": ts("2026-11-25T13:59:06.422096Z"),
         },
+    ),
+    "node-stopped": (
+        f"{V11}/stop-kinds/dora-coordinator.txt",
+        {
+            "kind": NODE_STOP_REQUEST,
+            "node": "deaf",
+            "dataflow": "01a23433-b281-7eb2-9c50-178ad3f4b34c",
+            "time": ts("2026-12-02T00:42:15.143137Z"),
+        },
+    ),
+    "node-restarted": (
+        f"{V11}/stop-kinds/dora-coordinator.txt",
+        {
+            "kind": NODE_RESTART_REQUEST,
+            "node": "talker",
+            "dataflow": "01a23433-b281-7eb2-9c50-178ad3f4b34c",
+        },
+    ),
+    "startup-timeout-kill": (
+        f"{V11}/stop-kinds/dora-daemon.txt",
+        {"kind": STARTUP_KILL, "node": "stuck", "seconds": 3.0, "level": "WARN"},
+    ),
+    "health-timeout-kill": (
+        f"{V11}/stop-kinds/health-check-interval/dora-daemon.txt",
+        {"kind": HEALTH_KILL, "node": "deaf", "seconds": 3.0, "level": "WARN"},
+    ),
+    "daemon-exited": (
+        f"{V11}/stop-kinds/dora-coordinator.txt",
+        {"kind": DAEMON_LEFT, "node": None, "level": "WARN"},
     ),
     "daemon-exiting": (
         f"{V11}/run-stop-after-3s/run-well_behaved.stdout.txt",
@@ -842,3 +876,28 @@ def test_event_from_message_stays_compatible() -> None:
         text="node exited with error: Signal(15)",
     )
     assert patterns.event_from_message("nothing to see", None) is None
+
+
+def test_stop_kinds_of_1_1_0_each_read_once_from_the_real_logs() -> None:
+    """Every line capture.py's scenarios left that names a stop kind, in order, and nothing
+    more: a policy restart leaves no line of its own on 1.1.0, a health kill one only with a
+    ``health_check_interval``."""
+    rel = f"{V11}/stop-kinds"
+    kinds = (NODE_STOP_REQUEST, NODE_RESTART_REQUEST, STARTUP_KILL, HEALTH_KILL, DAEMON_LEFT)
+    found = [
+        (e.kind, e.node)
+        for name in (
+            "dora-coordinator.txt",
+            "dora-daemon.txt",
+            "health-check-interval/dora-daemon.txt",
+        )
+        for e in events_of(f"{rel}/{name}")
+        if e.kind in kinds
+    ]
+    assert found == [
+        (NODE_STOP_REQUEST, "deaf"),
+        (NODE_RESTART_REQUEST, "talker"),
+        (DAEMON_LEFT, None),
+        (STARTUP_KILL, "stuck"),
+        (HEALTH_KILL, "deaf"),
+    ]

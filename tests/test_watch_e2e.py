@@ -47,7 +47,10 @@ class Watch:
         return [line for line in self.lines if text in line]
 
     def wait_said(self, text: str, timeout: float = 60.0) -> str:
-        found = wait_for(lambda: self.said(text), timeout, f"watch to say {text!r}")
+        try:
+            found = wait_for(lambda: self.said(text), timeout, f"watch to say {text!r}")
+        except pytest.fail.Exception:
+            pytest.fail(f"watch did not say {text!r}; it said:\n" + "\n".join(self.lines))
         return found[0]
 
     def end(self) -> int:
@@ -244,3 +247,234 @@ def test_a_dataflow_that_finishes_on_its_own_is_a_finish(
         .fetchall()
     )
     assert row == [("finish", None, "brief", "clean", 0)]
+
+
+RESTARTS_ONCE = '''"""Ends by itself (exit 0) after 4 s on its first run only; its restart
+runs until STOP."""
+import os
+import time
+
+from dora import Node
+
+FLAG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "restarted-once.flag")
+
+
+def main() -> None:
+    first = not os.path.exists(FLAG)
+    if first:
+        open(FLAG, "w").close()
+    node = Node()
+    started = time.monotonic()
+    for event in node:
+        if event["type"] == "STOP":
+            break
+        if first and time.monotonic() - started >= 4.0:
+            break
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+KINDS_YML = """nodes:
+  - id: talker
+    path: nodes/well_behaved.py
+    inputs:
+      tick: dora/timer/millis/100
+    outputs:
+      - count
+  - id: deaf
+    path: nodes/ignores_stop.py
+    inputs:
+      tick: dora/timer/millis/100
+  - id: brief
+    path: nodes/restarts_once.py
+    restart_policy: always
+    max_restarts: 1
+    restart_delay: 0.5
+    inputs:
+      tick: dora/timer/millis/100
+"""
+
+
+def test_watch_records_node_stop_restarts_and_stops_each_once_with_its_kind(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    """One dataflow through a node stop, a policy restart, a `dora node restart` and a stop
+    with grace; a second one through a forced stop. Each is one history entry of its kind;
+    the restarted processes are followed (their samples are in the final stop's entry)."""
+    (samples / "nodes" / "restarts_once.py").write_text(RESTARTS_ONCE)
+    (samples / "kinds.yml").write_text(KINDS_YML)
+    db = tmp_path / "history.sqlite3"
+    watch = Watch(local_dora.env, db)
+    args = local_dora.client.connection_args()
+    try:
+        watch.wait_said("watching the coordinator")
+        local_dora.start_dataflow(samples / "kinds.yml", "kinds")
+        first = recording_of(watch.wait_said("following kinds ("))
+        wait_for(lambda: ready(first, "talker", "deaf", "brief"), 60, "first samples of kinds")
+        # brief ends by itself at 4 s and its policy restarts it
+        watch.wait_said("kinds: restart of brief recorded", 60)
+        brief = recording_of(watch.wait_said("following kinds: node brief restarted"))
+        stopped = local_dora.cli("node", "stop", "deaf", "-d", "kinds", "--grace", "1s", *args)
+        assert stopped.returncode == 0, stopped.stderr
+        watch.wait_said("kinds: node-stop of deaf recorded", 60)
+        restarted = local_dora.cli(
+            "node", "restart", "talker", "-d", "kinds", "--grace", "1s", *args
+        )
+        assert restarted.returncode == 0, restarted.stderr
+        watch.wait_said("kinds: restart of talker recorded", 60)
+        again = recording_of(watch.wait_said("following kinds: node talker restarted"))
+        wait_for(lambda: ready(again, "talker"), 60, "samples of talker's new process")
+        wait_for(lambda: ready(brief, "brief"), 60, "samples of brief's new process")
+        local_dora.stop_dataflow("kinds", "2s")
+        watch.wait_said("kinds: stop recorded", 90)
+
+        local_dora.start_dataflow(samples / "ignores_stop.yml", "forced")
+        fourth = recording_of(watch.wait_said("following forced ("))
+        wait_for(lambda: ready(fourth, "deaf"), 60, "first samples of forced")
+        forced = local_dora.cli("stop", "forced", "--force", *args)
+        assert forced.returncode in (0, 1), forced.stderr
+        watch.wait_said("forced: stop recorded", 90)
+    finally:
+        code = watch.end()
+    assert code == 0, "\n".join(watch.lines)
+    # each restarted process is followed once, by its own PID
+    followed = [line.split("(pid ")[1].split(")")[0] for line in watch.said("restarted (pid")]
+    assert len(followed) == 2 and len(set(followed)) == 2, watch.lines
+    conn = sqlite3.connect(str(db))
+    stops = conn.execute(
+        "SELECT s.dataflow_name, s.kind, "
+        "group_concat(n.node || ':' || coalesce(n.outcome, 'unknown'), ' ') "
+        "FROM stops s JOIN node_stops n ON n.stop_id = s.id GROUP BY s.id ORDER BY s.started_at"
+    ).fetchall()
+    assert [(name, kind) for name, kind, _ in stops] == [
+        ("kinds", "restart"),
+        ("kinds", "node-stop"),
+        ("kinds", "restart"),
+        ("kinds", "stop"),
+        ("forced", "stop"),
+    ], stops
+    outcomes = [dict(pair.split(":") for pair in nodes.split()) for _, _, nodes in stops]
+    # a clean exit is the one end dora's daemon does not log: nothing shows it was clean
+    assert outcomes[0] == {"brief": "unknown"}
+    assert outcomes[1] == {"deaf": "terminated"}  # ignores STOP: SIGTERM at the 1 s grace
+    # talker reacts to STOP: gone before the SIGTERM at the 1 s grace, with no line from dora
+    # (a clean exit is not logged, and the dataflow ran on): its outcome stays unknown
+    assert outcomes[2] == {"talker": "unknown"}, stops
+    reacted = conn.execute(
+        "SELECT n.stop_to_exit_s FROM node_stops n JOIN stops s ON n.stop_id = s.id "
+        "WHERE s.kind = 'restart' AND n.node = 'talker'"
+    ).fetchone()[0]
+    assert reacted is not None and reacted < 1.0, reacted
+    assert outcomes[3] == {"talker": "clean", "brief": "clean"}, stops  # the new processes
+    assert set(outcomes[4]) == {"deaf"} and outcomes[4]["deaf"] in ("terminated", "killed"), stops
+    samples_of = dict(
+        conn.execute(
+            "SELECT n.node, n.samples FROM node_stops n JOIN stops s ON n.stop_id = s.id "
+            "WHERE s.kind = 'stop' AND s.dataflow_name = 'kinds'"
+        ).fetchall()
+    )
+    assert samples_of["talker"] and samples_of["brief"], samples_of
+
+
+def test_followers_and_their_py_spy_end_when_the_watch_is_killed(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    """SIGKILL leaves the watch no cleanup: its followers see their parent die and end on
+    their own (with their py-spy), and the dataflow runs on untouched."""
+    import psutil
+
+    local_dora.start_dataflow(samples / "well_behaved.yml", "orphaned")
+    nodes = local_dora.wait_running("orphaned", nodes=2)
+    watch = Watch(local_dora.env, tmp_path / "history.sqlite3")
+    try:
+        recording = recording_of(watch.wait_said("following orphaned"))
+        wait_for(lambda: ready(recording, "talker", "listener"), 60, "first samples")
+        ours = psutil.Process(watch.proc.pid).children(recursive=True)
+        names = {p.name() for p in ours}
+        assert any("py-spy" in n for n in names), names  # the followers' samplers run
+        watch.proc.kill()
+        watch.proc.wait(10)
+
+        def running() -> List[str]:
+            left = []
+            for proc in ours:
+                try:
+                    if proc.status() != psutil.STATUS_ZOMBIE:  # no one may reap an orphan
+                        left.append(f"{proc.pid} {proc.name()}")
+                except psutil.NoSuchProcess:
+                    continue
+            return left
+
+        wait_for(lambda: not running(), 20, "the followers and their py-spy to end")
+        # the nodes never were stopped or paused, and run on
+        for pid in nodes.values():
+            assert psutil.Process(pid).status() not in (
+                psutil.STATUS_STOPPED,
+                psutil.STATUS_TRACING_STOP,
+                psutil.STATUS_ZOMBIE,
+            )
+        assert local_dora.node_pids("orphaned") == nodes
+    finally:
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+        watch.proc.wait(10)
+
+
+def test_on_a_tty_a_live_status_line_counts_what_is_followed(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    """In a terminal the watch keeps one status line (dataflows, nodes, stops, last stop),
+    redrawn in place; its log lines still come above it."""
+    import os
+    import pty
+    import time
+
+    local_dora.start_dataflow(samples / "well_behaved.yml", "tty")
+    local_dora.wait_running("tty", nodes=2)
+    env = {**local_dora.env, "COLUMNS": "200", "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dora_doctor",
+            "watch",
+            "--db",
+            str(tmp_path / "h.sqlite3"),
+            "--poll",
+            "0.5s",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"following 1 dataflow(s), 2 node(s); 0 stop(s) recorded" not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+            try:
+                seen += os.read(leader, 65536)
+            except OSError:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(90)
+        try:
+            while True:
+                more = os.read(leader, 65536)
+                if not more:
+                    break
+                seen += more
+        except OSError:
+            pass
+        os.close(leader)
+    shown = seen.decode(errors="replace")
+    assert code == 0, shown[-2000:]
+    assert "following tty (" in shown  # the plain lines still come
+    assert "\r" in shown or "\x1b[" in shown  # the status line is redrawn in place

@@ -16,11 +16,13 @@ from dora_doctor.analysis import redaction, wording
 from dora_doctor.analysis.findings import (
     DataflowFinding,
     Diagnosis,
+    DumpedThread,
+    LastDumpFinding,
     NodeFinding,
     Outcome,
     Suggestion,
 )
-from dora_doctor.analysis.timeline import build_shutdown
+from dora_doctor.analysis.timeline import Shutdown, build_shutdown
 from dora_doctor.analysis.verdict import (
     F_OPERATOR,
     F_SAMPLING,
@@ -48,6 +50,54 @@ _Item = TypeVar("_Item", StackSegment, GilSegment, CpuSegment, ProcessEvent)
 def _of(items: Sequence[_Item], dataflow: str, node: str) -> List[_Item]:
     """The records of one node of one dataflow."""
     return [x for x in items if x.dataflow == dataflow and x.node == node]
+
+
+# frames shown per thread of a last dump, and threads per node
+DUMP_FRAMES = 8
+DUMP_THREADS = 8
+
+
+def last_dump_of(
+    recording: Recording, shutdown: Shutdown, uuid: str, node: NodeFinding
+) -> Optional[LastDumpFinding]:
+    """The node's last dump before its end, for a node dora ended (terminated or killed):
+    what it was doing when the signal came. A dump after the node's end cannot exist; one
+    taken before the stop says nothing about the kill and is not used."""
+    if node.outcome not in ("terminated", "killed"):
+        return None
+    request = shutdown.request.time if shutdown.request is not None else None
+    end = shutdown.end_of(node.id)
+    ended = end.time if end is not None else None
+    dumps = [
+        d
+        for d in recording.last_dumps
+        if d.dataflow == uuid
+        and d.node == node.id
+        and (request is None or d.time >= request)
+        and (ended is None or d.time <= ended)
+    ]
+    if not dumps:
+        return None
+    last = max(dumps, key=lambda d: d.time)
+    threads = sorted(last.threads, key=lambda t: (not t.owns_gil, not t.active))
+    return LastDumpFinding(
+        before=last.before,
+        seconds_after_stop=round(last.time - request, 3) if request is not None else None,
+        seconds_before_end=round(ended - last.time, 3) if ended is not None else None,
+        threads=[
+            DumpedThread(
+                thread=t.name or str(t.thread_id),
+                owns_gil=t.owns_gil,
+                active=t.active,
+                frames=[
+                    f"{f.function} ({f.file}:{f.line})" + (" [native]" if f.native else "")
+                    for f in t.frames[:DUMP_FRAMES]
+                ],
+            )
+            for t in threads[:DUMP_THREADS]
+        ],
+        error=last.error,
+    )
 
 
 def report_from_recording(
@@ -93,6 +143,7 @@ def report_from_recording(
         blame_peers(verdicts, peers_never_connected(texts))
         for node_finding in finding.nodes:
             _say(node_finding, verdicts[node_finding.id])
+            node_finding.last_dump = last_dump_of(recording, shutdown, dataflow.uuid, node_finding)
         if shutdown.request is not None:
             finding.suggestion = suggestion_from_findings(
                 finding,

@@ -99,6 +99,30 @@ class LocalValue:
 
 
 @dataclass
+class DumpedThread:
+    """One thread of the last dump: where it was, innermost frame first (``file:line``;
+    ``native`` frames are C code)."""
+
+    thread: str
+    owns_gil: bool
+    active: bool
+    frames: List[str] = field(default_factory=list)
+
+
+@dataclass
+class LastDumpFinding:
+    """What a terminated or killed node was doing at its last dump before dora's deadline
+    (``capture/lastdump.py``): ``before`` is ``sigterm``, ``sigkill`` or ``rolling`` (grace
+    unknown: the latest of dumps taken every 0.5 s)."""
+
+    before: str
+    seconds_after_stop: Optional[float]
+    seconds_before_end: Optional[float]
+    threads: List[DumpedThread] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+@dataclass
 class NodeFinding:
     id: str
     pid: Optional[int]
@@ -120,6 +144,8 @@ class NodeFinding:
     rests_on: List[str] = field(default_factory=list)
     advice: List[Advice] = field(default_factory=list)
     locals: Optional[List[LocalValue]] = None  # None: not recorded (no --locals)
+    # None: no dump, or the node was not terminated or killed
+    last_dump: Optional[LastDumpFinding] = None
 
 
 @dataclass

@@ -124,6 +124,8 @@ def _one_run(
                 stop=StopPlan(cli, after_s=baseline, grace_s=options.stop_grace_s),
                 # a node that outlives 1.5 × the grace has been SIGKILLed: never wait forever
                 duration_s=options.warmup_s + options.stop_grace_s * 1.5 + 15.0,
+                # a rehearsal measures stop→exit: no native dump (a pause) near its ceiling
+                last_dump=False,
             ),
         )
         if str(recording.header.get("ended_because", "")).startswith("interrupted"):

@@ -21,11 +21,12 @@ from typing import Callable, Dict, List, Optional, Union
 from dora_doctor import model
 from dora_doctor.analysis import diagnose
 from dora_doctor.analysis.findings import NodeFinding
-from dora_doctor.capture import locals_dump
+from dora_doctor.capture import lastdump, locals_dump
 from dora_doctor.capture.endwatch import DAEMON_GONE_LINGER_S, DoraProcess, StopWatch
 from dora_doctor.capture.logtail import LogFiles
 from dora_doctor.capture.sampler import Sampler
 from dora_doctor.capture.threadcpu import CpuMeter
+from dora_doctor.dora import versions
 from dora_doctor.dora.client import DoraCli
 from dora_doctor.dora.discover import process_running
 from dora_doctor.errors import DoctorError
@@ -47,7 +48,13 @@ from dora_doctor.recording.writer import RecordingWriter
 from dora_doctor.units import format_duration
 
 Observation = Union[
-    StackSegment, GilSegment, CpuSegment, ProcessEvent, logevents.LogEvent, model.LocalsSnapshot
+    StackSegment,
+    GilSegment,
+    CpuSegment,
+    ProcessEvent,
+    logevents.LogEvent,
+    model.LocalsSnapshot,
+    model.LastDump,
 ]
 
 
@@ -83,7 +90,7 @@ class LiveState:
                 self.notices.append(item.text)
             return
         live = self.nodes.get(item.node)
-        if live is None or isinstance(item, (CpuSegment, model.LocalsSnapshot)):
+        if live is None or isinstance(item, (CpuSegment, model.LocalsSnapshot, model.LastDump)):
             return
         if isinstance(item, StackSegment):
             live.samples += item.ticks
@@ -130,6 +137,7 @@ class InspectOptions:
     # dora's daemon(s) and coordinator, watched so that their death ends or informs the watch
     dora_processes: List[DoraProcess] = field(default_factory=list)
     locals: bool = False  # read local variables at the stop and at the end (localvars)
+    last_dump: bool = True  # a native dump before dora's deadlines (capture/lastdump.py)
 
 
 def inspect_dataflow(
@@ -161,6 +169,7 @@ def inspect_dataflow(
         else None
     )
     meter = CpuMeter(dataflow.nodes, inbox)
+    dumper = _last_dumper(options, sampler, inbox, dora_version)
     header = make_header(
         [dataflow],
         dora_version,
@@ -181,13 +190,26 @@ def inspect_dataflow(
             sampler.start()
             stopper = _start_stopper(options.stop, dataflow, inbox)
             try:
-                _pump(sampler, watch, inbox, writer, state, options, on_update, reader, on_notice)
+                _pump(
+                    sampler,
+                    watch,
+                    inbox,
+                    writer,
+                    state,
+                    options,
+                    on_update,
+                    reader,
+                    on_notice,
+                    dumper,
+                )
             except KeyboardInterrupt:
                 state.ended_because = "interrupted (Ctrl-C)"
             finally:
                 if reader is not None:
                     with contextlib.suppress(KeyboardInterrupt):  # a 2nd Ctrl-C skips only this
                         reader.at_end()
+                if dumper is not None:
+                    dumper.stop()
                 sampler.stop()
                 meter.stop()
                 watch.stop()
@@ -201,6 +223,19 @@ def inspect_dataflow(
     recording.path = options.record
     recording.header["ended_because"] = state.ended_because
     return recording
+
+
+def _last_dumper(
+    options: InspectOptions,
+    sampler: Sampler,
+    inbox: "queue.Queue[Observation]",
+    dora_version: Optional[str],
+) -> Optional[lastdump.LastDumper]:
+    """Native dumps pause the node: only beside recorders that never pause it (one ptrace
+    tracer at a time)."""
+    if not options.last_dump or not options.sampler.nonblocking:
+        return None
+    return lastdump.LastDumper(sampler.nodes, sampler.pyspy, inbox.put, dora_version)
 
 
 def _first_state(node: NodeProcess) -> str:
@@ -270,6 +305,7 @@ def _pump(
     on_update: Optional[Callable[[LiveState], None]],
     reader: Optional[locals_dump.LocalsReader] = None,
     on_notice: Optional[Callable[[str], None]] = None,
+    dumper: Optional[lastdump.LastDumper] = None,
 ) -> None:
     deadline = time.monotonic() + options.duration_s if options.duration_s else None
     next_refresh = 0.0
@@ -278,6 +314,8 @@ def _pump(
         _tell(state, on_notice)
         if reader is not None and state.stop_requested is not None:
             reader.at_stop()
+        if dumper is not None and state.stop_requested is not None:
+            dumper.at_stop(state.stop_requested, _grace_in_force(options, state))
         if not moved:
             time.sleep(0.05)
         gone = watch.daemons_gone_since()
@@ -297,6 +335,13 @@ def _pump(
         if watch.settled() and sampler.done():  # lingers for dora's end lines
             state.ended_because = "every node process has exited"
             return
+
+
+def _grace_in_force(options: InspectOptions, state: LiveState) -> Optional[float]:
+    """Known only for a stop dora-doctor issued (its --grace-duration or dora's default)."""
+    if options.stop is None:
+        return None
+    return options.stop.grace_s or versions.default_grace_s(state.dora_version)
 
 
 def _tell(state: LiveState, on_notice: Optional[Callable[[str], None]]) -> None:

@@ -11,10 +11,20 @@ watch itself was ended while the dataflow ran on) is deleted, not kept as a stop
 
 A child runs in its own session, so a Ctrl-C at the terminal reaches only the watcher, which
 then lets the stops in progress finish and ends the followers of dataflows that still run.
+
+One node can stop while its dataflow runs on (``dora node stop``, ``dora node restart``, a
+restart policy, a health-check kill, a node that ends by itself). The watcher sees the node's
+process gone while ``dora list`` still shows the dataflow running and no stop of the dataflow
+was logged; it waits for dora's lines (and for a new process of the node, which makes it a
+restart), then records that node's stop as its own history entry from the follower's
+recording so far (:func:`~dora_doctor.history.entries.node_view`). A restarted node gets its
+own follower (``inspect --node``) for its new process. The dataflow's own end is recorded
+once every follower of it has ended, as one entry without the nodes already recorded.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -22,17 +32,33 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Set
 
+import psutil
+
+from dora_doctor.capture import lifeline
 from dora_doctor.dora.client import DoraCli
-from dora_doctor.dora.discover import discover
+from dora_doctor.dora.discover import (
+    dataflows_from_environ,
+    discover,
+    parse_node_config,
+    process_running,
+)
 from dora_doctor.errors import DoctorError
 from dora_doctor.history import store
+from dora_doctor.logs import events as logevents
 from dora_doctor.model import Dataflow
 
 # How long a follower may take to end after the watcher asked it to (Ctrl-C)
 FOLLOWER_END_S = 30.0
 RUNNING = ("running",)
+# After a node's process is gone while its dataflow runs: dora's lines about it (the
+# coordinator's node stop/restart, the daemon's exit line) and the follower's last samples
+# land within this long...
+NODE_LINGER_S = 3.0
+# ...and a restart policy's new process within this long (restart_delay is often 0.5-2 s; a
+# later restart is recorded as the node's end, and its new process is not followed)
+RESTART_WAIT_S = 8.0
 
 
 @dataclass
@@ -52,6 +78,11 @@ class Follower:
     recording: Path
     proc: "subprocess.Popen[bytes]"
     started: float = field(default_factory=time.time)
+    node: Optional[str] = None  # the restarted node this follower samples alone
+    pids: Dict[str, int] = field(default_factory=dict)  # node → the process followed
+    gone: Dict[str, float] = field(default_factory=dict)  # node → when its process went
+    handled: Set[str] = field(default_factory=set)  # nodes whose own stop is recorded
+    kept: bool = False  # a node's own stop points at this recording: never delete it
 
 
 def safe_label(text: str) -> str:
@@ -70,9 +101,14 @@ class Watcher:
         self.seen: set = set()  # type: ignore[type-arg]
         self.stops_recorded = 0
         self.coordinator_ok: Optional[bool] = None
+        self.running: Set[str] = set()  # dataflows `dora list` showed running, last poll
+        # rows of followers that ended while another follower of the same dataflow runs
+        self.parked: Dict[str, List[store.StopRow]] = {}
+        self.last_stop: Optional[str] = None
 
     def poll(self) -> None:
         """One look at the coordinator: follow new dataflows, finish ended followers."""
+        self._watch_nodes()
         self._reap()
         try:
             # one `dora list` per poll; the full discovery (node list, processes, Python
@@ -89,7 +125,11 @@ class Watcher:
             if self.coordinator_ok is not False:
                 self.say(f"cannot list dataflows ({err}); retrying")
             self.coordinator_ok = False
+            self.running = set()
             return
+        self.running = {
+            str(row.get("uuid")) for row in rows if str(row.get("status") or "").lower() in RUNNING
+        }
         if self.coordinator_ok is False:
             self.say("the coordinator answers again")
         self.coordinator_ok = True
@@ -103,11 +143,18 @@ class Watcher:
                 continue  # still spawning: next poll
             self._follow(dataflow)
 
-    def _follow(self, dataflow: Dataflow) -> None:
+    def _follow(
+        self, dataflow: Dataflow, node: Optional[str] = None, pid: Optional[int] = None
+    ) -> None:
         self.seen.add(dataflow.uuid)
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = self.folder / f"{stamp}-{safe_label(dataflow.label)}-{dataflow.uuid[:8]}.ddrec"
+        label = safe_label(dataflow.label) + (f"-{safe_label(node)}" if node else "")
+        path = self.folder / f"{stamp}-{label}-{dataflow.uuid[:8]}.ddrec"
+        for n in range(2, 100):  # a node restarted twice in one second
+            if not path.exists():
+                break
+            path = path.with_name(f"{stamp}-{label}-{dataflow.uuid[:8]}-{n}.ddrec")
         args = [
             sys.executable,
             "-m",
@@ -128,10 +175,13 @@ class Watcher:
         ]
         if self.options.machine:
             args += ["--machine", self.options.machine]
+        if node is not None:
+            args += ["--node", node]
         log = open(path.with_suffix(".log"), "wb")  # noqa: SIM115 (the child owns it)
         try:
             proc = subprocess.Popen(
                 args,
+                env={**os.environ, lifeline.ENV: str(os.getpid())},  # ends with this watch
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -139,23 +189,147 @@ class Watcher:
             )
         finally:
             log.close()
-        self.followers[dataflow.uuid] = Follower(dataflow, path, proc)
+        if node is not None and pid is not None:
+            pids = {node: pid}
+        else:
+            pids = {
+                n.id: found
+                for n in dataflow.nodes
+                if not n.remote and (found := n.sample_pid or n.pid) is not None
+            }
+        key = dataflow.uuid if node is None else f"{dataflow.uuid}/{node}/{path.name}"
+        self.followers[key] = Follower(dataflow, path, proc, node=node, pids=pids)
+        if node is not None:
+            self.say(
+                f"following {dataflow.label}: node {node} restarted (pid {pids.get(node)}); "
+                f"recording to {path}"
+            )
+            return
         python = sum(1 for n in dataflow.nodes if n.sample_pid)
         self.say(
             f"following {dataflow.label} ({dataflow.uuid}): {len(dataflow.nodes)} nodes, "
             f"{python} Python; recording to {path}"
         )
 
-    def _reap(self) -> None:
-        for uuid, follower in list(self.followers.items()):
-            if follower.proc.poll() is None:
+    def _watch_nodes(self) -> None:
+        """Nodes whose process is gone while their dataflow runs on: each one's own stop."""
+        now = time.time()
+        listed: Optional[Dict[str, int]] = None
+        for follower in list(self.followers.values()):
+            if follower.dataflow.uuid not in self.running:
+                follower.gone.clear()  # the dataflow's end (or unknown): the follower's job
                 continue
-            del self.followers[uuid]
+            for node, pid in follower.pids.items():
+                if node not in follower.handled and node not in follower.gone:
+                    if not process_running(pid):
+                        follower.gone[node] = now
+            for node, when in sorted(follower.gone.items()):
+                if now < when + NODE_LINGER_S:
+                    continue
+                if listed is None:
+                    listed = self._node_pids(follower.dataflow.uuid)
+                new = listed.get(node)
+                if new is not None and not self._is_node(new, follower.dataflow.uuid, node):
+                    new = self._find_node(follower.dataflow.uuid, node)
+                restarted = new if new is not None and new != follower.pids[node] else None
+                if restarted is None and now < when + RESTART_WAIT_S:
+                    continue
+                del follower.gone[node]
+                follower.handled.add(node)
+                if self._record_node(follower, node, restarted is not None) and restarted:
+                    self._follow(follower.dataflow, node, restarted)
+
+    def _node_pids(self, uuid: str) -> Dict[str, int]:
+        """node → PID of one dataflow now (``dora node list``: only when a node's gone)."""
+        try:
+            rows = self.cli.list_nodes()
+        except DoctorError:
+            return {}
+        pids: Dict[str, int] = {}
+        for row in rows:
+            if str(row.get("dataflow")) not in (uuid, self._name_of(uuid)):
+                continue
+            try:
+                pid = int(str(row.get("pid")))
+            except ValueError:
+                continue
+            if pid > 0:
+                pids[str(row.get("node"))] = pid
+        return pids
+
+    @staticmethod
+    def _is_node(pid: int, uuid: str, node: str) -> bool:
+        """The process says (DORA_NODE_CONFIG) it is this node: a PID from ``node list`` is
+        checked against the process before it is followed (it may have ended and been
+        reused by then)."""
+        try:
+            config = psutil.Process(pid).environ().get("DORA_NODE_CONFIG")
+        except (psutil.Error, OSError):
+            return False
+        return bool(config) and parse_node_config(config or "") == (uuid, node)
+
+    @staticmethod
+    def _find_node(uuid: str, node: str) -> Optional[int]:
+        """The node's process by its environment, when dora's PID for it is not it."""
+        for dataflow in dataflows_from_environ(psutil.process_iter()):
+            if dataflow.uuid == uuid:
+                for found in dataflow.nodes:
+                    if found.id == node and found.pid and process_running(found.pid):
+                        return found.pid
+        return None
+
+    def _name_of(self, uuid: str) -> Optional[str]:
+        follower = next((f for f in self.followers.values() if f.dataflow.uuid == uuid), None)
+        return follower.dataflow.name if follower else None
+
+    def _record_node(self, follower: Follower, node: str, restarted: bool) -> bool:
+        """One node's own stop, from its follower's recording so far; False if it was the
+        start of the dataflow's own stop after all (left for the dataflow's entry)."""
+        from dora_doctor.analysis import diagnose
+        from dora_doctor.history import entries
+        from dora_doctor.recording.reader import read_recording
+
+        label = follower.dataflow.label
+        try:
+            recording = read_recording(follower.recording)
+        except DoctorError as err:
+            self.say(f"{label}: node {node}: no readable recording ({err})")
+            return False
+        exits = [e.time for e in recording.events if e.node == node and e.kind == "exited"] or [
+            follower.started
+        ]
+        requests = [
+            e.time
+            for e in recording.logs
+            if e.kind == logevents.STOP_REQUEST
+            and e.dataflow in (None, follower.dataflow.uuid)
+            and e.time is not None
+        ]
+        if requests and min(requests) <= max(exits):
+            follower.handled.discard(node)  # the dataflow is stopping: its entry
+            return False
+        view = entries.node_view(recording, node)
+        view.dataflows[0].name = view.dataflows[0].name or follower.dataflow.name
+        report = diagnose.report_from_recording(view)
+        kind = entries.node_kind(view, node, restarted)
+        rows = entries.node_stop_rows(view, report, node, kind, "watch", follower.recording)
+        if not rows:
+            self.say(f"{label}: node {node} ended; nothing to record")
+            return restarted
+        follower.kept = True
+        self._write(label, rows, follower.recording, f"{kind} of {node}")
+        return True
+
+    def _reap(self) -> None:
+        for key, follower in list(self.followers.items()):
+            if follower.proc.poll() is None or follower.gone:
+                continue
+            del self.followers[key]
             self._record(follower)
 
     def _record(self, follower: Follower) -> None:
         from dora_doctor.analysis import diagnose
-        from dora_doctor.history import entries, write
+        from dora_doctor.history import entries
         from dora_doctor.recording.reader import read_recording
 
         label = follower.dataflow.label
@@ -166,13 +340,28 @@ class Watcher:
             self.say(f"{label}: no readable recording ({err}); see {log}")
             return
         recording.dataflows[0].name = recording.dataflows[0].name or follower.dataflow.name
+        for handled in follower.handled:  # recorded on their own: not part of this end
+            recording = entries.without_node(recording, handled)
         report = diagnose.report_from_recording(recording)
         rows = entries.stops_from(recording, report, "watch", follower.recording)
-        if not rows:
+        uuid = follower.dataflow.uuid
+        parked = self.parked.setdefault(uuid, [])
+        parked.extend(rows)
+        if not rows and not follower.kept:
             follower.recording.unlink()
             follower.recording.with_suffix(".log").unlink(missing_ok=True)
-            self.say(f"{label}: no stop seen while followed; nothing recorded")
+        if any(f.dataflow.uuid == uuid for f in self.followers.values()):
+            return  # another follower of this dataflow (a restarted node) still runs
+        rows = entries.merge_stops(self.parked.pop(uuid))
+        if not rows:
+            if follower.node is None:
+                self.say(f"{label}: no stop seen while followed; nothing recorded")
             return
+        self._write(label, rows, follower.recording, rows[0].kind)
+
+    def _write(self, label: str, rows: List[store.StopRow], path: Path, kind: str) -> None:
+        from dora_doctor.history import write
+
         added = write.add_stops(rows, self.db)
         self.stops_recorded += added or 0
         nodes = ", ".join(
@@ -186,12 +375,12 @@ class Watcher:
             for row in rows
             for n in row.nodes
         )
-        kind = rows[0].kind
         where = {
             None: "recording kept, the history could not be written",
             0: "already in the history",
         }.get(added, "recorded")
-        self.say(f"{label}: {kind} {where}: {nodes}; {follower.recording}")
+        self.last_stop = f"{label}: {kind} {where}"
+        self.say(f"{label}: {kind} {where}: {nodes}; {path}")
 
     def finish(self, timeout_s: float = FOLLOWER_END_S) -> None:
         """End cleanly: stops in progress run to their end; followers of dataflows that still
@@ -202,8 +391,8 @@ class Watcher:
             running = {d.uuid for d in found.dataflows if (d.status or "").lower() in RUNNING}
         except DoctorError:
             pass
-        for uuid, follower in self.followers.items():
-            if uuid in running and follower.proc.poll() is None:
+        for follower in self.followers.values():
+            if follower.dataflow.uuid in running and follower.proc.poll() is None:
                 follower.proc.send_signal(signal.SIGINT)
         deadline = time.monotonic() + timeout_s
         for follower in list(self.followers.values()):
@@ -217,14 +406,34 @@ class Watcher:
                 except subprocess.TimeoutExpired:
                     follower.proc.kill()
                     follower.proc.wait()
+        for follower in self.followers.values():
+            follower.gone.clear()  # no more waiting for restarts: the watch is ending
         self._reap()
 
-    def run(self, until: Optional[Callable[[], bool]] = None) -> None:
-        """Poll until Ctrl-C/SIGTERM (KeyboardInterrupt) or ``until()``; then finish."""
+    def status(self) -> str:
+        """One line for the live status: what is followed, what was recorded. It holds
+        names from the target: the caller escapes it for the terminal."""
+        flows = {f.dataflow.uuid for f in self.followers.values()}
+        nodes = sum(len(f.pids) - len(f.handled) for f in self.followers.values())
+        line = (
+            f"following {len(flows)} dataflow(s), {nodes} node(s); "
+            f"{self.stops_recorded} stop(s) recorded"
+        )
+        return line + (f"; last: {self.last_stop}" if self.last_stop else "")
+
+    def run(
+        self,
+        until: Optional[Callable[[], bool]] = None,
+        on_poll: Optional[Callable[[], None]] = None,
+    ) -> None:
+        """Poll until Ctrl-C/SIGTERM (KeyboardInterrupt) or ``until()``; then finish.
+        ``on_poll`` runs after each poll (the live status line)."""
         try:
             while until is None or not until():
                 began = time.monotonic()
                 self.poll()
+                if on_poll is not None:
+                    on_poll()
                 time.sleep(max(0.05, self.options.poll_s - (time.monotonic() - began)))
         except KeyboardInterrupt:
             self.say(

@@ -75,6 +75,12 @@ def command(
         help="Sample only the nodes of this dora machine id (run it on each machine, then "
         "`dora-doctor merge` the recordings).",
     ),
+    only_node: Optional[str] = typer.Option(
+        None,
+        "--node",
+        help="Sample only this node of the dataflow (how `watch` follows a restarted node's "
+        "new process while the others are already followed).",
+    ),
     as_json: bool = common.JSON,
     db: Optional[Path] = history.DB,
     no_history: bool = history.NO_HISTORY,
@@ -100,7 +106,7 @@ def command(
     from rich.live import Live
 
     from dora_doctor.analysis.result import analyse
-    from dora_doctor.capture import endwatch, logtail, session
+    from dora_doctor.capture import endwatch, lifeline, logtail, session
     from dora_doctor.capture.sampler import preflight
     from dora_doctor.commands import live
     from dora_doctor.dora import client, discover, machines
@@ -109,6 +115,7 @@ def command(
     from dora_doctor.textsafe import for_terminal
     from dora_doctor.units import parse_duration
 
+    lifeline.follow_watcher_from_env()  # a follower of `watch` ends with it
     duration_s = parse_duration(duration, "--duration") if duration is not None else None
     if grace_duration is not None and not stop:
         raise DoctorError("--grace-duration goes with --stop (dora-doctor only stops when asked)")
@@ -123,6 +130,10 @@ def command(
     chosen = discover.select_dataflow(found.dataflows, dataflow)
     if machine is not None:
         machines.restrict_to_machine(chosen, machine)
+    if only_node is not None:
+        chosen.nodes = [n for n in chosen.nodes if n.id == only_node]
+        if not chosen.nodes:
+            raise DoctorError(f"--node: no node of that name in {chosen.label}")
     python_nodes = [n for n in chosen.nodes if n.sample_pid]
     remote = [n for n in chosen.nodes if n.remote]
     err.print(

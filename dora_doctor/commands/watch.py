@@ -57,9 +57,13 @@ def command(
       dora-doctor watch --db /var/lib/dora-doctor/history.sqlite3 --machine A
       dora-doctor watch --print-systemd-unit > dora-doctor-watch.service
     """
+    from rich.live import Live
+
     from dora_doctor.capture import watcher
     from dora_doctor.dora import client
     from dora_doctor.history import store
+    from dora_doctor.report import consoles
+    from dora_doctor.textsafe import for_terminal
     from dora_doctor.units import parse_duration
 
     poll_s = parse_duration(poll, "--poll")
@@ -81,14 +85,30 @@ def command(
         db=db, rate=rate, segment_s=segment, poll_s=poll_s, machine=machine, dora_args=dora_args
     )
 
-    def say(text: str) -> None:
+    err = consoles.err()
+    status = Live(console=err, auto_refresh=False, transient=True) if err.is_terminal else None
+
+    def say(line: str) -> None:
+        """Plain lines (names from the target escaped); above the status line on a TTY."""
         stamp = time.strftime("%H:%M:%S")
-        print(f"{stamp} {text}", file=sys.stderr, flush=True)
+        if status is not None:
+            status.console.print(consoles.text(f"{stamp} {line}"), highlight=False)
+        else:
+            print(f"{stamp} {for_terminal(line)}", file=sys.stderr, flush=True)
 
     follow = watcher.Watcher(cli, options, say)
+
+    def refresh() -> None:
+        if status is not None:
+            status.update(consoles.text(follow.status(), style="dim"), refresh=True)
+
     say(
         f"watching the coordinator at {cli.where()}; history {follow.db}; "
         f"recordings in {follow.folder}"
     )
-    follow.run()
+    if status is not None:
+        with status:
+            follow.run(on_poll=refresh)
+    else:
+        follow.run()
     say(f"stopped watching: {follow.stops_recorded} stop(s) recorded")

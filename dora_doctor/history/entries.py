@@ -9,6 +9,8 @@ that was still running is *censored*: its stop→exit is a lower bound, as in
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import socket
 from pathlib import Path
@@ -16,22 +18,26 @@ from typing import List, Optional
 
 from dora_doctor.analysis.findings import Diagnosis, NodeFinding
 from dora_doctor.analysis.timeline import Shutdown, build_shutdown
-from dora_doctor.history.store import NodeStopRow, StopRow
+from dora_doctor.history.store import SAME_STOP_S, NodeStopRow, StopRow
 from dora_doctor.logs import events as logevents
 from dora_doctor.recording.model import Recording
 
 CENSORED_OUTCOMES = ("terminated", "killed", "running")
 
-# Stop kinds. dora's logs name some directly; the others are written by `watch`, which sees
-# the command (node stop, restart) or the daemon's line (health or startup kill) itself.
-STOP = "stop"
-NODE_STOP = "node-stop"
-RESTART = "restart"
-FINISH = "finish"
+# Stop kinds, each from a line dora writes or a fact the watch observed (see docs/diagnosis.md,
+# "Stop kinds"). dora 1.1.0 writes no line for a restart under a restart policy: `watch` calls
+# it one when it sees the node's new process.
+STOP = "stop"  # `dora stop` in any form, `dora run --stop-after`, Ctrl-C on `dora run`
+NODE_STOP = "node-stop"  # `dora node stop` of one node
+RESTART = "restart"  # `dora node restart`, or a restart policy (a new process seen)
+FINISH = "finish"  # ended on its own
 HEALTH_KILL = "health-kill"
 STARTUP_KILL = "startup-kill"
-DORA_GONE = "dora-gone"
+DORA_DOWN = "dora-down"  # the daemon or coordinator went away before any stop request
 UNKNOWN = "unknown"
+
+_GONE = (logevents.DAEMON_GONE, logevents.COORDINATOR_GONE, logevents.DAEMON_LEFT)
+_NODE_REQUESTS = (logevents.NODE_STOP_REQUEST, logevents.NODE_RESTART_REQUEST)
 
 # who asked, by the pattern of the stop line that was read
 _REQUESTED_BY = {
@@ -83,7 +89,7 @@ def stops_from(
             machine=machines.pop() if len(machines) == 1 else None,
             host=socket.gethostname(),
             dora_version=recording.dora_version or diagnosis.dora_version,
-            kind=kind or _kind(shutdown),
+            kind=kind or _kind(recording, shutdown),
             requested_by=_requested_by(recording, shutdown),
             grace_s=shutdown.grace.seconds if shutdown.grace else None,
             grace_source=shutdown.grace.source if shutdown.grace else None,
@@ -109,12 +115,169 @@ def _started(shutdown: Shutdown) -> Optional[float]:
     return min(ends) if ends else None
 
 
-def _kind(shutdown: Shutdown) -> str:
+def _kind(recording: Recording, shutdown: Shutdown) -> str:
+    """The kind from the evidence, the earliest cause first: dora gone before any request,
+    a request, a daemon's kill line, an end on its own."""
+    request = shutdown.request.time if shutdown.request is not None else None
+    gone = [e.time for e in recording.logs if e.kind in _GONE and e.time is not None]
+    if gone and (request is None or min(gone) < request):
+        return DORA_DOWN
     if shutdown.request is not None:
         return STOP
+    names = {n.id for d in recording.dataflows for n in d.nodes}
+    kills = [e for e in recording.logs if e.kind in (logevents.HEALTH_KILL, logevents.STARTUP_KILL)]
+    for kill in sorted(kills, key=lambda e: e.time or 0.0):
+        if kill.node in names:
+            return HEALTH_KILL if kill.kind == logevents.HEALTH_KILL else STARTUP_KILL
     if shutdown.ended or any(e.finished for e in shutdown.ends):
         return FINISH
     return UNKNOWN
+
+
+def node_view(recording: Recording, node: str) -> Recording:
+    """The recording as if ``node`` were its dataflow's only node, and its own ``dora node
+    stop|restart`` (if any) the stop request: one node's stop while the dataflow ran on.
+
+    The dataflow's own stop requests are left out: they come later, and belong to the stop
+    of the nodes that were still running then.
+    """
+    view = copy.copy(recording)
+    view.dataflows = []
+    for dataflow in recording.dataflows:
+        mine = copy.copy(dataflow)
+        mine.nodes = [n for n in dataflow.nodes if n.id == node]
+        view.dataflows.append(mine)
+    uuids = {d.uuid for d in recording.dataflows}
+    logs = [e for e in recording.logs if e.kind != logevents.STOP_REQUEST]
+    asked = [
+        e
+        for e in recording.logs
+        if e.kind in _NODE_REQUESTS
+        and e.node == node
+        and e.dataflow in uuids | {None}
+        and e.time is not None
+    ]
+    if asked:
+        first = min(asked, key=lambda e: e.time or 0.0)
+        owner = first.dataflow or next(iter(uuids), None)
+        logs.append(dataclasses.replace(first, kind=logevents.STOP_REQUEST, dataflow=owner))
+    view.logs = logs
+    return view
+
+
+def without_node(recording: Recording, node: str) -> Recording:
+    """The recording without ``node`` (its own stop is already recorded on its own)."""
+    view = copy.copy(recording)
+    view.dataflows = []
+    for dataflow in recording.dataflows:
+        rest = copy.copy(dataflow)
+        rest.nodes = [n for n in dataflow.nodes if n.id != node]
+        view.dataflows.append(rest)
+    return view
+
+
+def merge_stops(rows: List[StopRow]) -> List[StopRow]:
+    """One dataflow's stop seen by several followers (a restarted node has its own): rows of
+    the same kind within SAME_STOP_S of each other become one, with every node's row."""
+    merged: List[StopRow] = []
+    for row in sorted(rows, key=lambda r: r.started_at or 0.0):
+        same = next(
+            (
+                m
+                for m in merged
+                if m.kind == row.kind
+                and m.dataflow_uuid == row.dataflow_uuid
+                and m.started_at is not None
+                and row.started_at is not None
+                and abs(m.started_at - row.started_at) <= SAME_STOP_S
+            ),
+            None,
+        )
+        if same is None:
+            merged.append(row)
+            continue
+        known = {n.node for n in same.nodes}
+        same.nodes += [n for n in row.nodes if n.node not in known]
+        same.grace_s = same.grace_s if same.grace_s is not None else row.grace_s
+        same.requested_by = same.requested_by or row.requested_by
+    return merged
+
+
+def node_kind(recording: Recording, node: str, restarted: bool) -> str:
+    """The kind of one node's stop while its dataflow ran on (``recording`` from node_view):
+    the coordinator's word first, then what the watch saw (a new process), then the daemon's
+    kill lines, then dora going away; a node that ended cleanly by itself finished."""
+    mine = [e for e in recording.logs if e.node == node or e.node is None]
+    kinds = {e.kind for e in mine}
+    asked = [e for e in mine if e.kind in _NODE_REQUESTS]
+    if asked:
+        first = min(asked, key=lambda e: e.time or 0.0)
+        return RESTART if first.kind == logevents.NODE_RESTART_REQUEST else NODE_STOP
+    if restarted:
+        return RESTART
+    if logevents.HEALTH_KILL in kinds:
+        return HEALTH_KILL
+    if logevents.STARTUP_KILL in kinds:
+        return STARTUP_KILL
+    if kinds & set(_GONE):
+        return DORA_DOWN
+    return FINISH if logevents.NODE_FINISHED in kinds or not (kinds & _FAILED) else UNKNOWN
+
+
+_FAILED = {logevents.NODE_EXIT, logevents.GRACE_KILL, logevents.KILLED}
+
+
+def node_stop_rows(
+    recording: Recording,
+    diagnosis: Diagnosis,
+    node: str,
+    kind: str,
+    writer: str,
+    recording_path: Optional[Path] = None,
+) -> List[StopRow]:
+    """The history entry of one node's own stop (see :func:`node_view`).
+
+    A node that ended by itself with no line from dora (a clean exit is the one end the
+    daemon does not log) has no outcome the diagnosis can claim; its stop is still one, at
+    the time its process was seen gone, with the outcome left unknown."""
+    rows = stops_from(recording, diagnosis, writer, recording_path, kind=kind)
+    if not rows:
+        rows = _unclaimed(recording, diagnosis, node, kind, writer, recording_path)
+    for row in rows:
+        row.nodes = [n for n in row.nodes if n.node == node]
+        row.single_node = node
+    return [row for row in rows if row.nodes]
+
+
+def _unclaimed(
+    recording: Recording,
+    diagnosis: Diagnosis,
+    node: str,
+    kind: str,
+    writer: str,
+    recording_path: Optional[Path],
+) -> List[StopRow]:
+    exits = [e.time for e in recording.events if e.node == node and e.kind == "exited"]
+    dataflow = recording.dataflows[0] if recording.dataflows else None
+    finding = next(
+        (n for d in diagnosis.dataflows for n in d.nodes if n.id == node),
+        None,
+    )
+    if not exits or dataflow is None or finding is None:
+        return []
+    row = StopRow(
+        dataflow_uuid=dataflow.uuid,
+        dataflow_name=dataflow.name,
+        machine=finding.machine,
+        host=socket.gethostname(),
+        dora_version=recording.dora_version or diagnosis.dora_version,
+        kind=kind,
+        started_at=min(exits),
+        writer=writer,
+    )
+    where = str(recording_path.resolve()) if recording_path is not None else None
+    row.nodes = [_node_row(finding, where)]
+    return [row]
 
 
 def _requested_by(recording: Recording, shutdown: Shutdown) -> Optional[str]:

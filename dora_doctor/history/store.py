@@ -255,12 +255,16 @@ class StopRow:
     grace_s: Optional[float] = None
     grace_source: Optional[str] = None
     nodes: List[NodeStopRow] = field(default_factory=list)
+    # the one node stopped while its dataflow ran on (node stop, restart), else None: two
+    # nodes stopped within SAME_STOP_S of each other are two stops, not one seen twice
+    single_node: Optional[str] = None
 
     @property
     def key(self) -> str:
         """The natural key: the same stop read twice (the same logs imported again) is one."""
         when = f"{self.started_at:.3f}" if self.started_at is not None else "-"
-        return f"{self.dataflow_uuid}|{self.machine or ''}|{when}"
+        node = f"|{self.kind}|{self.single_node}" if self.single_node else ""
+        return f"{self.dataflow_uuid}|{self.machine or ''}|{when}{node}"
 
 
 # The same stop seen by two writers (an `inspect` that issued it, and later the logs' import,
@@ -344,12 +348,15 @@ def _insert(db: sqlite3.Connection, stop: StopRow) -> bool:
 def _known(db: sqlite3.Connection, stop: StopRow) -> bool:
     if db.execute("SELECT 1 FROM stops WHERE stop_key = ?", (stop.key,)).fetchone():
         return True
-    if stop.started_at is None:
-        return False
+    if stop.started_at is None or stop.single_node:
+        return False  # a single node's stop is known by its key alone
     return (
         db.execute(
+            # a single node's stop (its key has a kind and node after uuid|machine|time) is
+            # not the dataflow's stop that happens to come within SAME_STOP_S of it
             """SELECT 1 FROM stops WHERE dataflow_uuid = ? AND machine IS ?
-               AND started_at BETWEEN ? AND ?""",
+               AND started_at BETWEEN ? AND ?
+               AND length(stop_key) - length(replace(stop_key, '|', '')) = 2""",
             (
                 stop.dataflow_uuid,
                 stop.machine,

@@ -19,6 +19,12 @@ Event kinds (``LogEvent.kind``):
   SIGKILLs, as the node's drop-token request dies with it);
 - ``DATAFLOW_END``: the dataflow (or ``dora run``'s daemon) finished; the only end marker for
   nodes that exit cleanly under a detached ``dora start``.
+- ``NODE_STOP_REQUEST`` / ``NODE_RESTART_REQUEST``: the coordinator accepted ``dora node stop``
+  / ``dora node restart`` of one node (1.1.0); the dataflow runs on. Kept apart from
+  ``STOP_REQUEST`` so that a single node's stop is never read as the dataflow's;
+- ``HEALTH_KILL`` / ``STARTUP_KILL``: the daemon killed a node that sent nothing within its
+  ``health_check_timeout``, or did not connect within its ``startup_timeout`` (1.1.0);
+- ``DAEMON_LEFT``: the coordinator says every daemon disconnected (1.1.0);
 - ``DAEMON_GONE`` / ``COORDINATOR_GONE``: not parsed from a line; ``inspect`` saw the
   daemon's or coordinator's process end while it watched (a crash or a kill leaves no line).
 """
@@ -47,6 +53,23 @@ DROP_TOKEN = "drop-token"  # a drop-token reply to a node failed (0.3.x, after a
 
 
 DATAFLOW_END = "dataflow-end"  # the dataflow, or `dora run`'s daemon, finished
+
+
+NODE_STOP_REQUEST = "node-stop-request"  # `dora node stop` of one node was accepted
+
+
+NODE_RESTART_REQUEST = "node-restart-request"  # `dora node restart` of one node was accepted
+
+
+HEALTH_KILL = "health-kill"  # killed for sending nothing within health_check_timeout
+
+
+STARTUP_KILL = "startup-kill"  # killed for not connecting within startup_timeout
+
+
+# The coordinator's word that a daemon left ("all daemons disconnected"): dora going away,
+# to be read with what the processes show (a daemon may also come back within its window)
+DAEMON_LEFT = "daemon-left"
 
 
 # Not from a log line: dora-doctor saw the process of dora's daemon or coordinator vanish

@@ -11,12 +11,17 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from dora_doctor.logs.events import (
+    DAEMON_LEFT,
     DATAFLOW_END,
     DROP_TOKEN,
     GRACE_KILL,
+    HEALTH_KILL,
     KILLED,
     NODE_EXIT,
     NODE_FINISHED,
+    NODE_RESTART_REQUEST,
+    NODE_STOP_REQUEST,
+    STARTUP_KILL,
     STOP_REQUEST,
     LogEvent,
 )
@@ -154,6 +159,53 @@ MESSAGE_PATTERNS: List[MessagePattern] = [
         "1.1.0",
     ),
     MessagePattern(
+        "node-stopped",
+        NODE_STOP_REQUEST,
+        re.compile(
+            rf"successfully stopped node `(?P<node>{_NODE})` in dataflow `(?P<dataflow>{_UUID})`"
+        ),
+        "successfully stopped node `deaf` in dataflow `01a23433-b281-7eb2-9c50-178ad3f4b34c`",
+        "1.1.0",
+    ),
+    MessagePattern(
+        "node-restarted",
+        NODE_RESTART_REQUEST,
+        re.compile(
+            rf"successfully restarted node `(?P<node>{_NODE})` in dataflow "
+            rf"`(?P<dataflow>{_UUID})`"
+        ),
+        "successfully restarted node `talker` in dataflow `01a23433-b281-7eb2-9c50-178ad3f4b34c`",
+        "1.1.0",
+    ),
+    MessagePattern(
+        "startup-timeout-kill",
+        STARTUP_KILL,
+        re.compile(
+            rf"node `(?P<node>{_NODE})` failed to connect within (?P<seconds>\d+(?:\.\d+)?)s"
+            r"\b.*killing"
+        ),
+        "node `stuck` failed to connect within 3s (elapsed: 5610ms), killing",
+        "1.1.0",
+    ),
+    MessagePattern(
+        "health-timeout-kill",
+        HEALTH_KILL,
+        re.compile(
+            rf"node `(?P<node>{_NODE})` unresponsive for \d+ms "
+            r"\(timeout: (?P<seconds>\d+(?:\.\d+)?)s\), killing"
+        ),
+        "node `deaf` unresponsive for 7712ms (timeout: 3s), killing",
+        "1.1.0",
+    ),
+    MessagePattern(
+        "daemon-exited",
+        DAEMON_LEFT,
+        # not "Daemon `X` exited": dora logs it at every ordinary `dora destroy`/`down` too
+        re.compile(r"all daemons disconnected - entering reclaim window"),
+        "all daemons disconnected - entering reclaim window (waiting for daemon reconnect)",
+        "1.1.0",
+    ),
+    MessagePattern(
         "daemon-exiting",
         DATAFLOW_END,
         re.compile(r"exiting daemon because all required dataflows are finished"),
@@ -174,6 +226,9 @@ CANDIDATE_ANCHORS = (
     b"DropTokens",
     b"failed",  # "Dataflow … failed:", "failed to send reply to node"
     b"from dataflow:",
+    b"restarted node",  # `dora node restart`
+    b"disconnected",  # all daemons disconnected
+    b"killing",  # startup and health-check kills
 )
 
 

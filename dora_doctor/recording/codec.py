@@ -28,10 +28,13 @@ from dora_doctor.logs.events import LogEvent
 from dora_doctor.model import (
     CpuSegment,
     Dataflow,
+    DumpFrame,
+    DumpThread,
     Frame,
     FrameLocals,
     GilSegment,
     GilStack,
+    LastDump,
     LocalsSnapshot,
     LocalVar,
     NodeProcess,
@@ -693,6 +696,65 @@ def decode_locals(value: Dict[str, Any], table: Sequence[Frame]) -> LocalsSnapsh
     )
 
 
+def encode_lastdump(dump: LastDump) -> Dict[str, Any]:
+    return {
+        "type": "lastdump",
+        "dataflow": dump.dataflow,
+        "node": dump.node,
+        "pid": dump.pid,
+        "time": round(dump.time, 6),
+        "before": dump.before,
+        "error": dump.error,
+        "threads": [
+            {
+                "id": t.thread_id,
+                "name": t.name,
+                "active": t.active,
+                "owns_gil": t.owns_gil,
+                "frames": [[f.function, f.file, f.line, f.native] for f in t.frames],
+            }
+            for t in dump.threads
+        ],
+    }
+
+
+def _dump_frame(value: Any) -> DumpFrame:
+    entry = _list(value, "dump frame")
+    if len(entry) != 4:
+        raise Invalid("a dump frame is not [function, file, line, native]")
+    return DumpFrame(
+        _str(entry[0], "function"),
+        _str(entry[1], "file"),
+        _int(entry[2], "line", -MAX_LINE, MAX_LINE),
+        _bool(entry[3], "native"),
+    )
+
+
+def decode_lastdump(value: Dict[str, Any], table: Sequence[Frame]) -> LastDump:
+    threads = []
+    for item in _list(_field(value, "threads"), "threads"):
+        thread = _dict(item, "thread")
+        threads.append(
+            DumpThread(
+                thread_id=_int(_field(thread, "id"), "thread id"),
+                name=_str(_field(thread, "name"), "thread name"),
+                active=_bool(_field(thread, "active"), "active"),
+                owns_gil=_bool(_field(thread, "owns_gil"), "owns_gil"),
+                frames=[_dump_frame(f) for f in _list(_field(thread, "frames"), "frames")],
+            )
+        )
+    dataflow, node, pid = _who(value)
+    return LastDump(
+        dataflow=dataflow,
+        node=node,
+        pid=pid,
+        time=_number(_field(value, "time"), "time"),
+        before=_str(_field(value, "before"), "before"),
+        threads=threads,
+        error=_opt_str(value.get("error"), "error"),
+    )
+
+
 # --- dispatch ------------------------------------------------------------------------------
 
 DECODERS: Dict[str, Callable[[Dict[str, Any], Sequence[Frame]], Record]] = {
@@ -701,6 +763,7 @@ DECODERS: Dict[str, Callable[[Dict[str, Any], Sequence[Frame]], Record]] = {
     "cpu": decode_cpu,
     "process": decode_process,
     "locals": decode_locals,
+    "lastdump": decode_lastdump,
     "log": decode_log,
 }
 
@@ -733,6 +796,8 @@ def encode_record(record: Record, refs: Refs) -> Dict[str, Any]:
         return encode_log(record)
     if isinstance(record, LocalsSnapshot):
         return encode_locals(record)
+    if isinstance(record, LastDump):
+        return encode_lastdump(record)
     return encode_process(record)
 
 

@@ -18,6 +18,7 @@ from dora_doctor.model import (
     CpuSegment,
     Dataflow,
     GilSegment,
+    LastDump,
     LocalsSnapshot,
     ProcessEvent,
     StackSegment,
@@ -27,7 +28,9 @@ SCHEMA_NAME = "dora-doctor.recording"
 SCHEMA_VERSION = 1
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
 
-Record = Union[StackSegment, GilSegment, CpuSegment, ProcessEvent, LogEvent, LocalsSnapshot]
+Record = Union[
+    StackSegment, GilSegment, CpuSegment, ProcessEvent, LogEvent, LocalsSnapshot, LastDump
+]
 
 # A few reasons are enough to tell a user what kind of damage it is; a file of a million bad
 # lines must not keep a million strings.
@@ -72,6 +75,7 @@ class Recording:
     events: List[ProcessEvent] = field(default_factory=list)
     logs: List[LogEvent] = field(default_factory=list)
     locals: List[LocalsSnapshot] = field(default_factory=list)
+    last_dumps: List[LastDump] = field(default_factory=list)  # "lastdump" records
     skipped_records: SkippedRecords = field(default_factory=SkippedRecords)
     truncated: bool = False  # the last line was cut off (the writer died mid-line): not damage
 

@@ -22,6 +22,7 @@ from dora_doctor.model import (
     CpuSegment,
     Frame,
     GilSegment,
+    LastDump,
     LocalsSnapshot,
     ProcessEvent,
     StackSegment,
@@ -129,6 +130,8 @@ def _add(recording: Recording, record: Record) -> None:
         recording.logs.append(record)
     elif isinstance(record, LocalsSnapshot):
         recording.locals.append(record)
+    elif isinstance(record, LastDump):
+        recording.last_dumps.append(record)
 
 
 def ensure_usable(recording: Recording) -> Recording:

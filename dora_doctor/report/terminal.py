@@ -87,7 +87,7 @@ BUSY_GIL_SHARE = 0.1
 def _worth_a_card(node: NodeFinding) -> bool:
     """Nodes that stopped well, or idled, need no more than their table row; local
     variables, asked for with --locals, are shown wherever they were read."""
-    if node.locals:
+    if node.locals or node.last_dump:
         return True
     if not node.python or node.skipped:
         return bool(node.evidence) and node.outcome not in ("clean", "running", None)
@@ -135,6 +135,32 @@ def _dataflow(dataflow: DataflowFinding, report: Diagnosis) -> Table:
     return table
 
 
+_DEADLINE = {"sigterm": "before the SIGTERM", "sigkill": "before the SIGKILL"}
+
+
+def _last_dump(node: NodeFinding) -> List[Text]:
+    """What the node was doing at its last dump before dora ended it (native frames too)."""
+    dump = node.last_dump
+    if dump is None:
+        return []
+    when = []
+    if dump.seconds_after_stop is not None:
+        when.append(f"{dump.seconds_after_stop:.2f} s after the stop")
+    if dump.seconds_before_end is not None:
+        when.append(f"{dump.seconds_before_end:.2f} s before it ended")
+    deadline = _DEADLINE.get(dump.before)
+    if deadline:
+        when.append(deadline)
+    lines = [text(f"When dora ended it ({', '.join(when)}):", style="bold")]
+    if dump.error:
+        lines.append(text(f"  the last dump failed: {dump.error}"))
+    for thread in dump.threads[:3]:
+        marks = " [GIL]" if thread.owns_gil else (" [active]" if thread.active else " [idle]")
+        lines.append(text(f"  {thread.thread}{marks}"))
+        lines += [text(f"    {shorten_paths(frame)}") for frame in thread.frames[:5]]
+    return lines
+
+
 def _node_card(node: NodeFinding) -> Panel:
     lines: List[Text] = []
     if node.gil.holders:
@@ -153,6 +179,7 @@ def _node_card(node: NodeFinding) -> Panel:
     for advice in node.advice:
         where = f" ({_shorten_location(advice.location)})" if advice.location else ""
         lines.append(text(f"→ {advice.kind}: {advice.text}{where}", style="green"))
+    lines += _last_dump(node)
     for heading, values in redaction.by_frame(node.locals or []).items():
         lines.append(text(f"Local variables {shorten_paths(heading)}:", style="bold"))
         lines += [text(f"  {v.name} = {v.value}") for v in values]

@@ -1,0 +1,126 @@
+"""Stop kinds and single-node stops in the history, from dora 1.1.0's real lines
+(``tests/fixtures/dora-1.1.0/stop-kinds/``). The end-to-end run is in test_watch_e2e.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+from dora_doctor.history import entries, store
+from dora_doctor.history.store import NodeStopRow, StopRow
+from dora_doctor.logs import parse
+from dora_doctor.logs.events import LogEvent
+from dora_doctor.model import Dataflow, NodeProcess, ProcessEvent
+from dora_doctor.recording.model import Recording
+
+KINDS = Path(__file__).parent / "fixtures" / "dora-1.1.0" / "stop-kinds"
+UUID = "01a23433-b281-7eb2-9c50-178ad3f4b34c"  # the node stop and restart's dataflow
+
+
+def real_events(*names: str) -> List[LogEvent]:
+    return [
+        event
+        for name in names
+        for event in parse.parse_lines((KINDS / name).read_text().splitlines(), "test")
+    ]
+
+
+def recording(logs: List[LogEvent], nodes: List[str]) -> Recording:
+    flow = Dataflow(
+        uuid=UUID,
+        name="ns",
+        nodes=[NodeProcess(id=n, dataflow=UUID, pid=100 + i) for i, n in enumerate(nodes)],
+    )
+    return Recording(path=None, header={}, dataflows=[flow], logs=logs)
+
+
+def test_a_node_stop_line_is_that_node_s_request_and_not_the_dataflow_s() -> None:
+    whole = recording(real_events("dora-coordinator.txt"), ["deaf", "talker"])
+    view = entries.node_view(whole, "deaf")
+    assert [n.id for n in view.dataflows[0].nodes] == ["deaf"]
+    requests = [e for e in view.logs if e.kind == "stop-request"]
+    # the dataflow's later `dora stop` is left out; deaf's own `dora node stop` stands in
+    assert [(e.pattern, e.node, e.dataflow) for e in requests] == [("node-stopped", "deaf", UUID)]
+    assert entries.node_kind(view, "deaf", restarted=False) == entries.NODE_STOP
+    assert entries.node_kind(entries.node_view(whole, "talker"), "talker", False) == (
+        entries.RESTART
+    )
+    # the original recording is untouched
+    assert [n.id for n in whole.dataflows[0].nodes] == ["deaf", "talker"]
+
+
+def test_kills_and_a_policy_restart_are_told_from_their_evidence() -> None:
+    startup = recording(real_events("dora-daemon.txt"), ["stuck"])
+    assert entries.node_kind(startup, "stuck", restarted=False) == entries.STARTUP_KILL
+    health = recording(real_events("health-check-interval/dora-daemon.txt"), ["deaf"])
+    assert entries.node_kind(health, "deaf", restarted=False) == entries.HEALTH_KILL
+    # no line names a policy restart: only the new process the watch saw
+    quiet = recording([], ["brief"])
+    assert entries.node_kind(quiet, "brief", restarted=True) == entries.RESTART
+    assert entries.node_kind(quiet, "brief", restarted=False) == entries.FINISH
+
+
+def test_a_node_that_ended_unlogged_is_a_stop_with_an_unknown_outcome() -> None:
+    from dora_doctor.analysis import diagnose
+
+    rec = recording([], ["brief", "talker"])
+    rec.events = [ProcessEvent(UUID, "brief", 100, 1_800_000_000.0, "exited")]
+    view = entries.node_view(rec, "brief")
+    rows = entries.node_stop_rows(
+        view, diagnose.report_from_recording(view), "brief", entries.RESTART, "watch"
+    )
+    assert len(rows) == 1
+    (row,) = rows
+    assert (row.kind, row.started_at, row.single_node) == ("restart", 1_800_000_000.0, "brief")
+    assert [(n.node, n.outcome) for n in row.nodes] == [("brief", None)]
+
+
+def stop_at(at: float, kind: str, nodes: List[str], single: str = "") -> StopRow:
+    row = StopRow(dataflow_uuid=UUID, kind=kind, writer="watch", started_at=at)
+    row.nodes = [
+        NodeStopRow(node=n, outcome="clean", stop_to_exit_s=0.1, censored=False) for n in nodes
+    ]
+    row.single_node = single or None
+    return row
+
+
+def test_a_dataflow_stop_just_after_a_node_restart_is_its_own_entry(tmp_path: Path) -> None:
+    db = store.connect(tmp_path / "h.sqlite3")
+    assert store.add_stop(db, stop_at(100.0, "restart", ["talker"], single="talker"))
+    assert store.add_stop(db, stop_at(100.5, "restart", ["brief"], single="brief"))
+    assert store.add_stop(db, stop_at(101.0, "stop", ["talker", "brief"]))
+    # and each, read again, is known
+    assert not store.add_stop(db, stop_at(100.0, "restart", ["talker"], single="talker"))
+    assert not store.add_stop(db, stop_at(101.3, "stop", ["talker", "brief"]))
+    assert db.execute("SELECT count(*) FROM stops").fetchone()[0] == 3
+
+
+def test_followers_of_one_stop_merge_into_one_entry() -> None:
+    merged = entries.merge_stops(
+        [
+            stop_at(10.0, "stop", ["a", "b"]),
+            stop_at(10.4, "stop", ["c"]),
+            stop_at(30, "stop", ["d"]),
+        ]
+    )
+    assert [(r.started_at, [n.node for n in r.nodes]) for r in merged] == [
+        (10.0, ["a", "b", "c"]),
+        (30, ["d"]),
+    ]
+
+
+def test_the_live_status_line_escapes_names_from_the_target() -> None:
+    from rich.console import Console
+
+    from dora_doctor.capture.watcher import Watcher, WatchOptions
+    from dora_doctor.report import consoles
+
+    watch = Watcher(None, WatchOptions(db=Path("/nonexistent/h.sqlite3")), print)  # type: ignore[arg-type]
+    watch.last_stop = "\x1b]0;owned\x07evil\x1b[2J: stop recorded"
+    watch.stops_recorded = 3
+    line = watch.status()
+    assert line.startswith("following 0 dataflow(s), 0 node(s); 3 stop(s) recorded; last: ")
+    screen = Console(file=__import__("io").StringIO(), force_terminal=True, width=300)
+    screen.print(consoles.text(line))
+    drawn = screen.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b]" not in drawn and "\x07" not in drawn and "\x1b[2J" not in drawn
