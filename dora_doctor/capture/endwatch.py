@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 import psutil
 
@@ -29,6 +29,20 @@ from dora_doctor.logs import parse
 from dora_doctor.model import NodeProcess, ProcessEvent
 
 POLL_S = 0.02
+# ``watch``'s baseline, while no stop is under way (bench/watch_parts.py: the 20 ms poll of 8
+# nodes costs ~5 % of one core, 100 ms ~1 %): logs and node processes every BASELINE_POLL_S,
+# dora's own processes every BASELINE_DORA_S. The first sign of a stop switches to POLL_S.
+BASELINE_POLL_S = 0.1
+BASELINE_DORA_S = 1.0
+# what starts a stop as far as sampling goes: dora's stop line, or an end of any node
+_STOP_SIGNS = (
+    logevents.STOP_REQUEST,
+    logevents.NODE_EXIT,
+    logevents.GRACE_KILL,
+    logevents.KILLED,
+    logevents.NODE_FINISHED,
+    logevents.DATAFLOW_END,
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +130,14 @@ class StopWatch:
         files: LogFiles,
         output: "queue.Queue[Any]",
         dora: Sequence[DoraProcess] = (),
+        on_stop: Optional[Callable[[str], None]] = None,
     ) -> None:
+        """``on_stop`` (``watch``'s baseline) is called once, from this thread, at the first
+        sign of a stop: until then logs and processes are polled every BASELINE_POLL_S."""
         self.nodes = [n for n in nodes if n.pid is not None and not n.remote]
+        self.on_stop = on_stop
+        self.poll_s = POLL_S if on_stop is None else BASELINE_POLL_S
+        self._dora_polled = 0.0
         self.tails = [_Tail(source, path) for source, path in files.all()]
         self.output = output
         self.dora = list(dora)
@@ -158,9 +178,20 @@ class StopWatch:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._poll_processes()
-            self._poll_dora()
+            now = time.monotonic()
+            if self.on_stop is None or now >= self._dora_polled + BASELINE_DORA_S:
+                self._dora_polled = now
+                self._poll_dora()
             self._poll_logs()
-            self._stop.wait(POLL_S)
+            self._stop.wait(self.poll_s)
+
+    def _stop_sign(self, what: str) -> None:
+        """The first sign of a stop: full rate from now on (once)."""
+        if self.on_stop is None:
+            return
+        on_stop, self.on_stop = self.on_stop, None
+        self.poll_s = POLL_S
+        on_stop(what)
 
     def _poll_dora(self) -> None:
         for process in self.dora:
@@ -169,6 +200,7 @@ class StopWatch:
             now = time.time()
             self._dora_gone[process] = now
             kind = logevents.DAEMON_GONE if process.role == "daemon" else logevents.COORDINATOR_GONE
+            self._stop_sign(f"dora's {process.role} has exited")
             self.output.put(
                 logevents.LogEvent(
                     kind=kind,
@@ -189,10 +221,14 @@ class StopWatch:
                 now = time.time()
                 self._ended[node.id] = now
                 self.output.put(ProcessEvent(node.dataflow, node.id, pid, now, "exited"))
+                self._stop_sign(f"node {node.id} exited")
 
     def _poll_logs(self) -> None:
+        dataflows = {n.dataflow for n in self.nodes}
         for tail in self.tails:
             for event in parse.parse_lines(tail.lines(), tail.source):
+                if event.kind in _STOP_SIGNS and event.dataflow in (None, *dataflows):
+                    self._stop_sign(f"dora's log: {event.kind}")
                 if event.kind in _END_KINDS and event.node:
                     self._end_lines.add(event.node)
                 elif event.kind == logevents.DATAFLOW_END and (

@@ -125,19 +125,31 @@ class CpuMeter:
         self.polls_per_window = polls_per_window
         self._windows: Dict[str, _Window] = {}
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
 
     def start(self) -> None:
         if PROC.joinpath("self", "task").is_dir():
             self._thread.start()
 
+    def speed_up(self, poll_s: float = POLL_S) -> None:
+        """Poll every ``poll_s`` from now on (``watch``: a stop began); the baseline's slow
+        wait is cut short, and the window under way closes after its remaining polls."""
+        self.poll_s = poll_s
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(2.0)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_s):
+        while True:
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             self._poll()
 
     def _poll(self) -> None:
