@@ -3,11 +3,14 @@ history entry per shutdown, without anyone at the keyboard.
 
 Each dataflow is followed by its own ``dora-doctor inspect UUID --record FILE`` child process,
 started as soon as ``dora list`` / ``node list`` show it running with every local node's PID:
-the same sampling, log following and process watch as ``inspect``, at a lighter rate (never
-pausing a node), so the moments before a stop are in the recording. When the child ends (the
-dataflow's processes are gone), the watcher diagnoses the recording exactly as ``report``
-would and adds the stop to the history. A recording in which no stop or end was seen (the
-watch itself was ended while the dataflow ran on) is deleted, not kept as a stop.
+the same sampling, log following and process watch as ``inspect``, but with a light baseline
+until a stop begins (stacks only at ``--baseline-rate``, never pausing a node, /proc CPU once a
+second: the moments before a stop are in the recording) and full rate from dora's stop line or
+a node's exit on (``inspect --baseline-rate``; the costs are in bench/watch_parts.py). When
+the child ends (the dataflow's processes are gone), the watcher diagnoses the recording
+exactly as ``report`` would and adds the stop to the history. A recording in which no stop or
+end was seen (the watch itself was ended while the dataflow ran on) is deleted, not kept as a
+stop.
 
 A child runs in its own session, so a Ctrl-C at the terminal reaches only the watcher, which
 then lets the stops in progress finish and ends the followers of dataflows that still run.
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from dora_doctor.capture.spawns import SpawnSignal
 from dora_doctor.dora.client import DoraCli
 from dora_doctor.dora.discover import discover
 from dora_doctor.errors import DoctorError
@@ -33,13 +37,17 @@ from dora_doctor.model import Dataflow
 # How long a follower may take to end after the watcher asked it to (Ctrl-C)
 FOLLOWER_END_S = 30.0
 RUNNING = ("running",)
+ENDED = ("finished", "failed", "stopped")
+# `dora list` at least this often, for what /proc cannot show (capture/spawns.py)
+BACKSTOP_S = 30.0
 
 
 @dataclass
 class WatchOptions:
     db: Optional[Path] = None
-    rate: int = 20
-    segment_s: int = 5
+    rate: int = 100  # through a shutdown
+    segment_s: int = 1
+    baseline_rate: int = 2  # until a stop begins: stacks only, never pausing a node
     poll_s: float = 1.0
     machine: Optional[str] = None
     dora_args: List[str] = field(default_factory=list)  # --dora, --coordinator-*
@@ -70,13 +78,22 @@ class Watcher:
         self.seen: set = set()  # type: ignore[type-arg]
         self.stops_recorded = 0
         self.coordinator_ok: Optional[bool] = None
+        self.spawns = SpawnSignal()
+        self.pending = True  # a dataflow `dora list` showed is not followed yet
+        self.listed = 0.0  # time.monotonic() of the last `dora list`
 
     def poll(self) -> None:
         """One look at the coordinator: follow new dataflows, finish ended followers."""
         self._reap()
+        # `dora list` (~40 ms of CPU) only when a process dora spawned says there may be
+        # something new, while a dataflow seen is not followed yet, or every BACKSTOP_S
+        now = time.monotonic()
+        if not (self.spawns.changed() or self.pending or now >= self.listed + BACKSTOP_S):
+            return
+        self.listed = now
         try:
-            # one `dora list` per poll; the full discovery (node list, processes, Python
-            # versions: ~5 × the CPU) only when a dataflow not seen before runs
+            # the full discovery (node list, processes, Python versions: ~5 × the CPU)
+            # only when a dataflow not seen before runs
             rows = self.cli.list_dataflows()
             fresh = [
                 row
@@ -84,11 +101,17 @@ class Watcher:
                 if str(row.get("uuid")) not in self.seen
                 and str(row.get("status") or "").lower() in RUNNING
             ]
+            self.pending = any(
+                str(row.get("uuid")) not in self.seen
+                and str(row.get("status") or "").lower() not in ENDED
+                for row in rows
+            )
             found = discover(self.cli, ask_version=False) if fresh else None
         except DoctorError as err:
             if self.coordinator_ok is not False:
                 self.say(f"cannot list dataflows ({err}); retrying")
             self.coordinator_ok = False
+            self.pending = True  # ask again next poll, not at the backstop
             return
         if self.coordinator_ok is False:
             self.say("the coordinator answers again")
@@ -121,6 +144,8 @@ class Watcher:
             str(self.options.rate),
             "--segment",
             str(self.options.segment_s),
+            "--baseline-rate",
+            str(self.options.baseline_rate),
             "--nonblocking",
             "--no-history",
             "--json",
