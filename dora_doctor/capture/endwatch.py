@@ -13,7 +13,10 @@ daemon nobody will stop or reap the nodes, so waiting for them to exit could las
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import select
 import threading
 import time
 from dataclasses import dataclass
@@ -121,6 +124,49 @@ _END_KINDS = (logevents.NODE_EXIT, logevents.GRACE_KILL, logevents.KILLED, logev
 DAEMON_GONE_LINGER_S = 2.0
 
 
+class _ExitWaiter:
+    """Sleeps until a poll interval passes or one of ``pids`` exits (Linux pidfds): in the
+    baseline the node processes need no polling at all, and an exit is still seen at once,
+    with its exact time. Without pidfds (old kernels, Python < 3.9) it is a plain sleep and
+    the processes are polled as before."""
+
+    def __init__(self, pids: List[int]) -> None:
+        self.exited = False
+        self._fds: List[int] = []
+        self._poller: Optional[select.poll] = None
+        opener = getattr(os, "pidfd_open", None)
+        if opener is None or not hasattr(select, "poll"):
+            return
+        poller = select.poll()
+        try:
+            for pid in pids:
+                fd = opener(pid)
+                self._fds.append(fd)
+                poller.register(fd, select.POLLIN)
+        except OSError:  # gone already, or pidfds refused: poll the processes instead
+            self.close()
+            self.exited = True
+            return
+        self._poller = poller
+
+    @property
+    def available(self) -> bool:
+        return self._poller is not None
+
+    def wait(self, seconds: float) -> None:
+        if self._poller is None:
+            time.sleep(seconds)
+        elif self._poller.poll(int(seconds * 1000)):
+            self.exited = True  # from now on the processes are polled every time
+
+    def close(self) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = []
+        self._poller = None
+
+
 class StopWatch:
     """Polls node processes and log files in one thread; results go to ``output``."""
 
@@ -176,14 +222,25 @@ class StopWatch:
         self._poll_logs()  # lines written in the last moments
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._poll_processes()
-            now = time.monotonic()
-            if self.on_stop is None or now >= self._dora_polled + BASELINE_DORA_S:
-                self._dora_polled = now
-                self._poll_dora()
-            self._poll_logs()
-            self._stop.wait(self.poll_s)
+        pids = [n.sample_pid or n.pid for n in self.nodes]
+        exits = _ExitWaiter([pid for pid in pids if pid is not None])
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                slow = self.on_stop is not None and not exits.exited
+                if not slow or now >= self._dora_polled + BASELINE_DORA_S:
+                    self._dora_polled = now
+                    self._poll_processes()
+                    self._poll_dora()
+                elif exits.exited or not exits.available:
+                    self._poll_processes()
+                self._poll_logs()
+                if self.on_stop is None:
+                    self._stop.wait(self.poll_s)
+                else:
+                    exits.wait(self.poll_s)
+        finally:
+            exits.close()
 
     def _stop_sign(self, what: str) -> None:
         """The first sign of a stop: full rate from now on (once)."""

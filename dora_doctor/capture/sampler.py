@@ -127,6 +127,10 @@ class Sampler:
             self._threads.append(thread)
         thread.start()
 
+    @property
+    def escalated(self) -> bool:
+        return self._escalated.is_set()
+
     def escalate(self, because: str) -> bool:
         """A stop is beginning: sample every node still running at full rate from now on.
 

@@ -25,7 +25,6 @@ from dora_doctor.capture import locals_dump
 from dora_doctor.capture.endwatch import DAEMON_GONE_LINGER_S, DoraProcess, StopWatch
 from dora_doctor.capture.logtail import LogFiles
 from dora_doctor.capture.sampler import Sampler
-from dora_doctor.capture.threadcpu import POLL_S as CPU_POLL_S
 from dora_doctor.capture.threadcpu import CpuMeter
 from dora_doctor.dora.client import DoraCli
 from dora_doctor.dora.discover import process_running
@@ -47,9 +46,12 @@ from dora_doctor.recording.reader import read_recording
 from dora_doctor.recording.writer import RecordingWriter
 from dora_doctor.units import format_duration
 
-# ``watch``'s baseline reads /proc once a second (bench/watch_parts.py: 0.65 % of one core for
-# 8 nodes, against 10 % at the 50 ms of a shutdown)
-BASELINE_CPU_POLL_S = 1.0
+# ``watch``'s baseline reads /proc every 2 s (bench/watch_parts.py: 0.65 % of one core for 8
+# nodes once a second, against 10 % at the 50 ms of a shutdown)
+BASELINE_CPU_POLL_S = 2.0
+# the pump's sleep when nothing came: in the baseline nothing it does is urgent (the switch
+# to full rate is made by the stop watch's thread)
+BASELINE_PUMP_S = 0.25
 
 Observation = Union[
     StackSegment, GilSegment, CpuSegment, ProcessEvent, logevents.LogEvent, model.LocalsSnapshot
@@ -157,8 +159,12 @@ def inspect_dataflow(
         state.nodes[node.id] = NodeLive(node, state=_first_state(node))
     sampler = Sampler(dataflow.nodes, options.sampler, pyspy_path)
     inbox: "queue.Queue[Observation]" = queue.Queue()
-    meter = CpuMeter(
-        dataflow.nodes, inbox, poll_s=BASELINE_CPU_POLL_S if sampler.baseline else CPU_POLL_S
+    meter = (
+        # one reading per window: the CPU each thread used since the previous one, and its
+        # state at that instant
+        CpuMeter(dataflow.nodes, inbox, poll_s=BASELINE_CPU_POLL_S, polls_per_window=1)
+        if sampler.baseline
+        else CpuMeter(dataflow.nodes, inbox)
     )
 
     def full_rate(because: str) -> None:
@@ -303,7 +309,7 @@ def _pump(
             if meter is not None:
                 meter.speed_up()  # inspect --stop's own request: it is not in dora's logs yet
         if not moved:
-            time.sleep(0.05)
+            time.sleep(BASELINE_PUMP_S if sampler.baseline and not sampler.escalated else 0.05)
         gone = watch.daemons_gone_since()
         if gone is not None and time.time() >= gone + DAEMON_GONE_LINGER_S:
             left = [n.id for n in sampler.nodes if n.sample_pid and process_running(n.sample_pid)]

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Set
+from typing import Iterable, List, Optional, Set
+
+from dora_doctor.executables import option_value
 
 PROC = Path("/proc")
 
@@ -32,26 +34,51 @@ def _parent(pid: int, proc: Path) -> Optional[int]:
         return None
 
 
-def _is_dora_daemon(pid: int, proc: Path) -> bool:
-    """``dora daemon …`` or ``dora run …``, also through the Python entry script."""
+def _dora_daemon(pid: int, proc: Path) -> Optional[List[str]]:
+    """The arguments of ``dora daemon …`` or ``dora run …`` (also through the Python entry
+    script), None for any other process."""
     try:
         raw = (proc / str(pid) / "cmdline").read_bytes()[:4096]
     except OSError:
-        return False
-    args = [a.decode("utf-8", "replace") for a in raw.split(b"\0")[:4]]
+        return None
+    args = [a.decode("utf-8", "replace") for a in raw.split(b"\0")]
     named = any(os.path.basename(a) == "dora" for a in args[:2])
-    return named and bool({"daemon", "run"} & set(args[1:4]))
+    return args if named and {"daemon", "run"} & set(args[1:4]) else None
+
+
+def _ours(args: List[str], port: Optional[int]) -> bool:
+    """A daemon of the coordinator the watch asks: same ``--coordinator-port`` (or both
+    dora's default), or ``dora run``, which has its own."""
+    if "run" in args[1:4]:
+        return True
+    given = option_value(args, "--coordinator-port")
+    return given == str(port) if port is not None else given is None
 
 
 class SpawnSignal:
-    """``changed()`` is True when a dora daemon appeared or one spawned a process since the
-    previous call (the first call is True: everything is new)."""
+    """``changed()`` is True when a dora daemon of this coordinator appeared or one spawned a
+    process since the previous call (the first call is True: everything is new).
 
-    def __init__(self, proc: Path = PROC) -> None:
+    Other dora instances on the machine (tests, a second coordinator) start daemons and nodes
+    too; they are no sign, unless no daemon of this coordinator is known (0.3.x daemons name
+    the coordinator's daemon port, not the CLI's): then every daemon counts, until
+    :meth:`adopt` names the parents of nodes the watch follows."""
+
+    def __init__(self, port: Optional[int] = None, proc: Path = PROC) -> None:
         self.proc = proc
+        self.port = port
         self.available = proc.joinpath("self", "stat").is_file()
         self._known: Set[int] = set()
-        self._daemons: Set[int] = set()
+        self._daemons: Set[int] = set()  # every dora daemon seen
+        self._ours: Set[int] = set()  # those of this coordinator
+        self.signs: Set[int] = set()  # the PIDs that made the last changed() True
+
+    def adopt(self, node_pids: Iterable[int]) -> None:
+        """The daemons that spawned these nodes (of a dataflow followed) are this one's."""
+        for pid in node_pids:
+            parent = _parent(pid, self.proc)
+            if parent is not None and parent in self._daemons:
+                self._ours.add(parent)
 
     def changed(self) -> bool:
         if not self.available:
@@ -64,7 +91,16 @@ class SpawnSignal:
         first = not self._known
         self._known = pids
         self._daemons &= pids
-        daemons = {pid for pid in fresh if _is_dora_daemon(pid, self.proc)}
-        self._daemons |= daemons
-        spawned = any(_parent(pid, self.proc) in self._daemons for pid in fresh - daemons)
-        return first or bool(daemons) or spawned
+        self._ours &= pids
+        new_daemons = set()
+        for pid in fresh:
+            args = _dora_daemon(pid, self.proc)
+            if args is not None:
+                new_daemons.add(pid)
+                if _ours(args, self.port):
+                    self._ours.add(pid)
+        self._daemons |= new_daemons
+        watched = self._ours or self._daemons
+        spawned = {pid for pid in fresh - new_daemons if _parent(pid, self.proc) in watched}
+        self.signs = (new_daemons & watched) | spawned
+        return first or bool(self.signs)

@@ -70,13 +70,18 @@ def parse_stat(text: str) -> Optional[ThreadStat]:
 def read_threads(pid: int, proc: Path = PROC) -> Dict[int, ThreadStat]:
     """Every live thread of ``pid`` (empty when the process is gone)."""
     try:
-        tids = [int(name) for name in os.listdir(proc / str(pid) / "task") if name.isdigit()]
+        task = f"{proc}/{pid}/task"
+        tids = [int(name) for name in os.listdir(task) if name.isdigit()]
     except OSError:
         return {}
     found: Dict[int, ThreadStat] = {}
     for tid in tids:
-        try:
-            text = (proc / str(pid) / "task" / str(tid) / "stat").read_text()
+        try:  # plain os calls: `watch` reads every thread of every node, all day long
+            fd = os.open(f"{task}/{tid}/stat", os.O_RDONLY)
+            try:
+                text = os.read(fd, 4096).decode("utf-8", "replace")
+            finally:
+                os.close(fd)
         except OSError:
             continue  # the thread ended between listdir and read
         stat = parse_stat(text)
@@ -132,10 +137,11 @@ class CpuMeter:
         if PROC.joinpath("self", "task").is_dir():
             self._thread.start()
 
-    def speed_up(self, poll_s: float = POLL_S) -> None:
+    def speed_up(self, poll_s: float = POLL_S, polls_per_window: int = POLLS_PER_WINDOW) -> None:
         """Poll every ``poll_s`` from now on (``watch``: a stop began); the baseline's slow
         wait is cut short, and the window under way closes after its remaining polls."""
         self.poll_s = poll_s
+        self.polls_per_window = polls_per_window
         self._wake.set()
 
     def stop(self) -> None:

@@ -78,7 +78,7 @@ class Watcher:
         self.seen: set = set()  # type: ignore[type-arg]
         self.stops_recorded = 0
         self.coordinator_ok: Optional[bool] = None
-        self.spawns = SpawnSignal()
+        self.spawns = SpawnSignal(cli.port())
         self.pending = True  # a dataflow `dora list` showed is not followed yet
         self.listed = 0.0  # time.monotonic() of the last `dora list`
 
@@ -165,6 +165,7 @@ class Watcher:
         finally:
             log.close()
         self.followers[dataflow.uuid] = Follower(dataflow, path, proc)
+        self.spawns.adopt(n.pid for n in dataflow.nodes if n.pid is not None)
         python = sum(1 for n in dataflow.nodes if n.sample_pid)
         self.say(
             f"following {dataflow.label} ({dataflow.uuid}): {len(dataflow.nodes)} nodes, "
