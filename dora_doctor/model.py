@@ -226,6 +226,7 @@ class SamplerOptions:
     nonblocking: bool = True
     # ``watch``'s light baseline (bench/watch_parts.py): until escalate() only the stacks
     # recorder runs, at this rate, in long segments (py-spy's start-up, ~30 ms of CPU, is
-    # most of a low-rate recorder's cost); None samples at full rate from the start
+    # much of a low-rate recorder's cost; a stop ends the segment under way and keeps it);
+    # None samples at full rate from the start
     baseline_rate: Optional[int] = None
-    baseline_segment_s: int = 60
+    baseline_segment_s: int = 300

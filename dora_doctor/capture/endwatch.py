@@ -176,10 +176,11 @@ class StopWatch:
         files: LogFiles,
         output: "queue.Queue[Any]",
         dora: Sequence[DoraProcess] = (),
-        on_stop: Optional[Callable[[str], None]] = None,
+        on_stop: Optional[Callable[[str, float], None]] = None,
     ) -> None:
-        """``on_stop`` (``watch``'s baseline) is called once, from this thread, at the first
-        sign of a stop: until then logs and processes are polled every BASELINE_POLL_S."""
+        """``on_stop(what, when)`` (``watch``'s baseline) is called once, from this thread, at
+        the first sign of a stop (``when``: its time, as dora's line or the exit gives it);
+        until then logs are polled every BASELINE_POLL_S and exits waited for by pidfd."""
         self.nodes = [n for n in nodes if n.pid is not None and not n.remote]
         self.on_stop = on_stop
         self.poll_s = POLL_S if on_stop is None else BASELINE_POLL_S
@@ -242,13 +243,13 @@ class StopWatch:
         finally:
             exits.close()
 
-    def _stop_sign(self, what: str) -> None:
+    def _stop_sign(self, what: str, when: Optional[float] = None) -> None:
         """The first sign of a stop: full rate from now on (once)."""
         if self.on_stop is None:
             return
         on_stop, self.on_stop = self.on_stop, None
         self.poll_s = POLL_S
-        on_stop(what)
+        on_stop(what, time.time() if when is None else min(when, time.time()))
 
     def _poll_dora(self) -> None:
         for process in self.dora:
@@ -257,7 +258,7 @@ class StopWatch:
             now = time.time()
             self._dora_gone[process] = now
             kind = logevents.DAEMON_GONE if process.role == "daemon" else logevents.COORDINATOR_GONE
-            self._stop_sign(f"dora's {process.role} has exited")
+            self._stop_sign(f"dora's {process.role} has exited", now)
             self.output.put(
                 logevents.LogEvent(
                     kind=kind,
@@ -278,14 +279,14 @@ class StopWatch:
                 now = time.time()
                 self._ended[node.id] = now
                 self.output.put(ProcessEvent(node.dataflow, node.id, pid, now, "exited"))
-                self._stop_sign(f"node {node.id} exited")
+                self._stop_sign(f"node {node.id} exited", now)
 
     def _poll_logs(self) -> None:
         dataflows = {n.dataflow for n in self.nodes}
         for tail in self.tails:
             for event in parse.parse_lines(tail.lines(), tail.source):
                 if event.kind in _STOP_SIGNS and event.dataflow in (None, *dataflows):
-                    self._stop_sign(f"dora's log: {event.kind}")
+                    self._stop_sign(f"dora's log: {event.kind}", event.time)
                 if event.kind in _END_KINDS and event.node:
                     self._end_lines.add(event.node)
                 elif event.kind == logevents.DATAFLOW_END and (

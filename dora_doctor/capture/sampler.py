@@ -52,6 +52,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -70,6 +71,8 @@ FIRST_SEGMENT_S = 0.2
 # a baseline recorder's first segment: long enough for a sample or two at a low rate, so each
 # node's first stacks are in the recording soon after it is followed
 FIRST_BASELINE_S = 1.5
+# how long escalate() keeps asking the baseline recorders to end (they end within a sample)
+BASELINE_END_S = 10.0
 RESEND_S = 0.1
 _FATAL = {"permission", "not-python"}
 # ProcessEvent kinds the sampler writes: it could not sample the node at all, or it samples
@@ -131,27 +134,42 @@ class Sampler:
     def escalated(self) -> bool:
         return self._escalated.is_set()
 
-    def escalate(self, because: str) -> bool:
-        """A stop is beginning: sample every node still running at full rate from now on.
+    def escalate(self, because: str, since: Optional[float] = None) -> bool:
+        """A stop is beginning (at ``since``, by default now): sample every node still
+        running at full rate from now on.
 
         Safe from any thread and idempotent; True the first time. The baseline recorders are
-        ended (SIGINT: their segment is written and kept) after the full-rate ones started."""
+        ended (SIGINT: their segment is written and kept) after the full-rate ones started,
+        and their segment is cut at ``since``: a low-rate span says where a thread was at its
+        last sample, and drawn on past the stop it would hide the reaction the full-rate
+        samples see."""
         with self._lock:
             if not self.baseline or self._escalated.is_set() or self._stopping.is_set():
                 return False
             self._escalated.set()
-            self.escalated_at = time.time()
+            self.escalated_at = time.time() if since is None else since
             self.escalated_because = because
         for node in self.nodes:
             assert node.sample_pid is not None
             if process_running(node.sample_pid):
                 for gil in (False, True):
                     self._spawn(node, gil, False)
-        with self._lock:
-            baseline = list(self._baseline_procs.values())
-        for proc in baseline:
-            _signal(proc, signal.SIGINT)
+        ender = threading.Thread(target=self._end_baseline, name="baseline-end", daemon=True)
+        ender.start()
         return True
+
+    def _end_baseline(self) -> None:
+        """SIGINT each baseline recorder until it has ended: py-spy at a low rate can miss
+        the first one (measured: a 1 Hz recorder ran on 3 s after it)."""
+        deadline = time.monotonic() + BASELINE_END_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                baseline = list(self._baseline_procs.values())
+            if not baseline:
+                return
+            for proc in baseline:
+                _signal(proc, signal.SIGINT)
+            time.sleep(RESEND_S)
 
     def done(self) -> bool:
         """True once every node's recorders have ended (its process exited, or stop())."""
@@ -193,7 +211,9 @@ class Sampler:
         if baseline:
             assert self.options.baseline_rate is not None
             rate, length = self.options.baseline_rate, self.options.baseline_segment_s
-            first = FIRST_BASELINE_S
+            # py-spy takes its first sample only after a period (measured: a 1 Hz recorder
+            # cut at 1.5 s had none)
+            first = max(FIRST_BASELINE_S, 2.5 / rate)
         while not self._stopping.is_set() and not (baseline and self._escalated.is_set()):
             if not process_running(pid):
                 return  # the stop watch records when and how it ended
@@ -252,6 +272,11 @@ class Sampler:
             samples, errors = summary
             result = self._segment(node, pid, gil, out, start, end, samples, errors)
             out.unlink(missing_ok=True)
+            if baseline and self.escalated_at is not None and isinstance(result, StackSegment):
+                kept = _cut(result, self.escalated_at)
+                if kept is None:
+                    return  # it began after the stop: the full-rate recorders cover that
+                result = kept
             if isinstance(result, GilSegment):
                 # the stacks recorder of the previous second has written its map by now
                 self._flush_pending(pid)
@@ -326,6 +351,20 @@ class Sampler:
             self._os_ids.setdefault(pid, {}).update(ids)
         ticks = pyspy.ticks_from_samples(samples, threads)
         return StackSegment(node.dataflow, node.id, pid, start, end, ticks, errors, threads)
+
+
+def _cut(segment: StackSegment, at: float) -> Optional[StackSegment]:
+    """``segment`` up to ``at`` only (its ticks in proportion), None if it began after."""
+    if segment.start >= at:
+        return None
+    if segment.end <= at:
+        return segment
+    share = (at - segment.start) / max(segment.end - segment.start, 1e-9)
+    threads = []
+    for track in segment.threads:
+        spans = [replace(s, end=min(s.end, at)) for s in track.spans if s.start < at]
+        threads.append(replace(track, spans=spans))
+    return replace(segment, end=at, ticks=round(segment.ticks * share), threads=threads)
 
 
 def _output_after(proc: "subprocess.Popen[str]", after_s: float) -> Tuple[str, str]:

@@ -167,11 +167,11 @@ def inspect_dataflow(
         else CpuMeter(dataflow.nodes, inbox)
     )
 
-    def full_rate(because: str) -> None:
+    def full_rate(because: str, when: float) -> None:
         """``watch``'s baseline ends at the first sign of a stop, straight from the thread
         that saw it: every step between dora's stop line and the first full-rate sample
         counts against the 0.3 s of issue 15."""
-        if sampler.escalate(because):
+        if sampler.escalate(because, when):
             meter.speed_up()
 
     watch = StopWatch(

@@ -4,9 +4,9 @@ history entry per shutdown, without anyone at the keyboard.
 Each dataflow is followed by its own ``dora-doctor inspect UUID --record FILE`` child process,
 started as soon as ``dora list`` / ``node list`` show it running with every local node's PID:
 the same sampling, log following and process watch as ``inspect``, but with a light baseline
-until a stop begins (stacks only at ``--baseline-rate``, never pausing a node, /proc CPU once a
-second: the moments before a stop are in the recording) and full rate from dora's stop line or
-a node's exit on (``inspect --baseline-rate``; the costs are in bench/watch_parts.py). When
+until a stop begins (stacks only at ``--baseline-rate``, never pausing a node, /proc CPU every
+2 s: the moments before a stop are in the recording) and full rate from dora's stop line or a
+node's exit on (``inspect --baseline-rate``; the costs are in bench/watch_parts.py). When
 the child ends (the dataflow's processes are gone), the watcher diagnoses the recording
 exactly as ``report`` would and adds the stop to the history. A recording in which no stop or
 end was seen (the watch itself was ended while the dataflow ran on) is deleted, not kept as a
@@ -39,7 +39,7 @@ FOLLOWER_END_S = 30.0
 RUNNING = ("running",)
 ENDED = ("finished", "failed", "stopped")
 # `dora list` at least this often, for what /proc cannot show (capture/spawns.py)
-BACKSTOP_S = 30.0
+BACKSTOP_S = 60.0
 
 
 @dataclass
@@ -47,7 +47,7 @@ class WatchOptions:
     db: Optional[Path] = None
     rate: int = 100  # through a shutdown
     segment_s: int = 1
-    baseline_rate: int = 2  # until a stop begins: stacks only, never pausing a node
+    baseline_rate: int = 1  # until a stop begins: stacks only, never pausing a node
     poll_s: float = 1.0
     machine: Optional[str] = None
     dora_args: List[str] = field(default_factory=list)  # --dora, --coordinator-*

@@ -53,7 +53,7 @@ def command(
         min=1,
         max=50,
         help="Until a stop begins, sample each node's stacks only this often per second, "
-        "without pausing it, in 60 s segments; at dora's stop line or a node's exit switch "
+        "without pausing it, in 300 s segments; at dora's stop line or a node's exit switch "
         "to --rate (what `watch` runs: a light baseline of an idle dataflow).",
     ),
     stop: bool = typer.Option(

@@ -23,7 +23,7 @@ def command(
         "a node's exit) until the nodes are gone, without pausing them.",
     ),
     baseline_rate: int = typer.Option(
-        2,
+        1,
         "--baseline-rate",
         min=1,
         max=50,
