@@ -192,7 +192,9 @@ def main() -> int:
             100 * statistics.pstdev(frozen) / statistics.mean(frozen), 2
         ),
         "loadavg_before": before,
-        "watch_defaults": "rate 100 Hz at a stop; baseline: stacks at 1 Hz in 300 s segments, /proc CPU every 2 s",
+        "watch_defaults": (
+            "rate 100 Hz at a stop; baseline: stacks at 1 Hz in 300 s segments, /proc CPU every 2 s"
+        ),
     }
     out = write_results("watch_cost", [row], target_share_of_one_core=TARGET_SHARE)
     print(
