@@ -78,7 +78,7 @@ class Watcher:
         self.seen: set = set()  # type: ignore[type-arg]
         self.stops_recorded = 0
         self.coordinator_ok: Optional[bool] = None
-        self.spawns = SpawnSignal(cli.port())
+        self.spawns: Optional[SpawnSignal] = None  # made at the first poll
         self.pending = True  # a dataflow `dora list` showed is not followed yet
         self.listed = 0.0  # time.monotonic() of the last `dora list`
 
@@ -88,6 +88,8 @@ class Watcher:
         # `dora list` (~40 ms of CPU) only when a process dora spawned says there may be
         # something new, while a dataflow seen is not followed yet, or every BACKSTOP_S
         now = time.monotonic()
+        if self.spawns is None:
+            self.spawns = SpawnSignal(self.cli.port())
         if not (self.spawns.changed() or self.pending or now >= self.listed + BACKSTOP_S):
             return
         self.listed = now
@@ -165,7 +167,8 @@ class Watcher:
         finally:
             log.close()
         self.followers[dataflow.uuid] = Follower(dataflow, path, proc)
-        self.spawns.adopt(n.pid for n in dataflow.nodes if n.pid is not None)
+        if self.spawns is not None:
+            self.spawns.adopt(n.pid for n in dataflow.nodes if n.pid is not None)
         python = sum(1 for n in dataflow.nodes if n.sample_pid)
         self.say(
             f"following {dataflow.label} ({dataflow.uuid}): {len(dataflow.nodes)} nodes, "
