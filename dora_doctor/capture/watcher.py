@@ -3,11 +3,14 @@ history entry per shutdown, without anyone at the keyboard.
 
 Each dataflow is followed by its own ``dora-doctor inspect UUID --record FILE`` child process,
 started as soon as ``dora list`` / ``node list`` show it running with every local node's PID:
-the same sampling, log following and process watch as ``inspect``, at a lighter rate (never
-pausing a node), so the moments before a stop are in the recording. When the child ends (the
-dataflow's processes are gone), the watcher diagnoses the recording exactly as ``report``
-would and adds the stop to the history. A recording in which no stop or end was seen (the
-watch itself was ended while the dataflow ran on) is deleted, not kept as a stop.
+the same sampling, log following and process watch as ``inspect``, but with a light baseline
+until a stop begins (stacks only at ``--baseline-rate``, never pausing a node, /proc CPU every
+2 s: the moments before a stop are in the recording) and full rate from dora's stop line or a
+node's exit on (``inspect --baseline-rate``; the costs are in bench/watch_parts.py). When
+the child ends (the dataflow's processes are gone), the watcher diagnoses the recording
+exactly as ``report`` would and adds the stop to the history. A recording in which no stop or
+end was seen (the watch itself was ended while the dataflow ran on) is deleted, not kept as a
+stop.
 
 A child runs in its own session, so a Ctrl-C at the terminal reaches only the watcher, which
 then lets the stops in progress finish and ends the followers of dataflows that still run.
@@ -37,6 +40,7 @@ from typing import Callable, Dict, List, Optional, Set
 import psutil
 
 from dora_doctor.capture import lifeline
+from dora_doctor.capture.spawns import SpawnSignal
 from dora_doctor.dora.client import DoraCli
 from dora_doctor.dora.discover import (
     dataflows_from_environ,
@@ -59,13 +63,17 @@ NODE_LINGER_S = 3.0
 # ...and a restart policy's new process within this long (restart_delay is often 0.5-2 s; a
 # later restart is recorded as the node's end, and its new process is not followed)
 RESTART_WAIT_S = 8.0
+ENDED = ("finished", "failed", "stopped")
+# `dora list` at least this often, for what /proc cannot show (capture/spawns.py)
+BACKSTOP_S = 60.0
 
 
 @dataclass
 class WatchOptions:
     db: Optional[Path] = None
-    rate: int = 20
-    segment_s: int = 5
+    rate: int = 100  # through a shutdown
+    segment_s: int = 1
+    baseline_rate: int = 1  # until a stop begins: stacks only, never pausing a node
     poll_s: float = 1.0
     machine: Optional[str] = None
     dora_args: List[str] = field(default_factory=list)  # --dora, --coordinator-*
@@ -105,14 +113,42 @@ class Watcher:
         # rows of followers that ended while another follower of the same dataflow runs
         self.parked: Dict[str, List[store.StopRow]] = {}
         self.last_stop: Optional[str] = None
+        self.spawns: Optional[SpawnSignal] = None  # made at the first poll
+        self.pending = True  # a dataflow `dora list` showed is not followed yet
+        self.listed = 0.0  # time.monotonic() of the last `dora list`
 
     def poll(self) -> None:
         """One look at the coordinator: follow new dataflows, finish ended followers."""
-        self._watch_nodes()
         self._reap()
+        # `dora list` (~40 ms of CPU) only when a process dora spawned says there may be
+        # something new, while a dataflow seen is not followed yet, when a followed node's
+        # process is gone (does its dataflow run on: a node stop?), or every BACKSTOP_S
+        now = time.monotonic()
+        if self.spawns is None:
+            self.spawns = SpawnSignal(self.cli.port())
+        if (
+            self.spawns.changed()
+            or self.pending
+            or self._a_node_gone()
+            or now >= self.listed + BACKSTOP_S
+        ):
+            self.listed = now
+            self._list()
+        self._watch_nodes()
+
+    def _a_node_gone(self) -> bool:
+        """A followed node's process has ended and is not accounted for yet."""
+        return any(
+            node in follower.gone or (node not in follower.handled and not process_running(pid))
+            for follower in self.followers.values()
+            for node, pid in follower.pids.items()
+        )
+
+    def _list(self) -> None:
+        """`dora list`: which dataflows run; follow the new ones."""
         try:
-            # one `dora list` per poll; the full discovery (node list, processes, Python
-            # versions: ~5 × the CPU) only when a dataflow not seen before runs
+            # the full discovery (node list, processes, Python versions: ~5 × the CPU)
+            # only when a dataflow not seen before runs
             rows = self.cli.list_dataflows()
             fresh = [
                 row
@@ -120,12 +156,18 @@ class Watcher:
                 if str(row.get("uuid")) not in self.seen
                 and str(row.get("status") or "").lower() in RUNNING
             ]
+            self.pending = any(
+                str(row.get("uuid")) not in self.seen
+                and str(row.get("status") or "").lower() not in ENDED
+                for row in rows
+            )
             found = discover(self.cli, ask_version=False) if fresh else None
         except DoctorError as err:
             if self.coordinator_ok is not False:
                 self.say(f"cannot list dataflows ({err}); retrying")
             self.coordinator_ok = False
             self.running = set()
+            self.pending = True  # ask again next poll, not at the backstop
             return
         self.running = {
             str(row.get("uuid")) for row in rows if str(row.get("status") or "").lower() in RUNNING
@@ -168,6 +210,8 @@ class Watcher:
             str(self.options.rate),
             "--segment",
             str(self.options.segment_s),
+            "--baseline-rate",
+            str(self.options.baseline_rate),
             "--nonblocking",
             "--no-history",
             "--json",
@@ -205,6 +249,8 @@ class Watcher:
                 f"recording to {path}"
             )
             return
+        if self.spawns is not None:  # the processes dora spawned (a wrapper's, not Python's)
+            self.spawns.adopt(n.pid for n in dataflow.nodes if n.pid is not None)
         python = sum(1 for n in dataflow.nodes if n.sample_pid)
         self.say(
             f"following {dataflow.label} ({dataflow.uuid}): {len(dataflow.nodes)} nodes, "
