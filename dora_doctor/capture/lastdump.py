@@ -19,7 +19,6 @@ slow the shutdown being measured. Nothing here ever signals a node.
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -109,26 +108,9 @@ def take(binary: str, node: NodeProcess, before: str) -> LastDump:
     assert node.sample_pid is not None
     pid = node.sample_pid
     dump = LastDump(node.dataflow, node.id, pid, time.time(), before)
-    try:
-        result = subprocess.run(
-            dump_argv(binary, pid, native=before != DUMP_ROLLING),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=DUMP_TIMEOUT_S,
-            env=pyspy.pyspy_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        dump.error = f"py-spy dump did not answer within {DUMP_TIMEOUT_S:g} s"
-        return dump
-    except OSError as err:
-        dump.error = f"py-spy could not run: {err.strerror}"
-        return dump
-    if result.returncode != 0:
-        dump.error = pyspy.classify_error(result.stderr + result.stdout, pid)[1]
-        return dump
-    dump.threads = parse_dump(result.stdout)
+    argv = dump_argv(binary, pid, native=before != DUMP_ROLLING)
+    out, dump.error = pyspy.run_dump(argv, pid, DUMP_TIMEOUT_S)
+    dump.threads = parse_dump(out) if dump.error is None else []
     return dump
 
 
