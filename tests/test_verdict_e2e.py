@@ -1,8 +1,11 @@
-"""The verdict's rules on real nodes stopped for real, three times each (markers dora, stress).
+"""The verdict's rules on real nodes stopped for real (markers dora, stress).
 
 Each scenario runs on a private dora (tests/conftest.py): start, wait for the node's process,
-`inspect --stop --grace-duration 2s --json`, and the same outcome and cause is required on
-every run: a diagnosis that changes its mind between identical runs cannot be trusted.
+`inspect --stop --grace-duration 2s --json`, and the right outcome and cause is required.
+With ``-m stress`` each runs three times and must give the same answer every time: a
+diagnosis that changes its mind between identical runs cannot be trusted. The default run
+(CI) stops each once, as the corpus does for its scenarios of the same classes (the corpus
+scenarios that once flaked run three times in CI: Makefile).
 """
 
 from __future__ import annotations
@@ -60,19 +63,26 @@ def stop_once(dora: LocalDora, yml: Path, name: str) -> Dict[str, Dict[str, Any]
     ("yml", "node_id", "outcome", "cause"), SCENARIOS, ids=[s[0].stem for s in SCENARIOS]
 )
 def test_same_outcome_and_cause_on_every_run(
-    local_dora: LocalDora, tmp_path: Path, yml: Path, node_id: str, outcome: str, cause: str
+    local_dora: LocalDora,
+    tmp_path: Path,
+    yml: Path,
+    node_id: str,
+    outcome: str,
+    cause: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    runs = RUNS if "stress" in (request.config.getoption("markexpr") or "") else 1
     flow = tmp_path / "flow"
     shutil.copytree(yml.parent, flow, ignore=shutil.ignore_patterns("out", "__pycache__"))
     seen = []
-    for run in range(RUNS):
+    for run in range(runs):
         found = stop_once(local_dora, flow / yml.name, f"{yml.stem.replace('_', '-')}-{run}")[
             node_id
         ]
         seen.append((found["outcome"], found["cause"]))
         assert found["rests_on"], found
         check_rule(yml.stem, found)
-    assert seen == [(outcome, cause)] * RUNS
+    assert seen == [(outcome, cause)] * runs
 
 
 def check_rule(scenario: str, found: Dict[str, Any]) -> None:
