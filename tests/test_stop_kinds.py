@@ -124,3 +124,42 @@ def test_the_live_status_line_escapes_names_from_the_target() -> None:
     screen.print(consoles.text(line))
     drawn = screen.file.getvalue()  # type: ignore[attr-defined]
     assert "\x1b]" not in drawn and "\x07" not in drawn and "\x1b[2J" not in drawn
+
+
+STARTUP_UUID = "01a23434-22dd-77f8-96ef-6c29c9e383ed"  # the startup-timeout scenario's dataflow
+
+
+def startup_recording(node: str = "stuck", uuid: str = STARTUP_UUID) -> Recording:
+    flow = Dataflow(uuid=uuid, name="st", nodes=[NodeProcess(id=node, dataflow=uuid, pid=7)])
+    logs = [e for e in real_events("dora-daemon.txt") if e.dataflow in (None, uuid)]
+    return Recording(path=None, header={"logs": {"daemon": "d"}}, dataflows=[flow], logs=logs)
+
+
+def test_a_startup_kill_is_killed_while_starting_on_dora_s_line() -> None:
+    from dora_doctor.analysis import diagnose
+
+    rec = startup_recording()
+    report = diagnose.report_from_recording(rec)
+    (stuck,) = report.dataflows[0].nodes
+    assert (stuck.outcome, stuck.cause) == ("killed", "starting")
+    assert "dora's startup-timeout kill line for the node" in stuck.rests_on
+    said = " ".join(stuck.evidence)
+    assert "not connecting within its startup_timeout (3 s)" in said, said
+    assert "No stop was asked" in said
+    (row,) = entries.stops_from(rec, report, "watch")
+    assert row.kind == entries.STARTUP_KILL
+    assert [(n.node, n.outcome, n.cause) for n in row.nodes] == [("stuck", "killed", "starting")]
+
+
+def test_a_startup_kill_line_does_not_name_another_dataflow_s_node() -> None:
+    """The line names the node, not its dataflow: a node of that name in a dataflow whose
+    end is not the SIGKILL right after the line keeps no cause."""
+    from dora_doctor.analysis import diagnose
+
+    other = "01a23433-b281-7eb2-9c50-178ad3f4b34c"  # the node stop's dataflow
+    rec = startup_recording("stuck", other)
+    assert [e.node for e in rec.logs if e.kind == "startup-kill"] == ["stuck"]
+    report = diagnose.report_from_recording(rec)
+    (stuck,) = report.dataflows[0].nodes
+    assert stuck.cause != "starting" and stuck.outcome != "killed"
+    assert "dora's startup-timeout kill line for the node" not in stuck.rests_on

@@ -478,3 +478,66 @@ def test_on_a_tty_a_live_status_line_counts_what_is_followed(
     assert code == 0, shown[-2000:]
     assert "following tty (" in shown  # the plain lines still come
     assert "\r" in shown or "\x1b[" in shown  # the status line is redrawn in place
+
+
+STARTUP_KILL_YML = """nodes:
+  - id: stuck
+    path: nodes/never_registers.py
+    startup_timeout: 3
+    inputs:
+      tick: dora/timer/millis/100
+"""
+
+HEALTH_KILL_YML = """health_check_interval: 1
+nodes:
+  - id: talker
+    path: nodes/well_behaved.py
+    inputs:
+      tick: dora/timer/millis/100
+    outputs:
+      - count
+  - id: deaf
+    path: nodes/ignores_stop.py
+    health_check_timeout: 3
+    inputs:
+      tick: dora/timer/millis/100
+"""
+
+
+def test_watch_records_startup_and_health_kills_with_their_kind(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    """dora's own kills, no stop request: a node that never connects is killed by its
+    ``startup_timeout`` (the whole dataflow ends: one `startup-kill` entry, the node
+    `killed` while `starting`, as dora's line says it never connected); a node that only
+    receives is killed by the health check while its peer runs on (its own `health-kill`
+    entry). Both dataflows run at once under one watch, to keep the test short."""
+    (samples / "startup_kill.yml").write_text(STARTUP_KILL_YML)
+    (samples / "health_kill.yml").write_text(HEALTH_KILL_YML)
+    db = tmp_path / "history.sqlite3"
+    watch = Watch(local_dora.env, db)
+    try:
+        watch.wait_said("watching the coordinator")
+        local_dora.start_dataflow(samples / "startup_kill.yml", "st")
+        local_dora.start_dataflow(samples / "health_kill.yml", "hc")
+        watch.wait_said("st: startup-kill recorded", 90)
+        watch.wait_said("hc: health-kill of deaf recorded", 90)
+        local_dora.stop_dataflow("hc", "2s")
+        watch.wait_said("hc: stop recorded", 90)
+    finally:
+        code = watch.end()
+    assert code == 0, "\n".join(watch.lines)
+    conn = sqlite3.connect(str(db))
+    rows = conn.execute(
+        "SELECT s.dataflow_name, s.kind, n.node, n.outcome, n.cause, n.samples "
+        "FROM stops s JOIN node_stops n ON n.stop_id = s.id ORDER BY s.started_at, n.node"
+    ).fetchall()
+    by = {(r[0], r[1], r[2]): r[3:] for r in rows}
+    outcome, cause, sampled = by[("st", "startup-kill", "stuck")]
+    assert (outcome, cause) == ("killed", "starting"), rows
+    assert sampled, rows  # it was sampled while it started
+    # one entry of its own, with deaf only: talker ran on
+    assert by[("hc", "health-kill", "deaf")][0] == "killed", rows
+    assert {r[2] for r in rows if r[:2] == ("hc", "health-kill")} == {"deaf"}, rows
+    assert {r[2] for r in rows if r[:2] == ("hc", "stop")} == {"talker"}, rows
+    assert len(rows) == 3, rows

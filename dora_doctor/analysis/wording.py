@@ -104,6 +104,8 @@ def advice(verdict: v.NodeVerdict) -> List[Advice]:
                 )
         elif fact.kind == v.F_STARTING:
             out.extend(_starting_advice(d["startup_timeout"]))
+        elif fact.kind == v.F_STARTUP_KILL:
+            out.append(_startup_kill_advice(d))
     return out
 
 
@@ -420,6 +422,36 @@ def _starting_advice(startup_timeout: bool) -> List[Advice]:
     return out
 
 
+def _startup_killed(d: Dict[str, Any]) -> str:
+    limit = f"its startup_timeout ({d['seconds']:g} s)" if d["seconds"] else "its startup_timeout"
+    since = (
+        f", {d['since_spawn']:.1f} s after its process was spawned"
+        if d["since_spawn"] is not None
+        else ""
+    )
+    frame: Optional[Frame] = d["frame"]
+    where = (
+        f"; its MainThread was last sampled in {frame.function} ({frame.where()})"
+        if frame is not None
+        else ""
+    )
+    return (
+        f"dora killed it (SIGKILL) for not connecting within {limit}{since}: it had not "
+        f"reached Node(), so it was still starting{where}. No stop was asked."
+    )
+
+
+def _startup_kill_advice(d: Dict[str, Any]) -> Advice:
+    frame: Optional[Frame] = d["frame"]
+    at = f" (in {frame.function})" if frame is not None else ""
+    return Advice(
+        "code" if frame is not None else "config",
+        f"Find what keeps the node from reaching Node(){at}; if its start-up is only slow, "
+        "raise `startup_timeout` in the dataflow YAML.",
+        frame.where() if frame is not None else None,
+    )
+
+
 def _operator(d: Dict[str, Any]) -> str:
     frame: Frame = d["frame"]
     name = frame.file.rsplit("/", 1)[-1]
@@ -520,6 +552,7 @@ _SAY: Dict[str, Callable[[Dict[str, Any]], str]] = {
     v.F_SLOW: _slow,
     v.F_LAST_SECOND: _last_second,
     v.F_STARTING: _starting,
+    v.F_STARTUP_KILL: _startup_killed,
     v.F_OPERATOR: _operator,
     v.F_VICTIM: _victim,
     v.F_DAEMON_ORPHAN: _orphan,

@@ -51,7 +51,18 @@ from dora_doctor.model import Dataflow
 
 # How long a follower may take to end after the watcher asked it to (Ctrl-C)
 FOLLOWER_END_S = 30.0
-RUNNING = ("running",)
+# A dataflow is followed from when `dora list` shows it, in any status but an end: 1.1.0's
+# CLI lists Running, Finished, Failed (a dataflow still spawning, even one whose node never
+# connects, is already Running); newer lines add states before Running (pending, building,
+# spawning) and Stopping, whose processes run too.
+ENDED = ("finished", "failed", "succeeded", "stopped")
+
+
+def live(status: Optional[str]) -> bool:
+    """Not ended: its node processes may run (an unknown status counts as running)."""
+    return (status or "running").lower() not in ENDED
+
+
 # After a node's process is gone while its dataflow runs: dora's lines about it (the
 # coordinator's node stop/restart, the daemon's exit line) and the follower's last samples
 # land within this long...
@@ -85,6 +96,11 @@ class Follower:
     kept: bool = False  # a node's own stop points at this recording: never delete it
 
 
+def _status(row: Dict[str, object]) -> Optional[str]:
+    value = row.get("status")
+    return str(value) if value is not None else None
+
+
 def safe_label(text: str) -> str:
     """A dataflow's name in a file name: it comes from the target, keep it tame."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:40].strip("._") or "dataflow"
@@ -115,10 +131,7 @@ class Watcher:
             # versions: ~5 × the CPU) only when a dataflow not seen before runs
             rows = self.cli.list_dataflows()
             fresh = [
-                row
-                for row in rows
-                if str(row.get("uuid")) not in self.seen
-                and str(row.get("status") or "").lower() in RUNNING
+                row for row in rows if str(row.get("uuid")) not in self.seen and live(_status(row))
             ]
             found = discover(self.cli, ask_version=False) if fresh else None
         except DoctorError as err:
@@ -127,16 +140,14 @@ class Watcher:
             self.coordinator_ok = False
             self.running = set()
             return
-        self.running = {
-            str(row.get("uuid")) for row in rows if str(row.get("status") or "").lower() in RUNNING
-        }
+        self.running = {str(row.get("uuid")) for row in rows if live(_status(row))}
         if self.coordinator_ok is False:
             self.say("the coordinator answers again")
         self.coordinator_ok = True
         for dataflow in found.dataflows if found is not None else []:
             if dataflow.uuid in self.seen:
                 continue
-            if (dataflow.status or "").lower() not in RUNNING:
+            if not live(dataflow.status):
                 continue
             local = [n for n in dataflow.nodes if not n.remote]
             if not local or any(n.pid is None for n in local):
@@ -388,7 +399,7 @@ class Watcher:
         running = set()
         try:
             found = discover(self.cli, ask_version=False)
-            running = {d.uuid for d in found.dataflows if (d.status or "").lower() in RUNNING}
+            running = {d.uuid for d in found.dataflows if live(d.status)}
         except DoctorError:
             pass
         for follower in self.followers.values():
