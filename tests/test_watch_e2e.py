@@ -541,3 +541,68 @@ def test_watch_records_startup_and_health_kills_with_their_kind(
     assert {r[2] for r in rows if r[:2] == ("hc", "health-kill")} == {"deaf"}, rows
     assert {r[2] for r in rows if r[:2] == ("hc", "stop")} == {"talker"}, rows
     assert len(rows) == 3, rows
+
+
+def test_dora_down_under_watch_is_recorded_and_the_watch_follows_the_next_dora(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    """The daemon is SIGKILLed while a dataflow runs: the watch records a `dora-down` entry
+    with what it saw (a node that died with it, one left running, orphaned), says so, never
+    touches the orphan, and follows the dataflows of a new daemon on the same coordinator."""
+    import psutil
+
+    from dora_doctor.dora import versions
+    from dora_doctor.dora.discover import process_running
+
+    db = tmp_path / "history.sqlite3"
+    local_dora.start_dataflow(samples / "well_behaved.yml", "wb")
+    pids = local_dora.wait_running("wb", nodes=2)
+    watch = Watch(local_dora.env, db)
+    try:
+        first = recording_of(watch.wait_said("following wb ("))
+        wait_for(lambda: ready(first, "talker", "listener"), 60, "first samples of wb")
+        daemon = local_dora._daemon
+        assert daemon is not None
+        daemon.kill()
+        daemon.wait(10)
+        watch.wait_said("wb: dora's daemon exited while it ran; the watch goes on", 60)
+        watch.wait_said("wb: dora-down recorded", 30)
+        orphans = [p for p in pids.values() if process_running(p)]
+        # a new daemon on the same coordinator: the watch says so and follows its dataflows
+        local_dora._daemon = local_dora._spawn(
+            "daemon",
+            versions.daemon_args(
+                local_dora.version,
+                local_dora.daemon_port or local_dora.coordinator_port,
+                local_dora.daemon_listen_port,
+            ),
+        )
+        watch.wait_said("dora's daemon answers again", 60)
+        local_dora.start_dataflow(samples / "well_behaved.yml", "wb2")
+        watch.wait_said("following wb2 (", 60)
+        # the watch never signalled the nodes dora left behind
+        assert all(process_running(pid) for pid in orphans), orphans
+    finally:
+        code = watch.end()
+        for pid in pids.values():  # the test's own cleanup of dora's orphans
+            try:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
+    assert code == 0, "\n".join(watch.lines)
+    rows = (
+        sqlite3.connect(str(db))
+        .execute(
+            "SELECT s.dataflow_name, s.kind, n.node, coalesce(n.outcome, 'unknown') "
+            "FROM stops s JOIN node_stops n ON n.stop_id = s.id ORDER BY n.node"
+        )
+        .fetchall()
+    )
+    assert {r[:2] for r in rows} == {("wb", "dora-down")}, rows
+    outcomes = {r[2]: r[3] for r in rows}
+    # every node appears; one left alive is `running`, one gone has no word on how it ended
+    assert set(outcomes) == {"talker", "listener"}, rows
+    assert all(outcomes[n] == ("running" if pids[n] in orphans else "unknown") for n in outcomes), (
+        rows,
+        orphans,
+    )

@@ -24,6 +24,7 @@ once every follower of it has ended, as one entry without the nodes already reco
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -32,7 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set, Tuple
 
 import psutil
 
@@ -48,6 +49,9 @@ from dora_doctor.errors import DoctorError
 from dora_doctor.history import store
 from dora_doctor.logs import events as logevents
 from dora_doctor.model import Dataflow
+
+if TYPE_CHECKING:
+    from dora_doctor.recording.model import Recording
 
 # How long a follower may take to end after the watcher asked it to (Ctrl-C)
 FOLLOWER_END_S = 30.0
@@ -121,11 +125,15 @@ class Watcher:
         # rows of followers that ended while another follower of the same dataflow runs
         self.parked: Dict[str, List[store.StopRow]] = {}
         self.last_stop: Optional[str] = None
+        # since when dora (daemon or coordinator) is known gone, and what was seen: said on
+        # the status line until a daemon answers again or a new dataflow is followed
+        self.down: Optional[Tuple[float, str]] = None
 
     def poll(self) -> None:
         """One look at the coordinator: follow new dataflows, finish ended followers."""
         self._watch_nodes()
         self._reap()
+        self._check_back()
         try:
             # one `dora list` per poll; the full discovery (node list, processes, Python
             # versions: ~5 × the CPU) only when a dataflow not seen before runs
@@ -144,6 +152,9 @@ class Watcher:
         if self.coordinator_ok is False:
             self.say("the coordinator answers again")
         self.coordinator_ok = True
+        if self.down is not None and fresh:
+            self.say("dora is back: a new dataflow runs; following it")
+            self.down = None
         for dataflow in found.dataflows if found is not None else []:
             if dataflow.uuid in self.seen:
                 continue
@@ -364,11 +375,49 @@ class Watcher:
         if any(f.dataflow.uuid == uuid for f in self.followers.values()):
             return  # another follower of this dataflow (a restarted node) still runs
         rows = entries.merge_stops(self.parked.pop(uuid))
+        if any(row.kind == entries.DORA_DOWN for row in rows):
+            self._went_down(label, recording)
         if not rows:
             if follower.node is None:
                 self.say(f"{label}: no stop seen while followed; nothing recorded")
             return
         self._write(label, rows, follower.recording, rows[0].kind)
+
+    def _went_down(self, label: str, recording: "Recording") -> None:
+        """dora went away under a followed dataflow: say it once, plainly, and keep watching
+        (the watch never touches the nodes left behind: dora no longer stops or reaps them)."""
+        what = {
+            logevents.DAEMON_GONE: "dora's daemon exited",
+            logevents.COORDINATOR_GONE: "dora's coordinator exited",
+            logevents.DAEMON_LEFT: "the coordinator lost every daemon",
+        }
+        seen = [what[e.kind] for e in recording.logs if e.kind in what]
+        said = seen[0] if seen else "dora went away"
+        self.down = (time.time(), said)
+        self.say(
+            f"{label}: {said} while it ran; the watch goes on and follows the dataflows of "
+            "the next dora that comes up (same coordinator address)"
+        )
+
+    def _check_back(self) -> None:
+        """While dora is known down: a daemon that answers again (``dora status``, 1.x) ends
+        the notice; older lines have no such call, a new dataflow ends it there."""
+        if self.down is None or self.followers:
+            return
+        try:
+            if not self.cli.line().has_status:
+                return
+            result = self.cli.run(["status", "--format", "json", *self.cli.connection_args()])
+        except DoctorError:
+            return
+        try:
+            report = json.loads(result.stdout)
+        except ValueError:
+            return
+        daemon = report.get("daemon") if isinstance(report, dict) else None
+        if isinstance(daemon, dict) and daemon.get("status") == "running":
+            self.say("dora's daemon answers again; following its dataflows")
+            self.down = None
 
     def _write(self, label: str, rows: List[store.StopRow], path: Path, kind: str) -> None:
         from dora_doctor.history import write
@@ -430,6 +479,9 @@ class Watcher:
             f"following {len(flows)} dataflow(s), {nodes} node(s); "
             f"{self.stops_recorded} stop(s) recorded"
         )
+        if self.down is not None:
+            since = time.strftime("%H:%M:%S", time.localtime(self.down[0]))
+            line += f"; DORA DOWN since {since} ({self.down[1]}), waiting for it"
         return line + (f"; last: {self.last_stop}" if self.last_stop else "")
 
     def run(

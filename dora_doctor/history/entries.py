@@ -97,7 +97,14 @@ def stops_from(
             writer=writer,
         )
         where = str(recording_path.resolve()) if recording_path is not None else None
-        row.nodes = [_node_row(n, where) for n in finding.nodes if _took_part(n)]
+        # dora going away ends nodes with no line and no request: a node whose exit was seen
+        # then took part, its outcome unknown (the daemon was not there to say how it ended)
+        exited = (
+            {e.node for e in recording.events if e.kind == "exited"}
+            if row.kind == DORA_DOWN
+            else set()
+        )
+        row.nodes = [_node_row(n, where) for n in finding.nodes if _took_part(n) or n.id in exited]
         if row.nodes:
             rows.append(row)
     return rows
