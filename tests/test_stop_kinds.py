@@ -163,3 +163,37 @@ def test_a_startup_kill_line_does_not_name_another_dataflow_s_node() -> None:
     (stuck,) = report.dataflows[0].nodes
     assert stuck.cause != "starting" and stuck.outcome != "killed"
     assert "dora's startup-timeout kill line for the node" not in stuck.rests_on
+
+
+DRAIN_UUID = "01a23466-aca6-781d-9d9e-412212db2ad6"  # finish-drain/: sender ends, deaf stays
+
+
+def test_the_finish_drain_escalation_line_is_a_named_pattern() -> None:
+    (drain,) = [e for e in real_events("finish-drain/dora-daemon.txt") if e.kind == "finish-drain"]
+    assert (drain.pattern, drain.dataflow, drain.node, drain.seconds) == (
+        "finish-drain-escalation",
+        DRAIN_UUID,
+        "deaf",
+        5.0,
+    )
+
+
+def test_a_node_stopped_by_the_finish_drain_is_a_finish_terminated_by_it() -> None:
+    from dora_doctor.analysis import diagnose
+
+    logs = real_events("finish-drain/dora-daemon.txt", "finish-drain/dora-coordinator.txt")
+    flow = Dataflow(
+        uuid=DRAIN_UUID,
+        name="fd",
+        nodes=[NodeProcess(id=n, dataflow=DRAIN_UUID, pid=7 + i) for i, n in enumerate(["deaf"])],
+    )
+    rec = Recording(path=None, header={"logs": {"daemon": "d"}}, dataflows=[flow], logs=logs)
+    report = diagnose.report_from_recording(rec)
+    (deaf,) = report.dataflows[0].nodes
+    assert deaf.outcome == "terminated"
+    assert deaf.stop_duration_s is not None and 9.9 <= deaf.stop_duration_s <= 10.1
+    said = " ".join(deaf.evidence)
+    assert "by dora's finish drain" in said, said
+    (row,) = entries.stops_from(rec, report, "watch")
+    assert (row.kind, row.requested_by) == ("finish", "dora's finish drain")
+    assert [(n.node, n.outcome, n.censored) for n in row.nodes] == [("deaf", "terminated", True)]

@@ -606,3 +606,54 @@ def test_dora_down_under_watch_is_recorded_and_the_watch_follows_the_next_dora(
         rows,
         orphans,
     )
+
+
+FINISH_DRAIN_YML = """nodes:
+  - id: sender
+    path: nodes/sends_then_ends.py
+    inputs:
+      tick: dora/timer/millis/100
+    outputs:
+      - count
+  - id: deaf
+    path: nodes/ignores_stop.py
+    finish_grace_secs: 1
+    inputs:
+      count: sender/count
+"""
+
+
+def test_a_node_the_finish_drain_stops_is_a_finish_terminated_by_it(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    """sender ends after 3 s; deaf, whose inputs all closed, never reads a thing, so dora's
+    finish drain escalates its stop after its finish grace (1 s, checked every 5 s) and
+    SIGTERMs it 10 s later: one `finish` entry in which deaf was terminated by the drain."""
+    fixture = Path(__file__).parent / "fixtures" / "dora-1.1.0" / "stop-kinds" / "finish-drain"
+    (samples / "nodes" / "sends_then_ends.py").write_text(
+        (fixture / "sends_then_ends.py").read_text()
+    )
+    (samples / "finish_drain.yml").write_text(FINISH_DRAIN_YML)
+    db = tmp_path / "history.sqlite3"
+    watch = Watch(local_dora.env, db)
+    try:
+        watch.wait_said("watching the coordinator")
+        local_dora.start_dataflow(samples / "finish_drain.yml", "fd")
+        watch.wait_said("fd: finish recorded", 120)
+    finally:
+        code = watch.end()
+    assert code == 0, "\n".join(watch.lines)
+    rows = (
+        sqlite3.connect(str(db))
+        .execute(
+            "SELECT s.kind, s.requested_by, n.node, n.outcome, n.stop_to_exit_s, n.cause "
+            "FROM stops s JOIN node_stops n ON n.stop_id = s.id WHERE n.node = 'deaf'"
+        )
+        .fetchall()
+    )
+    assert len(rows) == 1, rows
+    kind, by, _, outcome, seconds, cause = rows[0]
+    assert (kind, by, outcome) == ("finish", "dora's finish drain", "terminated"), rows
+    # SIGTERM at dora's 10 s grace after the escalation; it never read STOP
+    assert seconds is not None and 9.5 <= seconds <= 10.5, rows
+    assert cause == "stuck", rows

@@ -174,7 +174,22 @@ def find_request(events: List[logevents.LogEvent], uuid: str) -> Optional[StopRe
         first = min(theirs, key=lambda e: e.time or 0.0)
         assert first.time is not None
         return StopRequest(first.time, first.source or "coordinator")
+    # no one asked, but the daemon's finish drain stopped a node left running after the
+    # dataflow finished: that is its stop, at the daemon's line (STOP, then the ladder)
+    drains = [
+        e
+        for e in events
+        if e.kind == logevents.FINISH_DRAIN and e.dataflow == uuid and e.time is not None
+    ]
+    if drains:
+        first = min(drains, key=lambda e: e.time or 0.0)
+        assert first.time is not None
+        return StopRequest(first.time, FINISH_DRAIN_SOURCE)
     return None
+
+
+# StopRequest.source of a stop the daemon's finish drain escalated
+FINISH_DRAIN_SOURCE = "finish drain"
 
 
 def find_grace(

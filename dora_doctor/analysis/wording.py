@@ -18,6 +18,10 @@ _SOURCES = {
     "dora-doctor": "asked by dora-doctor",
     "coordinator": "coordinator log",
     "daemon": "daemon log",
+    "finish drain": (
+        "by dora's finish drain: the dataflow had finished except this node, and its finish "
+        "grace ran out (daemon log)"
+    ),
 }
 _ENDINGS = {
     Outcome.CLEAN: "exited on its own",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from dora_doctor.analysis.findings import Diagnosis, NodeFinding
-from dora_doctor.analysis.timeline import Shutdown, build_shutdown
+from dora_doctor.analysis.timeline import FINISH_DRAIN_SOURCE, Shutdown, build_shutdown
 from dora_doctor.history.store import SAME_STOP_S, NodeStopRow, StopRow
 from dora_doctor.logs import events as logevents
 from dora_doctor.recording.model import Recording
@@ -130,7 +130,8 @@ def _kind(recording: Recording, shutdown: Shutdown) -> str:
     if gone and (request is None or min(gone) < request):
         return DORA_DOWN
     if shutdown.request is not None:
-        return STOP
+        # the daemon's finish drain stopping a straggler: the dataflow ended on its own
+        return FINISH if shutdown.request.source == FINISH_DRAIN_SOURCE else STOP
     names = {n.id for d in recording.dataflows for n in d.nodes}
     kills = [e for e in recording.logs if e.kind in (logevents.HEALTH_KILL, logevents.STARTUP_KILL)]
     for kill in sorted(kills, key=lambda e: e.time or 0.0):
@@ -292,6 +293,8 @@ def _requested_by(recording: Recording, shutdown: Shutdown) -> Optional[str]:
         return None
     if shutdown.request.source == "dora-doctor":
         return "dora-doctor"
+    if shutdown.request.source == FINISH_DRAIN_SOURCE:
+        return "dora's finish drain"
     stops = [
         e
         for e in recording.logs
