@@ -197,3 +197,21 @@ def test_a_node_stopped_by_the_finish_drain_is_a_finish_terminated_by_it() -> No
     (row,) = entries.stops_from(rec, report, "watch")
     assert (row.kind, row.requested_by) == ("finish", "dora's finish drain")
     assert [(n.node, n.outcome, n.censored) for n in row.nodes] == [("deaf", "terminated", True)]
+
+
+def test_a_health_kill_is_said_with_dora_s_caveat_and_no_cause() -> None:
+    """dora's health check names no cause (it counts only what a node sends): the node is
+    killed, the line is its evidence, and no cause is claimed."""
+    from dora_doctor.analysis import diagnose
+
+    uuid = "01a23437-8b68-7ac7-ad3a-52f15aa9e662"
+    flow = Dataflow(uuid=uuid, name="hc", nodes=[NodeProcess(id="deaf", dataflow=uuid, pid=7)])
+    logs = real_events("health-check-interval/dora-daemon.txt")
+    rec = Recording(path=None, header={"logs": {"daemon": "d"}}, dataflows=[flow], logs=logs)
+    report = diagnose.report_from_recording(rec)
+    (deaf,) = report.dataflows[0].nodes
+    assert deaf.outcome == "killed" and deaf.cause is None
+    assert "dora's health-check kill line for the node" in deaf.rests_on
+    said = " ".join(deaf.evidence)
+    assert "health check killed it (SIGKILL)" in said and "(3 s)" in said, said
+    assert "only receives" in said

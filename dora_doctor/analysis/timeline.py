@@ -91,8 +91,9 @@ class Shutdown:
     daemon_log_read: bool
     dora_version: Optional[str]
     ended: bool = False  # dora said the dataflow (or `dora run`'s daemon) finished
-    # node → the daemon's "failed to connect within Ss …, killing" line that ended it (1.1.0)
-    startup_kills: Dict[str, logevents.LogEvent] = field(default_factory=dict)
+    # node → the daemon's line that it killed the node on its own (1.1.0): "failed to connect
+    # within Ss …, killing" (startup_timeout) or "unresponsive for …ms (timeout: Ss), killing"
+    dora_kills: Dict[str, logevents.LogEvent] = field(default_factory=dict)
 
     def end_of(self, node_id: str) -> Optional[NodeEnd]:
         return next((e for e in self.ends if e.node.id == node_id), None)
@@ -135,14 +136,15 @@ def build_shutdown(recording: Recording, dataflow: Dataflow) -> Shutdown:
         daemon_log_read=daemon_read,
         dora_version=recording.dora_version,
         ended=any(e.kind == logevents.DATAFLOW_END for e in mine),
-        startup_kills=startup_kills(mine, ends),
+        dora_kills=dora_kills(mine, ends),
     )
 
 
-def startup_kills(
+def dora_kills(
     events: List[logevents.LogEvent], ends: List[NodeEnd]
 ) -> Dict[str, logevents.LogEvent]:
-    """The startup-timeout kill that ended each node, if one did. The line names the node but
+    """The startup-timeout or health-check kill that ended each node, if one did (neither is
+    a stop: dora SIGKILLs at once, with no STOP and no grace). The line names the node but
     not its dataflow, so it counts only for a node SIGKILLed within LOG_MATCH_S after it (dora
     kills at once: 1.4 ms between the two lines in the 1.1.0 fixture): another dataflow's
     node of the same name ends at another moment."""
@@ -152,7 +154,7 @@ def startup_kills(
             continue
         for kill in events:
             if (
-                kill.kind == logevents.STARTUP_KILL
+                kill.kind in (logevents.STARTUP_KILL, logevents.HEALTH_KILL)
                 and kill.node == end.node.id
                 and kill.time is not None
                 and 0.0 <= end.time - kill.time <= LOG_MATCH_S

@@ -110,6 +110,8 @@ def advice(verdict: v.NodeVerdict) -> List[Advice]:
             out.extend(_starting_advice(d["startup_timeout"]))
         elif fact.kind == v.F_STARTUP_KILL:
             out.append(_startup_kill_advice(d))
+        elif fact.kind == v.F_HEALTH_KILL:
+            out.append(_health_kill_advice(d))
     return out
 
 
@@ -456,6 +458,36 @@ def _startup_kill_advice(d: Dict[str, Any]) -> Advice:
     )
 
 
+def _health_killed(d: Dict[str, Any]) -> str:
+    limit = (
+        f"its health_check_timeout ({d['seconds']:g} s)"
+        if d["seconds"]
+        else "its health_check_timeout"
+    )
+    frame: Optional[Frame] = d["frame"]
+    where = (
+        f" Its MainThread was last sampled in {frame.function} ({frame.where()})."
+        if frame is not None
+        else ""
+    )
+    return (
+        f"dora's health check killed it (SIGKILL) for sending nothing within {limit}; no "
+        "stop was asked. dora counts only the messages a node sends as a sign of life, so a "
+        f"node that only receives is killed this way even while it works.{where}"
+    )
+
+
+def _health_kill_advice(d: Dict[str, Any]) -> Advice:
+    frame: Optional[Frame] = d["frame"]
+    at = f" (it was in {frame.function})" if frame is not None else ""
+    return Advice(
+        "config",
+        "A node that only receives needs no `health_check_timeout`, or one longer than its "
+        f"longest quiet spell; if it hung{at}, fix that in its code.",
+        frame.where() if frame is not None else None,
+    )
+
+
 def _operator(d: Dict[str, Any]) -> str:
     frame: Frame = d["frame"]
     name = frame.file.rsplit("/", 1)[-1]
@@ -557,6 +589,7 @@ _SAY: Dict[str, Callable[[Dict[str, Any]], str]] = {
     v.F_LAST_SECOND: _last_second,
     v.F_STARTING: _starting,
     v.F_STARTUP_KILL: _startup_killed,
+    v.F_HEALTH_KILL: _health_killed,
     v.F_OPERATOR: _operator,
     v.F_VICTIM: _victim,
     v.F_DAEMON_ORPHAN: _orphan,
