@@ -215,3 +215,13 @@ def test_a_health_kill_is_said_with_dora_s_caveat_and_no_cause() -> None:
     said = " ".join(deaf.evidence)
     assert "health check killed it (SIGKILL)" in said and "(3 s)" in said, said
     assert "only receives" in said
+
+
+def test_the_status_line_says_dora_is_down_until_it_answers() -> None:
+    from dora_doctor.capture.watcher import Watcher, WatchOptions
+
+    watch = Watcher(None, WatchOptions(db=Path("/nonexistent/h.sqlite3")), print)  # type: ignore[arg-type]
+    assert "DORA DOWN" not in watch.status()
+    watch.down = (1_800_000_000.0, "dora's daemon exited")
+    assert "; DORA DOWN since " in watch.status()
+    assert "(dora's daemon exited), waiting for it" in watch.status()
