@@ -225,3 +225,22 @@ def test_the_status_line_says_dora_is_down_until_it_answers() -> None:
     watch.down = (1_800_000_000.0, "dora's daemon exited")
     assert "; DORA DOWN since " in watch.status()
     assert "(dora's daemon exited), waiting for it" in watch.status()
+
+
+def test_a_stop_after_the_coordinator_came_back_is_a_stop_after_the_daemon_left_is_dora_down() -> (
+    None
+):
+    from dora_doctor.analysis.timeline import build_shutdown
+
+    def kind_of(gone: str) -> str:
+        rec = recording(
+            [
+                LogEvent(gone, 100.0, source="dora-doctor"),
+                LogEvent("stop-request", 110.0, dataflow=UUID, source="coordinator"),
+            ],
+            ["talker"],
+        )
+        return entries._kind(rec, build_shutdown(rec, rec.dataflows[0]))
+
+    assert kind_of("coordinator-gone") == entries.STOP
+    assert kind_of("daemon-gone") == entries.DORA_DOWN

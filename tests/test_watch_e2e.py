@@ -579,9 +579,37 @@ def test_dora_down_under_watch_is_recorded_and_the_watch_follows_the_next_dora(
         )
         watch.wait_said("dora's daemon answers again", 60)
         local_dora.start_dataflow(samples / "well_behaved.yml", "wb2")
-        watch.wait_said("following wb2 (", 60)
+        second = recording_of(watch.wait_said("following wb2 (", 60))
         # the watch never signalled the nodes dora left behind
         assert all(process_running(pid) for pid in orphans), orphans
+        wait_for(lambda: ready(second, "talker", "listener"), 60, "first samples of wb2")
+        # the coordinator is killed and comes back on its port (its store brings wb2 back;
+        # the daemon reconnects): the watch says so, goes on, and records wb2's stop later
+        coordinator = local_dora._coordinator
+        assert coordinator is not None
+        coordinator.kill()
+        coordinator.wait(10)
+        watch.wait_said("cannot list dataflows", 30)
+        local_dora._coordinator = local_dora._spawn(
+            "coordinator",
+            versions.coordinator_args(
+                local_dora.version,
+                local_dora.daemon_port or local_dora.coordinator_port,
+                local_dora.coordinator_port,
+                local_dora.workdir / "coordinator.redb",
+            ),
+        )
+        watch.wait_said("the coordinator answers again", 60)
+
+        def listed_again() -> bool:
+            try:
+                return len(local_dora.node_pids("wb2")) == 2
+            except Exception:  # the new coordinator may not answer for the nodes yet
+                return False
+
+        wait_for(listed_again, 60, "wb2's nodes listed again")
+        local_dora.stop_dataflow("wb2", "2s")
+        watch.wait_said("wb2: stop recorded", 90)
     finally:
         code = watch.end()
         for pid in pids.values():  # the test's own cleanup of dora's orphans
@@ -598,8 +626,9 @@ def test_dora_down_under_watch_is_recorded_and_the_watch_follows_the_next_dora(
         )
         .fetchall()
     )
-    assert {r[:2] for r in rows} == {("wb", "dora-down")}, rows
-    outcomes = {r[2]: r[3] for r in rows}
+    assert {r[:2] for r in rows} == {("wb", "dora-down"), ("wb2", "stop")}, rows
+    assert {r[2]: r[3] for r in rows if r[0] == "wb2"} == {"talker": "clean", "listener": "clean"}
+    outcomes = {r[2]: r[3] for r in rows if r[0] == "wb"}
     # every node appears; one left alive is `running`, one gone has no word on how it ended
     assert set(outcomes) == {"talker", "listener"}, rows
     assert all(outcomes[n] == ("running" if pids[n] in orphans else "unknown") for n in outcomes), (

@@ -479,6 +479,8 @@ class Watcher:
             f"following {len(flows)} dataflow(s), {nodes} node(s); "
             f"{self.stops_recorded} stop(s) recorded"
         )
+        if self.coordinator_ok is False:
+            line += "; THE COORDINATOR DOES NOT ANSWER (retrying)"
         if self.down is not None:
             since = time.strftime("%H:%M:%S", time.localtime(self.down[0]))
             line += f"; DORA DOWN since {since} ({self.down[1]}), waiting for it"

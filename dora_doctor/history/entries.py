@@ -126,7 +126,16 @@ def _kind(recording: Recording, shutdown: Shutdown) -> str:
     """The kind from the evidence, the earliest cause first: dora gone before any request,
     a request, a daemon's kill line, an end on its own."""
     request = shutdown.request.time if shutdown.request is not None else None
-    gone = [e.time for e in recording.logs if e.kind in _GONE and e.time is not None]
+    # a daemon gone before the request: the stop reached no daemon. A coordinator gone and a
+    # request later: a coordinator came back (its line is the request), the nodes ran on
+    # under their daemon, and the stop is an ordinary one
+    gone = [
+        e.time
+        for e in recording.logs
+        if e.kind in _GONE
+        and e.time is not None
+        and (request is None or e.kind != logevents.COORDINATOR_GONE)
+    ]
     if gone and (request is None or min(gone) < request):
         return DORA_DOWN
     if shutdown.request is not None:
