@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(PY) bench/html_report.py
 	$(PY) bench/history_query.py
 	$(PY) bench/watch_cost.py
+	$(PY) bench/watch_parts.py
+	$(PY) bench/watch_first_sample.py
 	$(PY) bench/watch_cycles.py
 	$(PY) bench/table.py --write
 

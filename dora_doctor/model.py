@@ -278,3 +278,9 @@ class SamplerOptions:
     # sample (py-spy's default) cost it 14-19 % of its throughput, reading without pausing
     # 1.3 %; a torn stack now and then is a small price in a doctor meant for live robots.
     nonblocking: bool = True
+    # ``watch``'s light baseline (bench/watch_parts.py): until escalate() only the stacks
+    # recorder runs, at this rate, in long segments (py-spy's start-up, ~30 ms of CPU, is
+    # much of a low-rate recorder's cost; a stop ends the segment under way and keeps it);
+    # None samples at full rate from the start
+    baseline_rate: Optional[int] = None
+    baseline_segment_s: int = 300

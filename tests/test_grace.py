@@ -70,3 +70,24 @@ def test_only_blocked_nodes_give_no_number() -> None:
 @pytest.mark.parametrize(("seconds", "rounded"), [(0.2, 1.0), (1.0, 1.0), (1.01, 2.0), (4.8, 5.0)])
 def test_round_up_to_whole_seconds(seconds: float, rounded: float) -> None:
     assert round_up_seconds(seconds) == rounded
+
+
+def test_a_node_stopped_before_it_started_is_left_out_not_measured_again() -> None:
+    """slow_startup / victim: a stop before Node() says nothing about the grace; it is no
+    reason for "measure with tune-grace", and the others still get their number."""
+    alone = suggest([node_stats("model", [StopTime(2.3, True, "starting")])], "df")
+    assert alone.grace_s is None and alone.would_help is False
+    assert "model (starting) had not started when stopped" in alone.reason
+    assert "stop after start-up" in alone.reason and "tune-grace" not in alone.reason
+    stats = [
+        node_stats("never_ready", [StopTime(2.3, True, "starting")]),
+        node_stats("waiter", [StopTime(2.3, True, "waiting-for-peer")]),
+        node_stats("saver", [StopTime(3.0, False, "none")]),
+    ]
+    result = suggest(stats, "df")
+    assert result.grace_s == 5.0 and result.would_help is True
+    assert "never_ready (starting), waiter (waiting-for-peer)" in result.reason
+    assert "their stops say nothing" in result.reason and "for the other nodes" in result.reason
+    # once it started in another run, its measured stops count again
+    mixed = suggest([node_stats("model", [StopTime(2.3, True, "starting"), StopTime(0.4)])], "df")
+    assert "had not started" not in mixed.reason

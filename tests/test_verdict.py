@@ -491,3 +491,25 @@ def test_a_load_after_numpy_and_pyarrow_is_starting_by_thread_names() -> None:
     sentence = next(e for e in loader.evidence if "still starting" in e)
     assert "in build_weights (" in sentence and "dora-node-runti" in sentence
     assert all(a.kind == "config" for a in loader.advice)
+
+
+def test_a_kill_line_of_an_earlier_stop_is_not_this_stop_s() -> None:
+    """wb-0.5.0.ddrec (real, 0.5.0): 0.5.x writes "talker was killed due to not stopping …"
+    without a dataflow id, up to 1.5 × grace after a stop; the same daemon runs the next
+    dataflow, whose node is also `talker`. A line before this stop was asked for is the other
+    stop's (seen in the matrix: `killed` and a grace inferred from it for a clean node)."""
+    from dora_doctor.logs import events as logevents
+
+    recording = read_recording(REC / "wb-0.5.0.ddrec")
+    asked = min(e.time for e in recording.logs if e.kind == "stop-request" and e.time)
+    text = "talker was killed due to not stopping within the 3s grace period"
+    recording.logs.insert(
+        0,
+        logevents.LogEvent(
+            logevents.GRACE_KILL, asked - 4.0, node="talker", source="daemon", text=text
+        ),
+    )
+    found = {n.id: n for n in report_from_recording(recording).dataflows[0].nodes}
+    assert (found["talker"].outcome, found["talker"].cause) == ("clean", "none")
+    assert not any(text in e for e in found["talker"].evidence)
+    assert "kill line" not in found["talker"].evidence[0]

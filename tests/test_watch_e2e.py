@@ -140,6 +140,7 @@ def test_watch_records_each_stop_once_with_outcome_cause_and_recording(
     # the recordings read back, and `report` gives the same outcome
     for recording in (first, second):
         assert read_recording(recording).stacks
+    baseline_then_full_rate(first, "saver")
     report = json.loads(run_doctor("report", str(first), "--json").stdout)
     (saver,) = report["dataflows"][0]["nodes"]
     assert (saver["outcome"], saver["cause"]) == ("terminated", "slow-shutdown")
@@ -150,6 +151,32 @@ def test_watch_records_each_stop_once_with_outcome_cause_and_recording(
         "talker",
         "listener",
     }
+
+
+def baseline_then_full_rate(path: Path, node: str) -> None:
+    """The watch's recording has the light baseline before dora's stop line (stacks only, at
+    the baseline rate) and full-rate stacks and GIL samples after it."""
+    recording = read_recording(path)
+    sampler = recording.header["sampler"]
+    assert sampler["rate"] == 100
+    baseline_rate = sampler["baseline_rate"]
+    assert baseline_rate == 1
+    stops = [e.time for e in recording.logs if e.kind == "stop-request"]
+    assert stops, "dora's stop line is in the recording"
+    stop = min(stops)
+    stacks = [s for s in recording.stacks if s.node == node]
+    before = [s for s in stacks if s.start < stop]
+    after = [s for s in stacks if s.start >= stop]
+    assert before and after
+    # the baseline segment under way at the stop was ended and kept: it reaches past the stop
+    assert max(s.end for s in before) >= stop
+    baseline_ticks = sum(s.ticks for s in before)
+    baseline_s = sum(s.end - s.start for s in before)
+    # at most the baseline rate (+ py-spy's first sample of each segment)
+    assert 0 < baseline_ticks <= baseline_rate * baseline_s + 2 * len(before)
+    assert sum(s.ticks for s in after) > 20  # 100 Hz through a shutdown of about 2 s
+    gil = [g for g in recording.gil if g.node == node]
+    assert gil and all(g.start >= stop for g in gil)  # no GIL recorder in the baseline
 
 
 def test_print_systemd_unit_runs_this_watch(tmp_path: Path) -> None:
@@ -565,7 +592,11 @@ def test_dora_down_under_watch_is_recorded_and_the_watch_follows_the_next_dora(
         assert daemon is not None
         daemon.kill()
         daemon.wait(10)
-        watch.wait_said("wb: dora's daemon exited while it ran; the watch goes on", 60)
+        said = watch.wait_said("while it ran; the watch goes on", 60)
+        # the follower saw the daemon's process end (or, later, the coordinator's word)
+        assert said.split(" ", 1)[1].startswith(
+            ("wb: dora's daemon exited", "wb: the coordinator lost every daemon")
+        ), said
         watch.wait_said("wb: dora-down recorded", 30)
         orphans = [p for p in pids.values() if process_running(p)]
         # a new daemon on the same coordinator: the watch says so and follows its dataflows

@@ -131,6 +131,8 @@ def report_from_recording(
             )
             cpu = _of(recording.cpu, dataflow.uuid, node.id)
             rate = node_finding.sample_rate_hz
+            if gil and _has_baseline(recording):
+                rate = _full_rate(node_finding.id, stacks, gil, node.python_prefix) or rate
             samples = Samples(stacks, gil, cpu, node.python_prefix, rate, node.operators)
             verdict = decide(node, samples, shutdown, notes, bool(node_finding.skipped))
             dora_gone(verdict, recording, shutdown, node)
@@ -154,6 +156,24 @@ def report_from_recording(
             )
         report.dataflows.append(finding)
     return report
+
+
+def _has_baseline(recording: Recording) -> bool:
+    sampler = recording.header.get("sampler")
+    return isinstance(sampler, dict) and bool(sampler.get("baseline_rate"))
+
+
+def _full_rate(
+    node: str, stacks: List[StackSegment], gil: List[GilSegment], prefix: Optional[str]
+) -> Optional[float]:
+    """The stacks' rate while the GIL recorder ran: ``watch`` samples at a low baseline rate
+    until a stop and at full rate after, and GIL counts turn into seconds at the rate they
+    were taken at, not at the average over a long baseline (which would make a short hold
+    look long)."""
+    probe = NodeFinding(id=node, pid=None, python=True)
+    window = (min(g.start for g in gil), max(g.end for g in gil))
+    fill_sampling(probe, stacks, gil, window, prefix)
+    return probe.sample_rate_hz
 
 
 def _say(finding: NodeFinding, verdict: NodeVerdict) -> None:

@@ -19,6 +19,10 @@ from dora_doctor.dora.versions import stop_command
 from dora_doctor.units import format_duration
 
 BLOCKING_CAUSES = (Cause.GIL_CONTENTION, Cause.STUCK)
+# A stop that came before the node connected (or while it waited for a peer that had not)
+# says nothing about how long its stop takes: no grace value comes from it, and it is no
+# reason to "measure with tune-grace" either.
+NOT_STARTED_CAUSES = (Cause.STARTING, Cause.WAITING_FOR_PEER)
 P99_MIN_RUNS = 20
 
 
@@ -46,6 +50,15 @@ class NodeStats:
     def blocking_cause(self) -> Optional[str]:
         """A cause more grace cannot fix, if it was seen in any run."""
         return next((c for c in BLOCKING_CAUSES if c in self.causes), None)
+
+    @property
+    def not_started(self) -> bool:
+        """Every run of it ended before it had connected to dora."""
+        return (
+            self.runs > 0
+            and len(self.causes) == self.runs
+            and all(c in NOT_STARTED_CAUSES for c in self.causes)
+        )
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -83,14 +96,29 @@ def suggest(
     Nodes that more grace cannot fix are named, and the value is still computed from the
     others, so that fixing the code leaves the user with a number that works.
     """
+    unstarted = [s for s in stats if s.not_started]
+    stats = [s for s in stats if not s.not_started]
     blockers = [s for s in stats if s.blocking_cause]
     rest = [s for s in stats if not s.blocking_cause]
     blocked = ""
+    if unstarted:
+        names = ", ".join(f"{s.node} ({s.causes[-1]})" for s in unstarted)
+        says = "its stop says" if len(unstarted) == 1 else "their stops say"
+        blocked = (
+            f"{names} had not started when stopped, so {says} nothing about the grace: "
+            "stop after start-up"
+        )
     if blockers:
         names = ", ".join(f"{s.node} ({s.blocking_cause})" for s in blockers)
-        blocked = (
-            f"no grace period fixes {names}: more grace only hides it; change the code "
-            "(see the advice per node)"
+        blocked = "; ".join(
+            filter(
+                None,
+                [
+                    blocked,
+                    f"no grace period fixes {names}: more grace only hides it; change the code "
+                    "(see the advice per node)",
+                ],
+            )
         )
     hidden = [s for s in rest if s.censored]
     if hidden:
@@ -114,8 +142,11 @@ def suggest(
     )
     if blockers:
         reason = f"{blocked}; once fixed, {reason} for the other nodes"
-    elif current_grace_s is not None and current_grace_s >= grace:
-        reason += f"; the current {current_grace_s:g} s already suffices"
+    else:
+        if current_grace_s is not None and current_grace_s >= grace:
+            reason += f"; the current {current_grace_s:g} s already suffices"
+        if unstarted:
+            reason = f"{blocked}; {reason} for the other nodes"
     return Suggestion(
         grace_s=grace,
         command=stop_command(dora_version, dataflow, format_duration(grace)),

@@ -109,6 +109,7 @@ def build_shutdown(recording: Recording, dataflow: Dataflow) -> Shutdown:
     mine = [e for e in recording.logs if e.dataflow in (None, dataflow.uuid)]
     node_ids = {n.id for n in dataflow.nodes}
     request = find_request(mine, dataflow.uuid)
+    mine = [e for e in mine if not _kill_of_an_earlier_stop(e, request)]
     version = recording.dora_version
     cli = stop_output_events(mine)
     ends = [node_end(recording, dataflow, n, mine, version, cli) for n in dataflow.nodes]
@@ -161,6 +162,19 @@ def dora_kills(
             ):
                 found[end.node.id] = kill
     return found
+
+
+def _kill_of_an_earlier_stop(event: logevents.LogEvent, request: Optional[StopRequest]) -> bool:
+    """A kill line that names no dataflow (0.4/0.5's "X was killed due to not stopping …")
+    written before this dataflow's stop was asked for is about another dataflow's stop: one
+    daemon serves them all and node ids repeat (``talker`` in each), and 0.5.x writes it up
+    to 1.5 × grace after that other stop, while this dataflow already runs."""
+    if event.kind not in (logevents.GRACE_KILL, logevents.KILLED) or event.dataflow is not None:
+        return False
+    if request is None or event.time is None:
+        return False
+    slack = 1.0 if event.clock else 0.0  # a time of day in whole seconds
+    return event.time < request.time - slack
 
 
 def find_request(events: List[logevents.LogEvent], uuid: str) -> Optional[StopRequest]:

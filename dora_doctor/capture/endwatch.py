@@ -13,11 +13,14 @@ daemon nobody will stop or reap the nodes, so waiting for them to exit could las
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import select
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 import psutil
 
@@ -29,6 +32,20 @@ from dora_doctor.logs import parse
 from dora_doctor.model import NodeProcess, ProcessEvent
 
 POLL_S = 0.02
+# ``watch``'s baseline, while no stop is under way (bench/watch_parts.py: the 20 ms poll of 8
+# nodes costs ~5 % of one core, 100 ms ~1 %): logs and node processes every BASELINE_POLL_S,
+# dora's own processes every BASELINE_DORA_S. The first sign of a stop switches to POLL_S.
+BASELINE_POLL_S = 0.1
+BASELINE_DORA_S = 1.0
+# what starts a stop as far as sampling goes: dora's stop line, or an end of any node
+_STOP_SIGNS = (
+    logevents.STOP_REQUEST,
+    logevents.NODE_EXIT,
+    logevents.GRACE_KILL,
+    logevents.KILLED,
+    logevents.NODE_FINISHED,
+    logevents.DATAFLOW_END,
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,49 @@ _END_KINDS = (logevents.NODE_EXIT, logevents.GRACE_KILL, logevents.KILLED, logev
 DAEMON_GONE_LINGER_S = 2.0
 
 
+class _ExitWaiter:
+    """Sleeps until a poll interval passes or one of ``pids`` exits (Linux pidfds): in the
+    baseline the node processes need no polling at all, and an exit is still seen at once,
+    with its exact time. Without pidfds (old kernels, Python < 3.9) it is a plain sleep and
+    the processes are polled as before."""
+
+    def __init__(self, pids: List[int]) -> None:
+        self.exited = False
+        self._fds: List[int] = []
+        self._poller: Optional[select.poll] = None
+        opener = getattr(os, "pidfd_open", None)
+        if opener is None or not hasattr(select, "poll"):
+            return
+        poller = select.poll()
+        try:
+            for pid in pids:
+                fd = opener(pid)
+                self._fds.append(fd)
+                poller.register(fd, select.POLLIN)
+        except OSError:  # gone already, or pidfds refused: poll the processes instead
+            self.close()
+            self.exited = True
+            return
+        self._poller = poller
+
+    @property
+    def available(self) -> bool:
+        return self._poller is not None
+
+    def wait(self, seconds: float) -> None:
+        if self._poller is None:
+            time.sleep(seconds)
+        elif self._poller.poll(int(seconds * 1000)):
+            self.exited = True  # from now on the processes are polled every time
+
+    def close(self) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = []
+        self._poller = None
+
+
 class StopWatch:
     """Polls node processes and log files in one thread; results go to ``output``."""
 
@@ -116,8 +176,15 @@ class StopWatch:
         files: LogFiles,
         output: "queue.Queue[Any]",
         dora: Sequence[DoraProcess] = (),
+        on_stop: Optional[Callable[[str, float], None]] = None,
     ) -> None:
+        """``on_stop(what, when)`` (``watch``'s baseline) is called once, from this thread, at
+        the first sign of a stop (``when``: its time, as dora's line or the exit gives it);
+        until then logs are polled every BASELINE_POLL_S and exits waited for by pidfd."""
         self.nodes = [n for n in nodes if n.pid is not None and not n.remote]
+        self.on_stop = on_stop
+        self.poll_s = POLL_S if on_stop is None else BASELINE_POLL_S
+        self._dora_polled = 0.0
         self.tails = [_Tail(source, path) for source, path in files.all()]
         self.output = output
         self.dora = list(dora)
@@ -156,11 +223,33 @@ class StopWatch:
         self._poll_logs()  # lines written in the last moments
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._poll_processes()
-            self._poll_dora()
-            self._poll_logs()
-            self._stop.wait(POLL_S)
+        pids = [n.sample_pid or n.pid for n in self.nodes]
+        exits = _ExitWaiter([pid for pid in pids if pid is not None])
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                slow = self.on_stop is not None and not exits.exited
+                if not slow or now >= self._dora_polled + BASELINE_DORA_S:
+                    self._dora_polled = now
+                    self._poll_processes()
+                    self._poll_dora()
+                elif exits.exited or not exits.available:
+                    self._poll_processes()
+                self._poll_logs()
+                if self.on_stop is None:
+                    self._stop.wait(self.poll_s)
+                else:
+                    exits.wait(self.poll_s)
+        finally:
+            exits.close()
+
+    def _stop_sign(self, what: str, when: Optional[float] = None) -> None:
+        """The first sign of a stop: full rate from now on (once)."""
+        if self.on_stop is None:
+            return
+        on_stop, self.on_stop = self.on_stop, None
+        self.poll_s = POLL_S
+        on_stop(what, time.time() if when is None else min(when, time.time()))
 
     def _poll_dora(self) -> None:
         for process in self.dora:
@@ -169,6 +258,7 @@ class StopWatch:
             now = time.time()
             self._dora_gone[process] = now
             kind = logevents.DAEMON_GONE if process.role == "daemon" else logevents.COORDINATOR_GONE
+            self._stop_sign(f"dora's {process.role} has exited", now)
             self.output.put(
                 logevents.LogEvent(
                     kind=kind,
@@ -189,10 +279,14 @@ class StopWatch:
                 now = time.time()
                 self._ended[node.id] = now
                 self.output.put(ProcessEvent(node.dataflow, node.id, pid, now, "exited"))
+                self._stop_sign(f"node {node.id} exited", now)
 
     def _poll_logs(self) -> None:
+        dataflows = {n.dataflow for n in self.nodes}
         for tail in self.tails:
             for event in parse.parse_lines(tail.lines(), tail.source):
+                if event.kind in _STOP_SIGNS and event.dataflow in (None, *dataflows):
+                    self._stop_sign(f"dora's log: {event.kind}", event.time)
                 if event.kind in _END_KINDS and event.node:
                     self._end_lines.add(event.node)
                 elif event.kind == logevents.DATAFLOW_END and (

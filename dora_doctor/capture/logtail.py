@@ -7,6 +7,7 @@ end when the watch starts, so that only this shutdown's lines are read.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
@@ -96,6 +97,8 @@ class _Tail:
 
     def lines(self) -> List[str]:
         try:
+            if os.stat(self.path).st_size == self.offset:
+                return []  # nothing new: the usual case, polled ten times a second
             with open(self.path, encoding="utf-8", errors="replace") as handle:
                 handle.seek(self.offset)
                 data = handle.read()

@@ -32,6 +32,16 @@ the pausing stacks recorder (``--blocking``) fails at once with EPERM
 ``--nonblocking`` one, which only reads memory, keeps working. So that node's stacks
 recorder switches to ``--nonblocking`` and a ``sampler-degraded`` event says so and why,
 instead of the node being reported as not sampled for lack of rights.
+
+Baseline, then full rate (``watch``)
+------------------------------------
+Two recorders per node at 20 Hz cost 15 % of one core for 8 idle nodes, most of it the
+restart of py-spy every segment (bench/watch_parts.py). With ``baseline_rate`` set, each node
+has only its stacks recorder, at that low rate, in long segments and never pausing it, until
+:meth:`Sampler.escalate`: then full-rate recorders (stacks and GIL) start at once, beside the
+baseline one, which is ended with SIGINT so that its segment (the moments before the stop)
+is kept. Starting the new recorders without waiting for the old one to write its output is
+what keeps the first full-rate sample close to the stop line (bench/watch_first_sample.py).
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -57,6 +68,11 @@ _MAX_FAILURES = 3
 # comes before py-spy is ready is ignored (measured: the segment then runs its whole length),
 # so it is sent again every RESEND_S until py-spy ends.
 FIRST_SEGMENT_S = 0.2
+# a baseline recorder's first segment: long enough for a sample or two at a low rate, so each
+# node's first stacks are in the recording soon after it is followed
+FIRST_BASELINE_S = 1.5
+# how long escalate() keeps asking the baseline recorders to end (they end within a sample)
+BASELINE_END_S = 10.0
 RESEND_S = 0.1
 _FATAL = {"permission", "not-python"}
 # ProcessEvent kinds the sampler writes: it could not sample the node at all, or it samples
@@ -91,22 +107,74 @@ class Sampler:
         # learnt by the stacks recorder, and the GIL segment waiting for the map of its second
         self._os_ids: Dict[int, Dict[int, int]] = {}
         self._pending: Dict[int, GilSegment] = {}
+        self.baseline = self.options.baseline_rate is not None
+        self._escalated = threading.Event()
+        self._baseline_procs: Dict[int, "subprocess.Popen[str]"] = {}
+        self.escalated_at: Optional[float] = None  # time.time() of escalate()
+        self.escalated_because: Optional[str] = None
 
     def start(self) -> None:
         for node in self.nodes:
-            for gil in (False, True):
-                thread = threading.Thread(
-                    target=self._loop,
-                    args=(node, gil),
-                    name=f"sampler-{node.id}-{'gil' if gil else 'stacks'}",
-                    daemon=True,
-                )
-                self._threads.append(thread)
-                thread.start()
+            for gil in (False,) if self.baseline else (False, True):
+                self._spawn(node, gil, self.baseline)
+
+    def _spawn(self, node: NodeProcess, gil: bool, baseline: bool) -> None:
+        kind = "baseline" if baseline else "gil" if gil else "stacks"
+        thread = threading.Thread(
+            target=self._loop,
+            args=(node, gil, baseline),
+            name=f"sampler-{node.id}-{kind}",
+            daemon=True,
+        )
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    @property
+    def escalated(self) -> bool:
+        return self._escalated.is_set()
+
+    def escalate(self, because: str, since: Optional[float] = None) -> bool:
+        """A stop is beginning (at ``since``, by default now): sample every node still
+        running at full rate from now on.
+
+        Safe from any thread and idempotent; True the first time. The baseline recorders are
+        ended (SIGINT: their segment is written and kept) after the full-rate ones started,
+        and their segment is cut at ``since``: a low-rate span says where a thread was at its
+        last sample, and drawn on past the stop it would hide the reaction the full-rate
+        samples see."""
+        with self._lock:
+            if not self.baseline or self._escalated.is_set() or self._stopping.is_set():
+                return False
+            self._escalated.set()
+            self.escalated_at = time.time() if since is None else since
+            self.escalated_because = because
+        for node in self.nodes:
+            assert node.sample_pid is not None
+            if process_running(node.sample_pid):
+                for gil in (False, True):
+                    self._spawn(node, gil, False)
+        ender = threading.Thread(target=self._end_baseline, name="baseline-end", daemon=True)
+        ender.start()
+        return True
+
+    def _end_baseline(self) -> None:
+        """SIGINT each baseline recorder until it has ended: py-spy at a low rate can miss
+        the first one (measured: a 1 Hz recorder ran on 3 s after it)."""
+        deadline = time.monotonic() + BASELINE_END_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                baseline = list(self._baseline_procs.values())
+            if not baseline:
+                return
+            for proc in baseline:
+                _signal(proc, signal.SIGINT)
+            time.sleep(RESEND_S)
 
     def done(self) -> bool:
         """True once every node's recorders have ended (its process exited, or stop())."""
-        return all(not t.is_alive() for t in self._threads)
+        with self._lock:
+            return all(not t.is_alive() for t in self._threads)
 
     def stop(self, timeout: float = 5.0) -> None:
         """End every recorder, keeping the samples of the segment under way."""
@@ -116,25 +184,37 @@ class Sampler:
         for proc in running:
             _signal(proc, signal.SIGINT)
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             leftovers = list(self._running.values())
         for proc in leftovers:  # py-spy ignored SIGINT: killing the tracer detaches it
             _signal(proc, signal.SIGKILL)
-        for thread in self._threads:
+        for thread in threads:
             thread.join(1.0)
         for pid in list(self._pending):
             self._flush_pending(pid)
         self._tmp.cleanup()
 
-    def _loop(self, node: NodeProcess, gil: bool) -> None:
+    def _loop(self, node: NodeProcess, gil: bool, baseline: bool = False) -> None:
         assert node.sample_pid is not None
         pid = node.sample_pid
         failures = 0
         segment = 0
-        nonblocking = self.options.nonblocking
-        while not self._stopping.is_set():
+        # the baseline never pauses a node: it runs all the time, on nodes that are not
+        # stopping, where a stall costs the user and an exact stack is not yet needed
+        nonblocking = self.options.nonblocking or baseline
+        rate, length = self.options.rate, self.options.segment_s
+        first = FIRST_SEGMENT_S
+        if baseline:
+            assert self.options.baseline_rate is not None
+            rate, length = self.options.baseline_rate, self.options.baseline_segment_s
+            # py-spy takes its first sample only after a period (measured: a 1 Hz recorder
+            # cut at 1.5 s had none)
+            first = max(FIRST_BASELINE_S, 2.5 / rate)
+        while not self._stopping.is_set() and not (baseline and self._escalated.is_set()):
             if not process_running(pid):
                 return  # the stop watch records when and how it ended
             if not gil and not nonblocking:
@@ -149,29 +229,30 @@ class Sampler:
                 pid,
                 out,
                 gil=gil,
-                rate=self.options.rate,
-                duration_s=self.options.segment_s,
+                rate=rate,
+                duration_s=length,
                 nonblocking=nonblocking,
             )
             start = time.time()
-            proc = self._launch(argv)
+            proc = self._launch(argv, baseline)
             if proc is None:
                 return
             # the first segment is cut short, so that every node's first stacks reach the
             # recording and the live view well within a second of attaching; a later one
             # ends by its --duration, or is ended if py-spy hangs
             try:
-                stdout, stderr = _output_after(
-                    proc, FIRST_SEGMENT_S if segment == 1 else self.options.segment_s + 30
-                )
+                stdout, stderr = _output_after(proc, first if segment == 1 else length + 30)
             finally:
                 with self._lock:
                     self._running.pop(id(proc), None)
+                    self._baseline_procs.pop(id(proc), None)
             end = time.time()
             summary = pyspy.parse_summary(stdout)
             if summary is None:
                 if not process_running(pid) or self._stopping.is_set():
                     continue
+                if baseline and self._escalated.is_set():
+                    return  # ended before it wrote: the full-rate recorders have taken over
                 kind, message = pyspy.classify_error(stderr + stdout, pid)
                 if kind == "permission" and not gil and not nonblocking:
                     # EPERM on pausing, though the preflight could read the process: another
@@ -191,6 +272,11 @@ class Sampler:
             samples, errors = summary
             result = self._segment(node, pid, gil, out, start, end, samples, errors)
             out.unlink(missing_ok=True)
+            if baseline and self.escalated_at is not None and isinstance(result, StackSegment):
+                kept = _cut(result, self.escalated_at)
+                if kept is None:
+                    return  # it began after the stop: the full-rate recorders cover that
+                result = kept
             if isinstance(result, GilSegment):
                 # the stacks recorder of the previous second has written its map by now
                 self._flush_pending(pid)
@@ -223,9 +309,9 @@ class Sampler:
         )
         self.output.put(ProcessEvent(node.dataflow, node.id, pid, time.time(), DEGRADED, detail))
 
-    def _launch(self, argv: List[str]) -> "Optional[subprocess.Popen[str]]":
+    def _launch(self, argv: List[str], baseline: bool = False) -> "Optional[subprocess.Popen[str]]":
         with self._lock:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or (baseline and self._escalated.is_set()):
                 return None
             proc = subprocess.Popen(
                 argv,
@@ -237,6 +323,8 @@ class Sampler:
                 start_new_session=True,  # our Ctrl-C is forwarded by stop(), once, as SIGINT
             )
             self._running[id(proc)] = proc
+            if baseline:
+                self._baseline_procs[id(proc)] = proc
             return proc
 
     def _segment(
@@ -263,6 +351,20 @@ class Sampler:
             self._os_ids.setdefault(pid, {}).update(ids)
         ticks = pyspy.ticks_from_samples(samples, threads)
         return StackSegment(node.dataflow, node.id, pid, start, end, ticks, errors, threads)
+
+
+def _cut(segment: StackSegment, at: float) -> Optional[StackSegment]:
+    """``segment`` up to ``at`` only (its ticks in proportion), None if it began after."""
+    if segment.start >= at:
+        return None
+    if segment.end <= at:
+        return segment
+    share = (at - segment.start) / max(segment.end - segment.start, 1e-9)
+    threads = []
+    for track in segment.threads:
+        spans = [replace(s, end=min(s.end, at)) for s in track.spans if s.start < at]
+        threads.append(replace(track, spans=spans))
+    return replace(segment, end=at, ticks=round(segment.ticks * share), threads=threads)
 
 
 def _output_after(proc: "subprocess.Popen[str]", after_s: float) -> Tuple[str, str]:

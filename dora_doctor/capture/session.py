@@ -47,6 +47,13 @@ from dora_doctor.recording.reader import read_recording
 from dora_doctor.recording.writer import RecordingWriter
 from dora_doctor.units import format_duration
 
+# ``watch``'s baseline reads /proc every 2 s (bench/watch_parts.py: 0.65 % of one core for 8
+# nodes once a second, against 10 % at the 50 ms of a shutdown)
+BASELINE_CPU_POLL_S = 2.0
+# the pump's sleep when nothing came: in the baseline nothing it does is urgent (the switch
+# to full rate is made by the stop watch's thread)
+BASELINE_PUMP_S = 0.25
+
 Observation = Union[
     StackSegment,
     GilSegment,
@@ -162,25 +169,45 @@ def inspect_dataflow(
         state.nodes[node.id] = NodeLive(node, state=_first_state(node))
     sampler = Sampler(dataflow.nodes, options.sampler, pyspy_path)
     inbox: "queue.Queue[Observation]" = queue.Queue()
-    watch = StopWatch(dataflow.nodes, options.log_files, inbox, options.dora_processes)
+    meter = (
+        # one reading per window: the CPU each thread used since the previous one, and its
+        # state at that instant
+        CpuMeter(dataflow.nodes, inbox, poll_s=BASELINE_CPU_POLL_S, polls_per_window=1)
+        if sampler.baseline
+        else CpuMeter(dataflow.nodes, inbox)
+    )
+
+    def full_rate(because: str, when: float) -> None:
+        """``watch``'s baseline ends at the first sign of a stop, straight from the thread
+        that saw it: every step between dora's stop line and the first full-rate sample
+        counts against the 0.3 s of issue 15."""
+        if sampler.escalate(because, when):
+            meter.speed_up()
+
+    watch = StopWatch(
+        dataflow.nodes,
+        options.log_files,
+        inbox,
+        options.dora_processes,
+        on_stop=full_rate if sampler.baseline else None,
+    )
     reader = (
         locals_dump.LocalsReader(sampler.nodes, sampler.pyspy, inbox.put)
         if options.locals
         else None
     )
-    meter = CpuMeter(dataflow.nodes, inbox)
     dumper = _last_dumper(options, sampler, inbox, dora_version)
-    header = make_header(
-        [dataflow],
-        dora_version,
-        {
-            "tool": "py-spy record",
-            "rate": options.sampler.rate,
-            "segment_s": options.sampler.segment_s,
-            "nonblocking": options.sampler.nonblocking,
-            "locals": options.locals,
-        },
-    )
+    sampling = {
+        "tool": "py-spy record",
+        "rate": options.sampler.rate,
+        "segment_s": options.sampler.segment_s,
+        "nonblocking": options.sampler.nonblocking,
+        "locals": options.locals,
+    }
+    if sampler.baseline:
+        sampling["baseline_rate"] = options.sampler.baseline_rate
+        sampling["baseline_segment_s"] = options.sampler.baseline_segment_s
+    header = make_header([dataflow], dora_version, sampling)
     header["logs"] = {source: str(path) for source, path in options.log_files.all()}
     with tempfile.TemporaryDirectory(prefix="dora-doctor-") as tmp:
         path = options.record or Path(tmp) / "inspect.ddrec"
@@ -190,18 +217,8 @@ def inspect_dataflow(
             sampler.start()
             stopper = _start_stopper(options.stop, dataflow, inbox)
             try:
-                _pump(
-                    sampler,
-                    watch,
-                    inbox,
-                    writer,
-                    state,
-                    options,
-                    on_update,
-                    reader,
-                    on_notice,
-                    dumper,
-                )
+                pump_args = (on_update, reader, on_notice, meter, dumper)
+                _pump(sampler, watch, inbox, writer, state, options, *pump_args)
             except KeyboardInterrupt:
                 state.ended_because = "interrupted (Ctrl-C)"
             finally:
@@ -305,6 +322,7 @@ def _pump(
     on_update: Optional[Callable[[LiveState], None]],
     reader: Optional[locals_dump.LocalsReader] = None,
     on_notice: Optional[Callable[[str], None]] = None,
+    meter: Optional[CpuMeter] = None,
     dumper: Optional[lastdump.LastDumper] = None,
 ) -> None:
     deadline = time.monotonic() + options.duration_s if options.duration_s else None
@@ -316,8 +334,11 @@ def _pump(
             reader.at_stop()
         if dumper is not None and state.stop_requested is not None:
             dumper.at_stop(state.stop_requested, _grace_in_force(options, state))
+        if state.stop_requested is not None and sampler.escalate("stop requested"):
+            if meter is not None:
+                meter.speed_up()  # inspect --stop's own request: it is not in dora's logs yet
         if not moved:
-            time.sleep(0.05)
+            time.sleep(BASELINE_PUMP_S if sampler.baseline and not sampler.escalated else 0.05)
         gone = watch.daemons_gone_since()
         if gone is not None and time.time() >= gone + DAEMON_GONE_LINGER_S:
             left = [n.id for n in sampler.nodes if n.sample_pid and process_running(n.sample_pid)]

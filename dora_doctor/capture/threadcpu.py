@@ -77,13 +77,18 @@ def parse_stat(text: str) -> Optional[ThreadStat]:
 def read_threads(pid: int, proc: Path = PROC) -> Dict[int, ThreadStat]:
     """Every live thread of ``pid`` (empty when the process is gone)."""
     try:
-        tids = [int(name) for name in os.listdir(proc / str(pid) / "task") if name.isdigit()]
+        task = f"{proc}/{pid}/task"
+        tids = [int(name) for name in os.listdir(task) if name.isdigit()]
     except OSError:
         return {}
     found: Dict[int, ThreadStat] = {}
     for tid in tids:
-        try:
-            text = (proc / str(pid) / "task" / str(tid) / "stat").read_text()
+        try:  # plain os calls: `watch` reads every thread of every node, all day long
+            fd = os.open(f"{task}/{tid}/stat", os.O_RDONLY)
+            try:
+                text = os.read(fd, 4096).decode("utf-8", "replace")
+            finally:
+                os.close(fd)
         except OSError:
             continue  # the thread ended between listdir and read
         stat = parse_stat(text)
@@ -135,19 +140,32 @@ class CpuMeter:
         # SigCgt rides on the same poll: a SIGTERM handler installed after discovery
         self._sigcgt = SigCgtTracker(self.nodes)
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
 
     def start(self) -> None:
         if PROC.joinpath("self", "task").is_dir():
             self._thread.start()
 
+    def speed_up(self, poll_s: float = POLL_S, polls_per_window: int = POLLS_PER_WINDOW) -> None:
+        """Poll every ``poll_s`` from now on (``watch``: a stop began); the baseline's slow
+        wait is cut short, and the window under way closes after its remaining polls."""
+        self.poll_s = poll_s
+        self.polls_per_window = polls_per_window
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(2.0)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_s):
+        while True:
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             self._poll()
 
     def _new_names(self, node_id: str, reading: Dict[int, ThreadStat]) -> Dict[int, str]:

@@ -3,11 +3,14 @@ history entry per shutdown, without anyone at the keyboard.
 
 Each dataflow is followed by its own ``dora-doctor inspect UUID --record FILE`` child process,
 started as soon as ``dora list`` / ``node list`` show it running with every local node's PID:
-the same sampling, log following and process watch as ``inspect``, at a lighter rate (never
-pausing a node), so the moments before a stop are in the recording. When the child ends (the
-dataflow's processes are gone), the watcher diagnoses the recording exactly as ``report``
-would and adds the stop to the history. A recording in which no stop or end was seen (the
-watch itself was ended while the dataflow ran on) is deleted, not kept as a stop.
+the same sampling, log following and process watch as ``inspect``, but with a light baseline
+until a stop begins (stacks only at ``--baseline-rate``, never pausing a node, /proc CPU every
+2 s: the moments before a stop are in the recording) and full rate from dora's stop line or a
+node's exit on (``inspect --baseline-rate``; the costs are in bench/watch_parts.py). When
+the child ends (the dataflow's processes are gone), the watcher diagnoses the recording
+exactly as ``report`` would and adds the stop to the history. A recording in which no stop or
+end was seen (the watch itself was ended while the dataflow ran on) is deleted, not kept as a
+stop.
 
 A child runs in its own session, so a Ctrl-C at the terminal reaches only the watcher, which
 then lets the stops in progress finish and ends the followers of dataflows that still run.
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set, Tuple
 import psutil
 
 from dora_doctor.capture import lifeline
+from dora_doctor.capture.spawns import SpawnSignal
 from dora_doctor.dora.client import DoraCli
 from dora_doctor.dora.discover import (
     dataflows_from_environ,
@@ -46,6 +50,7 @@ from dora_doctor.dora.discover import (
     process_running,
 )
 from dora_doctor.errors import DoctorError
+from dora_doctor.executables import option_value
 from dora_doctor.history import store
 from dora_doctor.logs import events as logevents
 from dora_doctor.model import Dataflow
@@ -74,13 +79,18 @@ NODE_LINGER_S = 3.0
 # ...and a restart policy's new process within this long (restart_delay is often 0.5-2 s; a
 # later restart is recorded as the node's end, and its new process is not followed)
 RESTART_WAIT_S = 8.0
+# While dora is down: `dora status` (is a daemon back?) at most this often
+DOWN_CHECK_S = 3.0
+# `dora list` at least this often, for what /proc cannot show (capture/spawns.py)
+BACKSTOP_S = 60.0
 
 
 @dataclass
 class WatchOptions:
     db: Optional[Path] = None
-    rate: int = 20
-    segment_s: int = 5
+    rate: int = 100  # through a shutdown
+    segment_s: int = 1
+    baseline_rate: int = 1  # until a stop begins: stacks only, never pausing a node
     poll_s: float = 1.0
     machine: Optional[str] = None
     dora_args: List[str] = field(default_factory=list)  # --dora, --coordinator-*
@@ -128,30 +138,96 @@ class Watcher:
         # since when dora (daemon or coordinator) is known gone, and what was seen: said on
         # the status line until a daemon answers again or a new dataflow is followed
         self.down: Optional[Tuple[float, str]] = None
+        self.spawns: Optional[SpawnSignal] = None  # made at the first poll
+        # the local coordinator's process, once found: its end is noticed at the next poll
+        # (one stat), not at the `dora list` backstop
+        self.coordinator_pid: Optional[int] = None
+        self.asked_status = 0.0  # time.monotonic() of the last `dora status` while down
+        self.pending = True  # a dataflow `dora list` showed is not followed yet
+        self.listed = 0.0  # time.monotonic() of the last `dora list`
 
     def poll(self) -> None:
         """One look at the coordinator: follow new dataflows, finish ended followers."""
-        self._watch_nodes()
         self._reap()
         self._check_back()
+        # `dora list` (~40 ms of CPU) only when a process dora spawned says there may be
+        # something new, while a dataflow seen is not followed yet, when a followed node's
+        # process is gone (does its dataflow run on: a node stop?), or every BACKSTOP_S
+        now = time.monotonic()
+        if self.spawns is None:
+            self.spawns = SpawnSignal(self.cli.port())
+        if (
+            self.spawns.changed()
+            or self.pending
+            or self.coordinator_ok is False  # retry each poll until it answers again
+            or self._coordinator_ended()
+            or self._a_node_gone()
+            or now >= self.listed + BACKSTOP_S
+        ):
+            self.listed = now
+            self._list()
+        self._watch_nodes()
+
+    def _coordinator_ended(self) -> bool:
+        """The local coordinator's process (found after a `dora list` answered) has ended."""
+        if self.coordinator_pid is None or process_running(self.coordinator_pid):
+            return False
+        self.coordinator_pid = None
+        return True
+
+    def _find_coordinator(self) -> None:
+        """``dora coordinator`` on this machine listening on the port the CLI uses (1.x
+        ``--port``, 0.3-0.5 ``--control-port``; dora's default when none is set); None when
+        it runs elsewhere or cannot be read."""
         try:
-            # one `dora list` per poll; the full discovery (node list, processes, Python
-            # versions: ~5 × the CPU) only when a dataflow not seen before runs
+            port = self.cli.port()
+        except AttributeError:  # a Watcher built without a CLI (unit tests)
+            return
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            args = proc.info.get("cmdline") or []
+            if not any(os.path.basename(a) == "dora" for a in args[:2]):
+                continue
+            if "coordinator" not in args[1:3]:
+                continue
+            given = option_value(args, "--control-port") or option_value(args, "--port")
+            if given == (str(port) if port is not None else None):
+                self.coordinator_pid = int(proc.info["pid"])
+                return
+
+    def _a_node_gone(self) -> bool:
+        """A followed node's process has ended and is not accounted for yet."""
+        return any(
+            node in follower.gone or (node not in follower.handled and not process_running(pid))
+            for follower in self.followers.values()
+            for node, pid in follower.pids.items()
+        )
+
+    def _list(self) -> None:
+        """`dora list`: which dataflows run; follow the new ones."""
+        try:
+            # the full discovery (node list, processes, Python versions: ~5 × the CPU)
+            # only when a dataflow not seen before runs
             rows = self.cli.list_dataflows()
             fresh = [
                 row for row in rows if str(row.get("uuid")) not in self.seen and live(_status(row))
             ]
+            self.pending = any(
+                str(row.get("uuid")) not in self.seen and live(_status(row)) for row in rows
+            )
             found = discover(self.cli, ask_version=False) if fresh else None
         except DoctorError as err:
             if self.coordinator_ok is not False:
                 self.say(f"cannot list dataflows ({err}); retrying")
             self.coordinator_ok = False
             self.running = set()
+            self.pending = True  # ask again next poll, not at the backstop
             return
         self.running = {str(row.get("uuid")) for row in rows if live(_status(row))}
         if self.coordinator_ok is False:
             self.say("the coordinator answers again")
         self.coordinator_ok = True
+        if self.coordinator_pid is None:
+            self._find_coordinator()
         if self.down is not None and fresh:
             self.say("dora is back: a new dataflow runs; following it")
             self.down = None
@@ -190,6 +266,8 @@ class Watcher:
             str(self.options.rate),
             "--segment",
             str(self.options.segment_s),
+            "--baseline-rate",
+            str(self.options.baseline_rate),
             "--nonblocking",
             "--no-history",
             "--json",
@@ -227,6 +305,8 @@ class Watcher:
                 f"recording to {path}"
             )
             return
+        if self.spawns is not None:  # the processes dora spawned (a wrapper's, not Python's)
+            self.spawns.adopt(n.pid for n in dataflow.nodes if n.pid is not None)
         python = sum(1 for n in dataflow.nodes if n.sample_pid)
         self.say(
             f"following {dataflow.label} ({dataflow.uuid}): {len(dataflow.nodes)} nodes, "
@@ -391,8 +471,9 @@ class Watcher:
             logevents.COORDINATOR_GONE: "dora's coordinator exited",
             logevents.DAEMON_LEFT: "the coordinator lost every daemon",
         }
-        seen = [what[e.kind] for e in recording.logs if e.kind in what]
-        said = seen[0] if seen else "dora went away"
+        kinds = {e.kind for e in recording.logs}
+        # what the follower saw of the processes first, then the coordinator's word
+        said = next((what[k] for k in what if k in kinds), "dora went away")
         self.down = (time.time(), said)
         self.say(
             f"{label}: {said} while it ran; the watch goes on and follows the dataflows of "
@@ -404,6 +485,10 @@ class Watcher:
         the notice; older lines have no such call, a new dataflow ends it there."""
         if self.down is None or self.followers:
             return
+        now = time.monotonic()
+        if now < self.asked_status + DOWN_CHECK_S:
+            return
+        self.asked_status = now
         try:
             if not self.cli.line().has_status:
                 return

@@ -47,6 +47,15 @@ def command(
         help="Restart each py-spy recorder every this many seconds (longer: fewer restarts, "
         "a slower live view).",
     ),
+    baseline_rate: Optional[int] = typer.Option(
+        None,
+        "--baseline-rate",
+        min=1,
+        max=50,
+        help="Until a stop begins, sample each node's stacks only this often per second, "
+        "without pausing it, in 300 s segments; at dora's stop line or a node's exit switch "
+        "to --rate (what `watch` runs: a light baseline of an idle dataflow).",
+    ),
     stop: bool = typer.Option(
         False,
         "--stop",
@@ -168,7 +177,9 @@ def command(
     options = session.InspectOptions(
         duration_s=duration_s,
         record=record,
-        sampler=SamplerOptions(rate=rate, nonblocking=nonblocking, segment_s=segment),
+        sampler=SamplerOptions(
+            rate=rate, nonblocking=nonblocking, segment_s=segment, baseline_rate=baseline_rate
+        ),
         log_files=files,
         stop=plan,
         dora_processes=endwatch.find_dora_processes(chosen.nodes, cli.control_port()),

@@ -15,20 +15,28 @@ from dora_doctor.commands import common, history
 
 def command(
     rate: int = typer.Option(
-        20,
+        100,
         "--rate",
         min=1,
         max=1000,
-        help="Samples per second per node while a dataflow runs (read without pausing it; "
-        "20/s: 40 samples in a 2 s grace, at half the CPU of 50/s).",
+        help="Samples per second per node from the first sign of a stop (dora's stop line, "
+        "a node's exit) until the nodes are gone, without pausing them.",
+    ),
+    baseline_rate: int = typer.Option(
+        1,
+        "--baseline-rate",
+        min=1,
+        max=50,
+        help="Samples per second per node before a stop: stacks only, never pausing a node "
+        "(the moments before a stop are in the recording at a fraction of the CPU).",
     ),
     segment: int = typer.Option(
-        5,
+        1,
         "--segment",
         min=1,
         max=60,
-        help="Restart each py-spy recorder every this many seconds (longer: fewer restarts, "
-        "less CPU).",
+        help="Restart each full-rate py-spy recorder every this many seconds (longer: fewer "
+        "restarts, less CPU).",
     ),
     poll: str = typer.Option("1s", "--poll", help="How often to look for new dataflows."),
     machine: Optional[str] = typer.Option(
@@ -76,13 +84,19 @@ def command(
         dora_args += ["--dora", dora]
     if print_systemd_unit:
         argv = ["watch", "--db", str((db or store.default_path()).resolve()), "--rate", str(rate)]
-        argv += ["--segment", str(segment)]
+        argv += ["--segment", str(segment), "--baseline-rate", str(baseline_rate)]
         argv += dora_args + (["--machine", machine] if machine else [])
         sys.stdout.write(watcher.systemd_unit(argv, getpass.getuser()))
         return
     cli = client.DoraCli(client.find_dora(dora), coordinator_addr, coordinator_port)
     options = watcher.WatchOptions(
-        db=db, rate=rate, segment_s=segment, poll_s=poll_s, machine=machine, dora_args=dora_args
+        db=db,
+        rate=rate,
+        segment_s=segment,
+        baseline_rate=baseline_rate,
+        poll_s=poll_s,
+        machine=machine,
+        dora_args=dora_args,
     )
 
     err = consoles.err()
