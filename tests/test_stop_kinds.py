@@ -194,6 +194,8 @@ def test_a_node_stopped_by_the_finish_drain_is_a_finish_terminated_by_it() -> No
     assert deaf.stop_duration_s is not None and 9.9 <= deaf.stop_duration_s <= 10.1
     said = " ".join(deaf.evidence)
     assert "by dora's finish drain" in said, said
+    # dora called the drained dataflow Failed: no "treating as clean" claimed for it
+    assert "treating as clean" not in said, said
     (row,) = entries.stops_from(rec, report, "watch")
     assert (row.kind, row.requested_by) == ("finish", "dora's finish drain")
     assert [(n.node, n.outcome, n.censored) for n in row.nodes] == [("deaf", "terminated", True)]

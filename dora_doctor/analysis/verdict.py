@@ -25,6 +25,7 @@ from dora_doctor.analysis.findings import Cause, GilFinding, Holder, Inside, Out
 from dora_doctor.analysis.timeline import (
     DEADLINE_TOLERANCE_S,
     EVENT_THREAD,
+    FINISH_DRAIN_SOURCE,
     GRACE,
     KILL,
     RUNNING_SHARE,
@@ -462,9 +463,13 @@ def decide(
         version = shutdown.dora_version
         verdict.add(
             F_SIGTERM_AT_GRACE,
-            counts_clean=sigterm_counts_clean(version),
+            # "treating as clean" is the CLI's word on a stop it asked for; a finish drain's
+            # SIGTERM left 1.1.0's dataflow `Failed` (measured), so no such claim there
+            counts_clean=sigterm_counts_clean(version) and request.source != FINISH_DRAIN_SOURCE,
             # "≥0.4" (a JSON log of no known line) may be either release line
-            series=None if (version or "").startswith("≥") else release_line(version).series,
+            series=None
+            if (version or "").startswith("≥") or request.source == FINISH_DRAIN_SOURCE
+            else release_line(version).series,
         )
     if verdict.outcome == Outcome.KILLED and sigterm_step:
         grace = shutdown.grace.seconds if shutdown.grace else None
