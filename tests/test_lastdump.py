@@ -72,3 +72,13 @@ def test_a_killed_node_s_last_dump_says_what_it_was_doing(
     shown = run_doctor("--no-color", "report", str(record))
     assert shown.returncode == 0, shown.stderr
     assert "When dora ended it" in shown.stdout and "flush_journal" in shown.stdout
+
+
+def test_only_deadline_dumps_pause_the_node_rolling_ones_never_do() -> None:
+    """A native dump pauses the node; rolling dumps come every 0.5 s for as long as a node
+    lives past a stop of unknown grace, and must not slow the shutdown they record."""
+    from dora_doctor.capture.lastdump import dump_argv
+
+    assert "--native" in dump_argv("py-spy", 42) and "--nonblocking" not in dump_argv("py-spy", 42)
+    rolling = dump_argv("py-spy", 42, native=False)
+    assert "--nonblocking" in rolling and "--native" not in rolling

@@ -11,14 +11,14 @@ Either way one record per node is written, when its process is gone or the watch
 
 Why ``--native``: a thread stuck in a C call shows only its Python caller without it. A
 native dump pauses the node briefly (``--native`` cannot be combined with
-``--nonblocking``): only nodes still alive past the stop, a few times at most, are paused.
-Nothing here ever signals a node.
+``--nonblocking``): only before a known deadline, twice at most per node. Rolling dumps are
+``--nonblocking`` and Python frames only: a pause every 0.5 s through a long cleanup would
+slow the shutdown being measured. Nothing here ever signals a node.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -45,8 +45,13 @@ MAX_THREADS = 64
 MAX_FRAMES = 64
 
 
-def dump_argv(binary: str, pid: int) -> List[str]:
-    return [binary, "dump", "--pid", str(pid), "--native", "--json", "--full-filenames"]
+def dump_argv(binary: str, pid: int, native: bool = True) -> List[str]:
+    """``--native`` pauses the node (py-spy refuses it with ``--nonblocking``): only for the
+    dumps timed to dora's deadlines. Rolling dumps, every 0.5 s for as long as a node lives
+    past a stop of unknown grace, never pause it: pausing a node that much would slow the
+    very shutdown being measured, and could get it killed."""
+    mode = "--native" if native else "--nonblocking"
+    return [binary, "dump", "--pid", str(pid), mode, "--json", "--full-filenames"]
 
 
 def deadlines(grace_s: float, dora_version: Optional[str]) -> List[Tuple[float, str]]:
@@ -99,29 +104,13 @@ def _int(value: Any) -> int:
 
 
 def take(binary: str, node: NodeProcess, before: str) -> LastDump:
+    """One dump of ``node``; with native frames only before a known deadline."""
     assert node.sample_pid is not None
     pid = node.sample_pid
     dump = LastDump(node.dataflow, node.id, pid, time.time(), before)
-    try:
-        result = subprocess.run(
-            dump_argv(binary, pid),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=DUMP_TIMEOUT_S,
-            env=pyspy.pyspy_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        dump.error = f"py-spy dump did not answer within {DUMP_TIMEOUT_S:g} s"
-        return dump
-    except OSError as err:
-        dump.error = f"py-spy could not run: {err.strerror}"
-        return dump
-    if result.returncode != 0:
-        dump.error = pyspy.classify_error(result.stderr + result.stdout, pid)[1]
-        return dump
-    dump.threads = parse_dump(result.stdout)
+    argv = dump_argv(binary, pid, native=before != DUMP_ROLLING)
+    out, dump.error = pyspy.run_dump(argv, pid, DUMP_TIMEOUT_S)
+    dump.threads = parse_dump(out) if dump.error is None else []
     return dump
 
 

@@ -26,7 +26,6 @@ value with ``<redacted: N chars>``, unless ``report --show-locals`` asks for the
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence
@@ -104,26 +103,8 @@ def take(binary: str, node: NodeProcess, moment: str) -> LocalsSnapshot:
     assert node.sample_pid is not None
     pid = node.sample_pid
     snapshot = LocalsSnapshot(node.dataflow, node.id, pid, time.time(), moment)
-    try:
-        result = subprocess.run(
-            dump_argv(binary, pid),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=DUMP_TIMEOUT_S,
-            env=pyspy.pyspy_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        snapshot.error = f"py-spy dump did not answer within {DUMP_TIMEOUT_S:g} s"
-        return snapshot
-    except OSError as err:
-        snapshot.error = f"py-spy could not run: {err.strerror}"
-        return snapshot
-    if result.returncode != 0:
-        snapshot.error = pyspy.classify_error(result.stderr + result.stdout, pid)[1]
-        return snapshot
-    snapshot.threads = parse_dump(result.stdout)
+    out, snapshot.error = pyspy.run_dump(dump_argv(binary, pid), pid, DUMP_TIMEOUT_S)
+    snapshot.threads = parse_dump(out) if snapshot.error is None else []
     return snapshot
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -320,3 +321,25 @@ def classify_error(output: str, pid: int) -> Tuple[str, str]:
             return kind, message.format(pid=pid)
     last = next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip()), "")
     return "other", f"py-spy failed on process {pid}: {last or 'no output'}"
+
+
+def run_dump(argv: Sequence[str], pid: int, timeout_s: float) -> Tuple[str, Optional[str]]:
+    """Run one ``py-spy dump``: its output, or why there is none (one line, for a record's
+    ``error``); a dump that fails never raises."""
+    try:
+        result = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=pyspy_env(),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "", f"py-spy dump did not answer within {timeout_s:g} s"
+    except OSError as err:
+        return "", f"py-spy could not run: {err.strerror}"
+    if result.returncode != 0:
+        return "", classify_error(result.stderr + result.stdout, pid)[1]
+    return result.stdout, None
