@@ -17,6 +17,7 @@ from dora_doctor.logs.events import (
     DAEMON_LEFT,
     DATAFLOW_END,
     DROP_TOKEN,
+    FINISH_DRAIN,
     GRACE_KILL,
     HEALTH_KILL,
     KILLED,
@@ -180,6 +181,16 @@ PATTERN_CASES: Dict[str, Tuple[str, Dict[str, object]]] = {
     "health-timeout-kill": (
         f"{V11}/stop-kinds/health-check-interval/dora-daemon.txt",
         {"kind": HEALTH_KILL, "node": "deaf", "seconds": 3.0, "level": "WARN"},
+    ),
+    "finish-drain-escalation": (
+        f"{V11}/stop-kinds/finish-drain/dora-daemon.txt",
+        {
+            "kind": FINISH_DRAIN,
+            "node": "deaf",
+            "dataflow": "01a23466-aca6-781d-9d9e-412212db2ad6",
+            "seconds": 5.0,
+            "level": "WARN",
+        },
     ),
     "daemon-exited": (
         f"{V11}/stop-kinds/dora-coordinator.txt",

@@ -124,3 +124,125 @@ def test_the_live_status_line_escapes_names_from_the_target() -> None:
     screen.print(consoles.text(line))
     drawn = screen.file.getvalue()  # type: ignore[attr-defined]
     assert "\x1b]" not in drawn and "\x07" not in drawn and "\x1b[2J" not in drawn
+
+
+STARTUP_UUID = "01a23434-22dd-77f8-96ef-6c29c9e383ed"  # the startup-timeout scenario's dataflow
+
+
+def startup_recording(node: str = "stuck", uuid: str = STARTUP_UUID) -> Recording:
+    flow = Dataflow(uuid=uuid, name="st", nodes=[NodeProcess(id=node, dataflow=uuid, pid=7)])
+    logs = [e for e in real_events("dora-daemon.txt") if e.dataflow in (None, uuid)]
+    return Recording(path=None, header={"logs": {"daemon": "d"}}, dataflows=[flow], logs=logs)
+
+
+def test_a_startup_kill_is_killed_while_starting_on_dora_s_line() -> None:
+    from dora_doctor.analysis import diagnose
+
+    rec = startup_recording()
+    report = diagnose.report_from_recording(rec)
+    (stuck,) = report.dataflows[0].nodes
+    assert (stuck.outcome, stuck.cause) == ("killed", "starting")
+    assert "dora's startup-timeout kill line for the node" in stuck.rests_on
+    said = " ".join(stuck.evidence)
+    assert "not connecting within its startup_timeout (3 s)" in said, said
+    assert "No stop was asked" in said
+    (row,) = entries.stops_from(rec, report, "watch")
+    assert row.kind == entries.STARTUP_KILL
+    assert [(n.node, n.outcome, n.cause) for n in row.nodes] == [("stuck", "killed", "starting")]
+
+
+def test_a_startup_kill_line_does_not_name_another_dataflow_s_node() -> None:
+    """The line names the node, not its dataflow: a node of that name in a dataflow whose
+    end is not the SIGKILL right after the line keeps no cause."""
+    from dora_doctor.analysis import diagnose
+
+    other = "01a23433-b281-7eb2-9c50-178ad3f4b34c"  # the node stop's dataflow
+    rec = startup_recording("stuck", other)
+    assert [e.node for e in rec.logs if e.kind == "startup-kill"] == ["stuck"]
+    report = diagnose.report_from_recording(rec)
+    (stuck,) = report.dataflows[0].nodes
+    assert stuck.cause != "starting" and stuck.outcome != "killed"
+    assert "dora's startup-timeout kill line for the node" not in stuck.rests_on
+
+
+DRAIN_UUID = "01a23466-aca6-781d-9d9e-412212db2ad6"  # finish-drain/: sender ends, deaf stays
+
+
+def test_the_finish_drain_escalation_line_is_a_named_pattern() -> None:
+    (drain,) = [e for e in real_events("finish-drain/dora-daemon.txt") if e.kind == "finish-drain"]
+    assert (drain.pattern, drain.dataflow, drain.node, drain.seconds) == (
+        "finish-drain-escalation",
+        DRAIN_UUID,
+        "deaf",
+        5.0,
+    )
+
+
+def test_a_node_stopped_by_the_finish_drain_is_a_finish_terminated_by_it() -> None:
+    from dora_doctor.analysis import diagnose
+
+    logs = real_events("finish-drain/dora-daemon.txt", "finish-drain/dora-coordinator.txt")
+    flow = Dataflow(
+        uuid=DRAIN_UUID,
+        name="fd",
+        nodes=[NodeProcess(id=n, dataflow=DRAIN_UUID, pid=7 + i) for i, n in enumerate(["deaf"])],
+    )
+    rec = Recording(path=None, header={"logs": {"daemon": "d"}}, dataflows=[flow], logs=logs)
+    report = diagnose.report_from_recording(rec)
+    (deaf,) = report.dataflows[0].nodes
+    assert deaf.outcome == "terminated"
+    assert deaf.stop_duration_s is not None and 9.9 <= deaf.stop_duration_s <= 10.1
+    said = " ".join(deaf.evidence)
+    assert "by dora's finish drain" in said, said
+    # dora called the drained dataflow Failed: no "treating as clean" claimed for it
+    assert "treating as clean" not in said, said
+    (row,) = entries.stops_from(rec, report, "watch")
+    assert (row.kind, row.requested_by) == ("finish", "dora's finish drain")
+    assert [(n.node, n.outcome, n.censored) for n in row.nodes] == [("deaf", "terminated", True)]
+
+
+def test_a_health_kill_is_said_with_dora_s_caveat_and_no_cause() -> None:
+    """dora's health check names no cause (it counts only what a node sends): the node is
+    killed, the line is its evidence, and no cause is claimed."""
+    from dora_doctor.analysis import diagnose
+
+    uuid = "01a23437-8b68-7ac7-ad3a-52f15aa9e662"
+    flow = Dataflow(uuid=uuid, name="hc", nodes=[NodeProcess(id="deaf", dataflow=uuid, pid=7)])
+    logs = real_events("health-check-interval/dora-daemon.txt")
+    rec = Recording(path=None, header={"logs": {"daemon": "d"}}, dataflows=[flow], logs=logs)
+    report = diagnose.report_from_recording(rec)
+    (deaf,) = report.dataflows[0].nodes
+    assert deaf.outcome == "killed" and deaf.cause is None
+    assert "dora's health-check kill line for the node" in deaf.rests_on
+    said = " ".join(deaf.evidence)
+    assert "health check killed it (SIGKILL)" in said and "(3 s)" in said, said
+    assert "only receives" in said
+
+
+def test_the_status_line_says_dora_is_down_until_it_answers() -> None:
+    from dora_doctor.capture.watcher import Watcher, WatchOptions
+
+    watch = Watcher(None, WatchOptions(db=Path("/nonexistent/h.sqlite3")), print)  # type: ignore[arg-type]
+    assert "DORA DOWN" not in watch.status()
+    watch.down = (1_800_000_000.0, "dora's daemon exited")
+    assert "; DORA DOWN since " in watch.status()
+    assert "(dora's daemon exited), waiting for it" in watch.status()
+
+
+def test_a_stop_after_the_coordinator_came_back_is_a_stop_after_the_daemon_left_is_dora_down() -> (
+    None
+):
+    from dora_doctor.analysis.timeline import build_shutdown
+
+    def kind_of(gone: str) -> str:
+        rec = recording(
+            [
+                LogEvent(gone, 100.0, source="dora-doctor"),
+                LogEvent("stop-request", 110.0, dataflow=UUID, source="coordinator"),
+            ],
+            ["talker"],
+        )
+        return entries._kind(rec, build_shutdown(rec, rec.dataflows[0]))
+
+    assert kind_of("coordinator-gone") == entries.STOP
+    assert kind_of("daemon-gone") == entries.DORA_DOWN

@@ -505,3 +505,215 @@ def test_on_a_tty_a_live_status_line_counts_what_is_followed(
     assert code == 0, shown[-2000:]
     assert "following tty (" in shown  # the plain lines still come
     assert "\r" in shown or "\x1b[" in shown  # the status line is redrawn in place
+
+
+STARTUP_KILL_YML = """nodes:
+  - id: stuck
+    path: nodes/never_registers.py
+    startup_timeout: 3
+    inputs:
+      tick: dora/timer/millis/100
+"""
+
+HEALTH_KILL_YML = """health_check_interval: 1
+nodes:
+  - id: talker
+    path: nodes/well_behaved.py
+    inputs:
+      tick: dora/timer/millis/100
+    outputs:
+      - count
+  - id: deaf
+    path: nodes/ignores_stop.py
+    health_check_timeout: 3
+    inputs:
+      tick: dora/timer/millis/100
+"""
+
+
+def test_watch_records_startup_and_health_kills_with_their_kind(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    """dora's own kills, no stop request: a node that never connects is killed by its
+    ``startup_timeout`` (the whole dataflow ends: one `startup-kill` entry, the node
+    `killed` while `starting`, as dora's line says it never connected); a node that only
+    receives is killed by the health check while its peer runs on (its own `health-kill`
+    entry). Both dataflows run at once under one watch, to keep the test short."""
+    (samples / "startup_kill.yml").write_text(STARTUP_KILL_YML)
+    (samples / "health_kill.yml").write_text(HEALTH_KILL_YML)
+    db = tmp_path / "history.sqlite3"
+    watch = Watch(local_dora.env, db)
+    try:
+        watch.wait_said("watching the coordinator")
+        local_dora.start_dataflow(samples / "startup_kill.yml", "st")
+        local_dora.start_dataflow(samples / "health_kill.yml", "hc")
+        watch.wait_said("st: startup-kill recorded", 90)
+        watch.wait_said("hc: health-kill of deaf recorded", 90)
+        local_dora.stop_dataflow("hc", "2s")
+        watch.wait_said("hc: stop recorded", 90)
+    finally:
+        code = watch.end()
+    assert code == 0, "\n".join(watch.lines)
+    conn = sqlite3.connect(str(db))
+    rows = conn.execute(
+        "SELECT s.dataflow_name, s.kind, n.node, n.outcome, n.cause, n.samples "
+        "FROM stops s JOIN node_stops n ON n.stop_id = s.id ORDER BY s.started_at, n.node"
+    ).fetchall()
+    by = {(r[0], r[1], r[2]): r[3:] for r in rows}
+    outcome, cause, sampled = by[("st", "startup-kill", "stuck")]
+    assert (outcome, cause) == ("killed", "starting"), rows
+    assert sampled, rows  # it was sampled while it started
+    # one entry of its own, with deaf only: talker ran on
+    assert by[("hc", "health-kill", "deaf")][0] == "killed", rows
+    assert {r[2] for r in rows if r[:2] == ("hc", "health-kill")} == {"deaf"}, rows
+    assert {r[2] for r in rows if r[:2] == ("hc", "stop")} == {"talker"}, rows
+    assert len(rows) == 3, rows
+
+
+def test_dora_down_under_watch_is_recorded_and_the_watch_follows_the_next_dora(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    """The daemon is SIGKILLed while a dataflow runs: the watch records a `dora-down` entry
+    with what it saw (a node that died with it, one left running, orphaned), says so, never
+    touches the orphan, and follows the dataflows of a new daemon on the same coordinator."""
+    import psutil
+
+    from dora_doctor.dora import versions
+    from dora_doctor.dora.discover import process_running
+
+    db = tmp_path / "history.sqlite3"
+    local_dora.start_dataflow(samples / "well_behaved.yml", "wb")
+    pids = local_dora.wait_running("wb", nodes=2)
+    watch = Watch(local_dora.env, db)
+    try:
+        first = recording_of(watch.wait_said("following wb ("))
+        wait_for(lambda: ready(first, "talker", "listener"), 60, "first samples of wb")
+        daemon = local_dora._daemon
+        assert daemon is not None
+        daemon.kill()
+        daemon.wait(10)
+        said = watch.wait_said("while it ran; the watch goes on", 60)
+        # the follower saw the daemon's process end (or, later, the coordinator's word)
+        assert said.split(" ", 1)[1].startswith(
+            ("wb: dora's daemon exited", "wb: the coordinator lost every daemon")
+        ), said
+        watch.wait_said("wb: dora-down recorded", 30)
+        orphans = [p for p in pids.values() if process_running(p)]
+        # a new daemon on the same coordinator: the watch says so and follows its dataflows
+        local_dora._daemon = local_dora._spawn(
+            "daemon",
+            versions.daemon_args(
+                local_dora.version,
+                local_dora.daemon_port or local_dora.coordinator_port,
+                local_dora.daemon_listen_port,
+            ),
+        )
+        watch.wait_said("dora's daemon answers again", 60)
+        local_dora.start_dataflow(samples / "well_behaved.yml", "wb2")
+        second = recording_of(watch.wait_said("following wb2 (", 60))
+        # the watch never signalled the nodes dora left behind
+        assert all(process_running(pid) for pid in orphans), orphans
+        wait_for(lambda: ready(second, "talker", "listener"), 60, "first samples of wb2")
+        # the coordinator is killed and comes back on its port (its store brings wb2 back;
+        # the daemon reconnects): the watch says so, goes on, and records wb2's stop later
+        coordinator = local_dora._coordinator
+        assert coordinator is not None
+        coordinator.kill()
+        coordinator.wait(10)
+        watch.wait_said("cannot list dataflows", 30)
+        local_dora._coordinator = local_dora._spawn(
+            "coordinator",
+            versions.coordinator_args(
+                local_dora.version,
+                local_dora.daemon_port or local_dora.coordinator_port,
+                local_dora.coordinator_port,
+                local_dora.workdir / "coordinator.redb",
+            ),
+        )
+        watch.wait_said("the coordinator answers again", 60)
+
+        def listed_again() -> bool:
+            try:
+                return len(local_dora.node_pids("wb2")) == 2
+            except Exception:  # the new coordinator may not answer for the nodes yet
+                return False
+
+        wait_for(listed_again, 60, "wb2's nodes listed again")
+        local_dora.stop_dataflow("wb2", "2s")
+        watch.wait_said("wb2: stop recorded", 90)
+    finally:
+        code = watch.end()
+        for pid in pids.values():  # the test's own cleanup of dora's orphans
+            try:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
+    assert code == 0, "\n".join(watch.lines)
+    rows = (
+        sqlite3.connect(str(db))
+        .execute(
+            "SELECT s.dataflow_name, s.kind, n.node, coalesce(n.outcome, 'unknown') "
+            "FROM stops s JOIN node_stops n ON n.stop_id = s.id ORDER BY n.node"
+        )
+        .fetchall()
+    )
+    assert {r[:2] for r in rows} == {("wb", "dora-down"), ("wb2", "stop")}, rows
+    assert {r[2]: r[3] for r in rows if r[0] == "wb2"} == {"talker": "clean", "listener": "clean"}
+    outcomes = {r[2]: r[3] for r in rows if r[0] == "wb"}
+    # every node appears; one left alive is `running`, one gone has no word on how it ended
+    assert set(outcomes) == {"talker", "listener"}, rows
+    assert all(outcomes[n] == ("running" if pids[n] in orphans else "unknown") for n in outcomes), (
+        rows,
+        orphans,
+    )
+
+
+FINISH_DRAIN_YML = """nodes:
+  - id: sender
+    path: nodes/sends_then_ends.py
+    inputs:
+      tick: dora/timer/millis/100
+    outputs:
+      - count
+  - id: deaf
+    path: nodes/ignores_stop.py
+    finish_grace_secs: 1
+    inputs:
+      count: sender/count
+"""
+
+
+def test_a_node_the_finish_drain_stops_is_a_finish_terminated_by_it(
+    local_dora: LocalDora, samples: Path, tmp_path: Path
+) -> None:
+    """sender ends after 3 s; deaf, whose inputs all closed, never reads a thing, so dora's
+    finish drain escalates its stop after its finish grace (1 s, checked every 5 s) and
+    SIGTERMs it 10 s later: one `finish` entry in which deaf was terminated by the drain."""
+    fixture = Path(__file__).parent / "fixtures" / "dora-1.1.0" / "stop-kinds" / "finish-drain"
+    (samples / "nodes" / "sends_then_ends.py").write_text(
+        (fixture / "sends_then_ends.py").read_text()
+    )
+    (samples / "finish_drain.yml").write_text(FINISH_DRAIN_YML)
+    db = tmp_path / "history.sqlite3"
+    watch = Watch(local_dora.env, db)
+    try:
+        watch.wait_said("watching the coordinator")
+        local_dora.start_dataflow(samples / "finish_drain.yml", "fd")
+        watch.wait_said("fd: finish recorded", 120)
+    finally:
+        code = watch.end()
+    assert code == 0, "\n".join(watch.lines)
+    rows = (
+        sqlite3.connect(str(db))
+        .execute(
+            "SELECT s.kind, s.requested_by, n.node, n.outcome, n.stop_to_exit_s, n.cause "
+            "FROM stops s JOIN node_stops n ON n.stop_id = s.id WHERE n.node = 'deaf'"
+        )
+        .fetchall()
+    )
+    assert len(rows) == 1, rows
+    kind, by, _, outcome, seconds, cause = rows[0]
+    assert (kind, by, outcome) == ("finish", "dora's finish drain", "terminated"), rows
+    # SIGTERM at dora's 10 s grace after the escalation; it never read STOP
+    assert seconds is not None and 9.5 <= seconds <= 10.5, rows
+    assert cause == "stuck", rows

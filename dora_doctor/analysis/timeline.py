@@ -91,6 +91,9 @@ class Shutdown:
     daemon_log_read: bool
     dora_version: Optional[str]
     ended: bool = False  # dora said the dataflow (or `dora run`'s daemon) finished
+    # node → the daemon's line that it killed the node on its own (1.1.0): "failed to connect
+    # within Ss …, killing" (startup_timeout) or "unresponsive for …ms (timeout: Ss), killing"
+    dora_kills: Dict[str, logevents.LogEvent] = field(default_factory=dict)
 
     def end_of(self, node_id: str) -> Optional[NodeEnd]:
         return next((e for e in self.ends if e.node.id == node_id), None)
@@ -134,7 +137,31 @@ def build_shutdown(recording: Recording, dataflow: Dataflow) -> Shutdown:
         daemon_log_read=daemon_read,
         dora_version=recording.dora_version,
         ended=any(e.kind == logevents.DATAFLOW_END for e in mine),
+        dora_kills=dora_kills(mine, ends),
     )
+
+
+def dora_kills(
+    events: List[logevents.LogEvent], ends: List[NodeEnd]
+) -> Dict[str, logevents.LogEvent]:
+    """The startup-timeout or health-check kill that ended each node, if one did (neither is
+    a stop: dora SIGKILLs at once, with no STOP and no grace). The line names the node but
+    not its dataflow, so it counts only for a node SIGKILLed within LOG_MATCH_S after it (dora
+    kills at once: 1.4 ms between the two lines in the 1.1.0 fixture): another dataflow's
+    node of the same name ends at another moment."""
+    found: Dict[str, logevents.LogEvent] = {}
+    for end in ends:
+        if end.signal != 9 or end.time is None:
+            continue
+        for kill in events:
+            if (
+                kill.kind in (logevents.STARTUP_KILL, logevents.HEALTH_KILL)
+                and kill.node == end.node.id
+                and kill.time is not None
+                and 0.0 <= end.time - kill.time <= LOG_MATCH_S
+            ):
+                found[end.node.id] = kill
+    return found
 
 
 def _kill_of_an_earlier_stop(event: logevents.LogEvent, request: Optional[StopRequest]) -> bool:
@@ -163,7 +190,22 @@ def find_request(events: List[logevents.LogEvent], uuid: str) -> Optional[StopRe
         first = min(theirs, key=lambda e: e.time or 0.0)
         assert first.time is not None
         return StopRequest(first.time, first.source or "coordinator")
+    # no one asked, but the daemon's finish drain stopped a node left running after the
+    # dataflow finished: that is its stop, at the daemon's line (STOP, then the ladder)
+    drains = [
+        e
+        for e in events
+        if e.kind == logevents.FINISH_DRAIN and e.dataflow == uuid and e.time is not None
+    ]
+    if drains:
+        first = min(drains, key=lambda e: e.time or 0.0)
+        assert first.time is not None
+        return StopRequest(first.time, FINISH_DRAIN_SOURCE)
     return None
+
+
+# StopRequest.source of a stop the daemon's finish drain escalated
+FINISH_DRAIN_SOURCE = "finish drain"
 
 
 def find_grace(

@@ -25,6 +25,7 @@ from dora_doctor.analysis.findings import Cause, GilFinding, Holder, Inside, Out
 from dora_doctor.analysis.timeline import (
     DEADLINE_TOLERANCE_S,
     EVENT_THREAD,
+    FINISH_DRAIN_SOURCE,
     GRACE,
     KILL,
     RUNNING_SHARE,
@@ -111,6 +112,8 @@ F_DAEMON_ORPHAN = "daemon-gone-orphan"  # pid
 F_DAEMON_BEFORE = "daemon-gone-before-end"  # seconds
 F_COORDINATOR_GONE = "coordinator-gone"
 F_HANDLER_EXIT = "sigterm-handler-exit"  # after_s, grace, catches_sigterm
+F_STARTUP_KILL = "startup-killed"  # seconds (dora's startup_timeout), frame (or None)
+F_HEALTH_KILL = "health-killed"  # seconds (dora's health_check_timeout), frame (or None)
 
 # --- what a verdict rests on (short strings in the JSON, docs/diagnosis.md) ---------------
 R_EXIT_SEEN = "process exit seen"
@@ -126,6 +129,8 @@ R_PEER_STARTING = "a peer still starting (its import frames, or none of dora's t
 R_NO_DORA_THREADS = "the process's threads from /proc: only Python's, none of dora's"
 R_NO_DORA_NAMES = "the process's thread names from /proc: none of those Node() starts"
 R_DORA_PEER = "dora's failure message naming the peer"
+R_STARTUP_KILL = "dora's startup-timeout kill line for the node"
+R_HEALTH_KILL = "dora's health-check kill line for the node"
 
 
 @dataclass(frozen=True)
@@ -447,6 +452,7 @@ def decide(
     if request is None:
         if verdict.outcome not in (Outcome.RUNNING,):
             verdict.outcome = None if verdict.outcome == Outcome.UNKNOWN else verdict.outcome
+        _killed_by_dora(verdict, node, samples, shutdown)
         return verdict
     verdict.rest(R_STOP)
     verdict.facts.insert(0, Fact(F_STOP, _stop_data(shutdown, node.id, verdict)))
@@ -457,9 +463,13 @@ def decide(
         version = shutdown.dora_version
         verdict.add(
             F_SIGTERM_AT_GRACE,
-            counts_clean=sigterm_counts_clean(version),
+            # "treating as clean" is the CLI's word on a stop it asked for; a finish drain's
+            # SIGTERM left 1.1.0's dataflow `Failed` (measured), so no such claim there
+            counts_clean=sigterm_counts_clean(version) and request.source != FINISH_DRAIN_SOURCE,
             # "≥0.4" (a JSON log of no known line) may be either release line
-            series=None if (version or "").startswith("≥") else release_line(version).series,
+            series=None
+            if (version or "").startswith("≥") or request.source == FINISH_DRAIN_SOURCE
+            else release_line(version).series,
         )
     if verdict.outcome == Outcome.KILLED and sigterm_step:
         grace = shutdown.grace.seconds if shutdown.grace else None
@@ -499,6 +509,36 @@ def decide(
     if verdict.outcome in (Outcome.TERMINATED, Outcome.KILLED) and end is not None and end.time:
         _holders_at_the_end(verdict, samples, end.time)
     return verdict
+
+
+def _killed_by_dora(
+    verdict: NodeVerdict, node: NodeProcess, samples: Samples, shutdown: Shutdown
+) -> None:
+    """dora killed the node on its own, with no stop asked. For ``startup_timeout`` its line
+    says the node never connected, so it was still starting; for ``health_check_timeout`` it
+    says only that the node sent nothing (1.1.0 counts only what a node sends), which names
+    no cause. Where its main thread was is said from the last samples before the kill."""
+    kill = shutdown.dora_kills.get(node.id)
+    if kill is None or kill.time is None or verdict.outcome != Outcome.KILLED:
+        return
+    startup = kill.kind == logevents.STARTUP_KILL
+    if startup:
+        verdict.cause = Cause.STARTING
+    verdict.rest(R_STARTUP_KILL if startup else R_HEALTH_KILL)
+    main = main_thread_spans(samples.stacks)
+    before = [span for span in main if span[0] <= kill.time]
+    frame = user_frame(before[-1][2], node.python_prefix) if before else None
+    if frame is not None:
+        verdict.rest(R_SAMPLES)
+    since = kill.time - node.started if node.started is not None else None
+    if since is not None and startup:
+        verdict.rest(R_SPAWN)
+    verdict.add(
+        F_STARTUP_KILL if startup else F_HEALTH_KILL,
+        seconds=kill.seconds,
+        frame=frame,
+        since_spawn=since,
+    )
 
 
 def _stop_data(shutdown: Shutdown, node_id: str, verdict: NodeVerdict) -> Dict[str, Any]:

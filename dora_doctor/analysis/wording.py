@@ -18,6 +18,10 @@ _SOURCES = {
     "dora-doctor": "asked by dora-doctor",
     "coordinator": "coordinator log",
     "daemon": "daemon log",
+    "finish drain": (
+        "by dora's finish drain: the dataflow had finished except this node, and its finish "
+        "grace ran out (daemon log)"
+    ),
 }
 _ENDINGS = {
     Outcome.CLEAN: "exited on its own",
@@ -104,6 +108,10 @@ def advice(verdict: v.NodeVerdict) -> List[Advice]:
                 )
         elif fact.kind == v.F_STARTING:
             out.extend(_starting_advice(d["startup_timeout"]))
+        elif fact.kind == v.F_STARTUP_KILL:
+            out.append(_startup_kill_advice(d))
+        elif fact.kind == v.F_HEALTH_KILL:
+            out.append(_health_kill_advice(d))
     return out
 
 
@@ -420,6 +428,66 @@ def _starting_advice(startup_timeout: bool) -> List[Advice]:
     return out
 
 
+def _startup_killed(d: Dict[str, Any]) -> str:
+    limit = f"its startup_timeout ({d['seconds']:g} s)" if d["seconds"] else "its startup_timeout"
+    since = (
+        f", {d['since_spawn']:.1f} s after its process was spawned"
+        if d["since_spawn"] is not None
+        else ""
+    )
+    frame: Optional[Frame] = d["frame"]
+    where = (
+        f"; its MainThread was last sampled in {frame.function} ({frame.where()})"
+        if frame is not None
+        else ""
+    )
+    return (
+        f"dora killed it (SIGKILL) for not connecting within {limit}{since}: it had not "
+        f"reached Node(), so it was still starting{where}. No stop was asked."
+    )
+
+
+def _startup_kill_advice(d: Dict[str, Any]) -> Advice:
+    frame: Optional[Frame] = d["frame"]
+    at = f" (in {frame.function})" if frame is not None else ""
+    return Advice(
+        "code" if frame is not None else "config",
+        f"Find what keeps the node from reaching Node(){at}; if its start-up is only slow, "
+        "raise `startup_timeout` in the dataflow YAML.",
+        frame.where() if frame is not None else None,
+    )
+
+
+def _health_killed(d: Dict[str, Any]) -> str:
+    limit = (
+        f"its health_check_timeout ({d['seconds']:g} s)"
+        if d["seconds"]
+        else "its health_check_timeout"
+    )
+    frame: Optional[Frame] = d["frame"]
+    where = (
+        f" Its MainThread was last sampled in {frame.function} ({frame.where()})."
+        if frame is not None
+        else ""
+    )
+    return (
+        f"dora's health check killed it (SIGKILL) for sending nothing within {limit}; no "
+        "stop was asked. dora counts only the messages a node sends as a sign of life, so a "
+        f"node that only receives is killed this way even while it works.{where}"
+    )
+
+
+def _health_kill_advice(d: Dict[str, Any]) -> Advice:
+    frame: Optional[Frame] = d["frame"]
+    at = f" (it was in {frame.function})" if frame is not None else ""
+    return Advice(
+        "config",
+        "A node that only receives needs no `health_check_timeout`, or one longer than its "
+        f"longest quiet spell; if it hung{at}, fix that in its code.",
+        frame.where() if frame is not None else None,
+    )
+
+
 def _operator(d: Dict[str, Any]) -> str:
     frame: Frame = d["frame"]
     name = frame.file.rsplit("/", 1)[-1]
@@ -520,6 +588,8 @@ _SAY: Dict[str, Callable[[Dict[str, Any]], str]] = {
     v.F_SLOW: _slow,
     v.F_LAST_SECOND: _last_second,
     v.F_STARTING: _starting,
+    v.F_STARTUP_KILL: _startup_killed,
+    v.F_HEALTH_KILL: _health_killed,
     v.F_OPERATOR: _operator,
     v.F_VICTIM: _victim,
     v.F_DAEMON_ORPHAN: _orphan,

@@ -27,6 +27,7 @@ once every follower of it has ended, as one entry without the nodes already reco
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -35,7 +36,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set, Tuple
 
 import psutil
 
@@ -49,13 +50,28 @@ from dora_doctor.dora.discover import (
     process_running,
 )
 from dora_doctor.errors import DoctorError
+from dora_doctor.executables import option_value
 from dora_doctor.history import store
 from dora_doctor.logs import events as logevents
 from dora_doctor.model import Dataflow
 
+if TYPE_CHECKING:
+    from dora_doctor.recording.model import Recording
+
 # How long a follower may take to end after the watcher asked it to (Ctrl-C)
 FOLLOWER_END_S = 30.0
-RUNNING = ("running",)
+# A dataflow is followed from when `dora list` shows it, in any status but an end: 1.1.0's
+# CLI lists Running, Finished, Failed (a dataflow still spawning, even one whose node never
+# connects, is already Running); newer lines add states before Running (pending, building,
+# spawning) and Stopping, whose processes run too.
+ENDED = ("finished", "failed", "succeeded", "stopped")
+
+
+def live(status: Optional[str]) -> bool:
+    """Not ended: its node processes may run (an unknown status counts as running)."""
+    return (status or "running").lower() not in ENDED
+
+
 # After a node's process is gone while its dataflow runs: dora's lines about it (the
 # coordinator's node stop/restart, the daemon's exit line) and the follower's last samples
 # land within this long...
@@ -63,7 +79,8 @@ NODE_LINGER_S = 3.0
 # ...and a restart policy's new process within this long (restart_delay is often 0.5-2 s; a
 # later restart is recorded as the node's end, and its new process is not followed)
 RESTART_WAIT_S = 8.0
-ENDED = ("finished", "failed", "stopped")
+# While dora is down: `dora status` (is a daemon back?) at most this often
+DOWN_CHECK_S = 3.0
 # `dora list` at least this often, for what /proc cannot show (capture/spawns.py)
 BACKSTOP_S = 60.0
 
@@ -93,6 +110,11 @@ class Follower:
     kept: bool = False  # a node's own stop points at this recording: never delete it
 
 
+def _status(row: Dict[str, object]) -> Optional[str]:
+    value = row.get("status")
+    return str(value) if value is not None else None
+
+
 def safe_label(text: str) -> str:
     """A dataflow's name in a file name: it comes from the target, keep it tame."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:40].strip("._") or "dataflow"
@@ -113,13 +135,21 @@ class Watcher:
         # rows of followers that ended while another follower of the same dataflow runs
         self.parked: Dict[str, List[store.StopRow]] = {}
         self.last_stop: Optional[str] = None
+        # since when dora (daemon or coordinator) is known gone, and what was seen: said on
+        # the status line until a daemon answers again or a new dataflow is followed
+        self.down: Optional[Tuple[float, str]] = None
         self.spawns: Optional[SpawnSignal] = None  # made at the first poll
+        # the local coordinator's process, once found: its end is noticed at the next poll
+        # (one stat), not at the `dora list` backstop
+        self.coordinator_pid: Optional[int] = None
+        self.asked_status = 0.0  # time.monotonic() of the last `dora status` while down
         self.pending = True  # a dataflow `dora list` showed is not followed yet
         self.listed = 0.0  # time.monotonic() of the last `dora list`
 
     def poll(self) -> None:
         """One look at the coordinator: follow new dataflows, finish ended followers."""
         self._reap()
+        self._check_back()
         # `dora list` (~40 ms of CPU) only when a process dora spawned says there may be
         # something new, while a dataflow seen is not followed yet, when a followed node's
         # process is gone (does its dataflow run on: a node stop?), or every BACKSTOP_S
@@ -129,12 +159,40 @@ class Watcher:
         if (
             self.spawns.changed()
             or self.pending
+            or self.coordinator_ok is False  # retry each poll until it answers again
+            or self._coordinator_ended()
             or self._a_node_gone()
             or now >= self.listed + BACKSTOP_S
         ):
             self.listed = now
             self._list()
         self._watch_nodes()
+
+    def _coordinator_ended(self) -> bool:
+        """The local coordinator's process (found after a `dora list` answered) has ended."""
+        if self.coordinator_pid is None or process_running(self.coordinator_pid):
+            return False
+        self.coordinator_pid = None
+        return True
+
+    def _find_coordinator(self) -> None:
+        """``dora coordinator`` on this machine listening on the port the CLI uses (1.x
+        ``--port``, 0.3-0.5 ``--control-port``; dora's default when none is set); None when
+        it runs elsewhere or cannot be read."""
+        try:
+            port = self.cli.port()
+        except AttributeError:  # a Watcher built without a CLI (unit tests)
+            return
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            args = proc.info.get("cmdline") or []
+            if not any(os.path.basename(a) == "dora" for a in args[:2]):
+                continue
+            if "coordinator" not in args[1:3]:
+                continue
+            given = option_value(args, "--control-port") or option_value(args, "--port")
+            if given == (str(port) if port is not None else None):
+                self.coordinator_pid = int(proc.info["pid"])
+                return
 
     def _a_node_gone(self) -> bool:
         """A followed node's process has ended and is not accounted for yet."""
@@ -151,15 +209,10 @@ class Watcher:
             # only when a dataflow not seen before runs
             rows = self.cli.list_dataflows()
             fresh = [
-                row
-                for row in rows
-                if str(row.get("uuid")) not in self.seen
-                and str(row.get("status") or "").lower() in RUNNING
+                row for row in rows if str(row.get("uuid")) not in self.seen and live(_status(row))
             ]
             self.pending = any(
-                str(row.get("uuid")) not in self.seen
-                and str(row.get("status") or "").lower() not in ENDED
-                for row in rows
+                str(row.get("uuid")) not in self.seen and live(_status(row)) for row in rows
             )
             found = discover(self.cli, ask_version=False) if fresh else None
         except DoctorError as err:
@@ -169,16 +222,19 @@ class Watcher:
             self.running = set()
             self.pending = True  # ask again next poll, not at the backstop
             return
-        self.running = {
-            str(row.get("uuid")) for row in rows if str(row.get("status") or "").lower() in RUNNING
-        }
+        self.running = {str(row.get("uuid")) for row in rows if live(_status(row))}
         if self.coordinator_ok is False:
             self.say("the coordinator answers again")
         self.coordinator_ok = True
+        if self.coordinator_pid is None:
+            self._find_coordinator()
+        if self.down is not None and fresh:
+            self.say("dora is back: a new dataflow runs; following it")
+            self.down = None
         for dataflow in found.dataflows if found is not None else []:
             if dataflow.uuid in self.seen:
                 continue
-            if (dataflow.status or "").lower() not in RUNNING:
+            if not live(dataflow.status):
                 continue
             local = [n for n in dataflow.nodes if not n.remote]
             if not local or any(n.pid is None for n in local):
@@ -399,11 +455,54 @@ class Watcher:
         if any(f.dataflow.uuid == uuid for f in self.followers.values()):
             return  # another follower of this dataflow (a restarted node) still runs
         rows = entries.merge_stops(self.parked.pop(uuid))
+        if any(row.kind == entries.DORA_DOWN for row in rows):
+            self._went_down(label, recording)
         if not rows:
             if follower.node is None:
                 self.say(f"{label}: no stop seen while followed; nothing recorded")
             return
         self._write(label, rows, follower.recording, rows[0].kind)
+
+    def _went_down(self, label: str, recording: "Recording") -> None:
+        """dora went away under a followed dataflow: say it once, plainly, and keep watching
+        (the watch never touches the nodes left behind: dora no longer stops or reaps them)."""
+        what = {
+            logevents.DAEMON_GONE: "dora's daemon exited",
+            logevents.COORDINATOR_GONE: "dora's coordinator exited",
+            logevents.DAEMON_LEFT: "the coordinator lost every daemon",
+        }
+        kinds = {e.kind for e in recording.logs}
+        # what the follower saw of the processes first, then the coordinator's word
+        said = next((what[k] for k in what if k in kinds), "dora went away")
+        self.down = (time.time(), said)
+        self.say(
+            f"{label}: {said} while it ran; the watch goes on and follows the dataflows of "
+            "the next dora that comes up (same coordinator address)"
+        )
+
+    def _check_back(self) -> None:
+        """While dora is known down: a daemon that answers again (``dora status``, 1.x) ends
+        the notice; older lines have no such call, a new dataflow ends it there."""
+        if self.down is None or self.followers:
+            return
+        now = time.monotonic()
+        if now < self.asked_status + DOWN_CHECK_S:
+            return
+        self.asked_status = now
+        try:
+            if not self.cli.line().has_status:
+                return
+            result = self.cli.run(["status", "--format", "json", *self.cli.connection_args()])
+        except DoctorError:
+            return
+        try:
+            report = json.loads(result.stdout)
+        except ValueError:
+            return
+        daemon = report.get("daemon") if isinstance(report, dict) else None
+        if isinstance(daemon, dict) and daemon.get("status") == "running":
+            self.say("dora's daemon answers again; following its dataflows")
+            self.down = None
 
     def _write(self, label: str, rows: List[store.StopRow], path: Path, kind: str) -> None:
         from dora_doctor.history import write
@@ -434,7 +533,7 @@ class Watcher:
         running = set()
         try:
             found = discover(self.cli, ask_version=False)
-            running = {d.uuid for d in found.dataflows if (d.status or "").lower() in RUNNING}
+            running = {d.uuid for d in found.dataflows if live(d.status)}
         except DoctorError:
             pass
         for follower in self.followers.values():
@@ -465,6 +564,11 @@ class Watcher:
             f"following {len(flows)} dataflow(s), {nodes} node(s); "
             f"{self.stops_recorded} stop(s) recorded"
         )
+        if self.coordinator_ok is False:
+            line += "; THE COORDINATOR DOES NOT ANSWER (retrying)"
+        if self.down is not None:
+            since = time.strftime("%H:%M:%S", time.localtime(self.down[0]))
+            line += f"; DORA DOWN since {since} ({self.down[1]}), waiting for it"
         return line + (f"; last: {self.last_stop}" if self.last_stop else "")
 
     def run(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from dora_doctor.analysis.findings import Diagnosis, NodeFinding
-from dora_doctor.analysis.timeline import Shutdown, build_shutdown
+from dora_doctor.analysis.timeline import FINISH_DRAIN_SOURCE, Shutdown, build_shutdown
 from dora_doctor.history.store import SAME_STOP_S, NodeStopRow, StopRow
 from dora_doctor.logs import events as logevents
 from dora_doctor.recording.model import Recording
@@ -97,7 +97,14 @@ def stops_from(
             writer=writer,
         )
         where = str(recording_path.resolve()) if recording_path is not None else None
-        row.nodes = [_node_row(n, where) for n in finding.nodes if _took_part(n)]
+        # dora going away ends nodes with no line and no request: a node whose exit was seen
+        # then took part, its outcome unknown (the daemon was not there to say how it ended)
+        exited = (
+            {e.node for e in recording.events if e.kind == "exited"}
+            if row.kind == DORA_DOWN
+            else set()
+        )
+        row.nodes = [_node_row(n, where) for n in finding.nodes if _took_part(n) or n.id in exited]
         if row.nodes:
             rows.append(row)
     return rows
@@ -119,11 +126,21 @@ def _kind(recording: Recording, shutdown: Shutdown) -> str:
     """The kind from the evidence, the earliest cause first: dora gone before any request,
     a request, a daemon's kill line, an end on its own."""
     request = shutdown.request.time if shutdown.request is not None else None
-    gone = [e.time for e in recording.logs if e.kind in _GONE and e.time is not None]
+    # a daemon gone before the request: the stop reached no daemon. A coordinator gone and a
+    # request later: a coordinator came back (its line is the request), the nodes ran on
+    # under their daemon, and the stop is an ordinary one
+    gone = [
+        e.time
+        for e in recording.logs
+        if e.kind in _GONE
+        and e.time is not None
+        and (request is None or e.kind != logevents.COORDINATOR_GONE)
+    ]
     if gone and (request is None or min(gone) < request):
         return DORA_DOWN
     if shutdown.request is not None:
-        return STOP
+        # the daemon's finish drain stopping a straggler: the dataflow ended on its own
+        return FINISH if shutdown.request.source == FINISH_DRAIN_SOURCE else STOP
     names = {n.id for d in recording.dataflows for n in d.nodes}
     kills = [e for e in recording.logs if e.kind in (logevents.HEALTH_KILL, logevents.STARTUP_KILL)]
     for kill in sorted(kills, key=lambda e: e.time or 0.0):
@@ -285,6 +302,8 @@ def _requested_by(recording: Recording, shutdown: Shutdown) -> Optional[str]:
         return None
     if shutdown.request.source == "dora-doctor":
         return "dora-doctor"
+    if shutdown.request.source == FINISH_DRAIN_SOURCE:
+        return "dora's finish drain"
     stops = [
         e
         for e in recording.logs

@@ -22,6 +22,9 @@ Event kinds (``LogEvent.kind``):
 - ``NODE_STOP_REQUEST`` / ``NODE_RESTART_REQUEST``: the coordinator accepted ``dora node stop``
   / ``dora node restart`` of one node (1.1.0); the dataflow runs on. Kept apart from
   ``STOP_REQUEST`` so that a single node's stop is never read as the dataflow's;
+- ``FINISH_DRAIN``: the daemon escalates the stop of a node still alive after its dataflow
+  finished and its finish grace ran out (1.1.0): the stop request of a dataflow that ended on
+  its own;
 - ``HEALTH_KILL`` / ``STARTUP_KILL``: the daemon killed a node that sent nothing within its
   ``health_check_timeout``, or did not connect within its ``startup_timeout`` (1.1.0);
 - ``DAEMON_LEFT``: the coordinator says every daemon disconnected (1.1.0);
@@ -65,6 +68,12 @@ HEALTH_KILL = "health-kill"  # killed for sending nothing within health_check_ti
 
 
 STARTUP_KILL = "startup-kill"  # killed for not connecting within startup_timeout
+
+
+# The daemon's finish drain gave up on a node: its dataflow finished except that node, whose
+# inputs all closed ``seconds`` ago; dora then stops it like `dora stop` (SIGTERM 10 s later,
+# SIGKILL at 15 s, measured on 1.1.0). The stop of that node, asked by no one (1.1.0)
+FINISH_DRAIN = "finish-drain"
 
 
 # The coordinator's word that a daemon left ("all daemons disconnected"): dora going away,

@@ -14,6 +14,7 @@ from dora_doctor.logs.events import (
     DAEMON_LEFT,
     DATAFLOW_END,
     DROP_TOKEN,
+    FINISH_DRAIN,
     GRACE_KILL,
     HEALTH_KILL,
     KILLED,
@@ -195,6 +196,18 @@ MESSAGE_PATTERNS: List[MessagePattern] = [
             r"\(timeout: (?P<seconds>\d+(?:\.\d+)?)s\), killing"
         ),
         "node `deaf` unresponsive for 7712ms (timeout: 3s), killing",
+        "1.1.0",
+    ),
+    MessagePattern(
+        "finish-drain-escalation",
+        FINISH_DRAIN,
+        re.compile(
+            rf"dataflow (?P<dataflow>{_UUID}) is finished except node `(?P<node>{_NODE})` "
+            r"\(AllInputsClosed sent (?P<seconds>\d+(?:\.\d+)?)s ago\) \S+ escalating stop"
+        ),
+        "dataflow 01a23466-aca6-781d-9d9e-412212db2ad6 is finished except node `deaf` "
+        "(AllInputsClosed sent 5s ago) — escalating stop (set DORA_FINISH_DRAIN_GRACE_SECS to "
+        "adjust the grace period)",
         "1.1.0",
     ),
     MessagePattern(
