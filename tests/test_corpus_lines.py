@@ -112,7 +112,7 @@ def _check(lines: Lines, line: str, name: str, check: str) -> None:
         check_outcome_and_cause(run, truths(name, line))
     else:
         for node, truth in truths(name, line).items():
-            check_right_answer(run, node, truth, Path(corpus.samples))
+            check_right_answer(run, node, truth, Path(corpus.samples), line)
 
 
 @pytest.mark.dora
