@@ -17,6 +17,7 @@ import pytest
 from corpus import SCENARIOS
 from dora_versions import CELLS
 from test_corpus import (
+    LINE_WRONG_TODAY,
     RACY_TODAY,
     WRONG_TODAY,
     Corpus,
@@ -26,6 +27,7 @@ from test_corpus import (
     truths,
 )
 
+from dora_doctor.dora import versions
 from dora_doctor.dora.private import locate_dora
 
 # The lines older than the suite's own (1.1.0), newest first.
@@ -83,7 +85,7 @@ def _params(full: bool) -> List[Any]:
     """(line, scenario, check) in line order, so one line's private dora serves all its runs
     and is closed before the next line's starts: all of them for the full run, ``CI_RUNS``
     else. Today's known wrong answers (test_corpus.WRONG_TODAY) are strict xfails on every
-    line, as on 1.1.0."""
+    line, as on 1.1.0, and those of one line (LINE_WRONG_TODAY) on that line."""
     pairs = (
         [(line, name) for line in LINES for name in DEFAULT_SCENARIOS] if full else list(CI_RUNS)
     )
@@ -91,7 +93,8 @@ def _params(full: bool) -> List[Any]:
     for line, name in pairs:
         for check in CHECKS:
             marks: List[Any] = [pytest.mark.matrix]
-            reason = WRONG_TODAY.get((name, check))
+            series = versions.release_line(line).series
+            reason = WRONG_TODAY.get((name, check)) or LINE_WRONG_TODAY.get((series, name, check))
             if reason:
                 marks.append(pytest.mark.xfail(strict=True, reason=reason))
             racy = RACY_TODAY.get((name, check))
