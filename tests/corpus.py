@@ -190,8 +190,12 @@ def observe(local: LocalDora, samples: Path, scenario: Scenario, record: Path, n
         "--record",
         str(record),
     ]
+    # the dora of the line under test, as a user of that line has it on PATH: without it
+    # dora-doctor drives a 1.0.1 coordinator with the 1.1.0 CLI beside it and takes 1.1.0's
+    # facts (startup_timeout advice 1.0.1 refuses)
+    args += ["--dora", local.dora]
     if local.version.startswith("0."):
-        args += ["--dora", local.dora, "--coordinator-port", str(local.coordinator_port)]
+        args += ["--coordinator-port", str(local.coordinator_port)]
     proc = subprocess.Popen(
         args, env=local.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -1,6 +1,7 @@
 """Stop every corpus scenario for real and print what happened (for samples/README.md and the
 recordings under tests/fixtures/recordings/corpus/): ``python tests/corpus_observe.py
-[--runs N] [--keep DIR] [NAME ...]``."""
+[--runs N] [--keep DIR] [--dora VERSION] [NAME ...]``; ``--dora 0.5.0`` runs the default
+cell's scenarios on another release line's cached venv, as ``tests/test_corpus_lines.py``."""
 
 from __future__ import annotations
 
@@ -10,19 +11,22 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import SCENARIOS, Scenario, leftovers, observe  # noqa: E402
-from dora_versions import DORA_OLD, dora_venv, node_venv  # noqa: E402
+from dora_versions import CELLS, DORA_OLD, dora_venv, node_venv  # noqa: E402
 
 from dora_doctor.dora.private import LocalDora  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
-def start(cell: str, workdir: Path) -> LocalDora:
+def start(cell: str, workdir: Path, line: Optional[str] = None) -> LocalDora:
+    if cell == "default" and line:
+        (python,) = [c.python for c in CELLS if c.dora == line and c.own_venv]
+        return LocalDora.start(workdir, dora=str(dora_venv(line, python).dora))
     if cell == "py310":
         return LocalDora.start(workdir, dora=str(dora_venv(*DORA_OLD).dora))
     if cell in ("py312", "py313"):
@@ -36,6 +40,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--keep", type=Path)
+    parser.add_argument("--dora", help="release line for the default cell (0.3.13 … 1.0.1)")
     args = parser.parse_args()
     chosen: List[Scenario] = [SCENARIOS[n] for n in (args.names or list(SCENARIOS))]
     by_cell: Dict[str, List[Scenario]] = {}
@@ -45,7 +50,7 @@ def main() -> None:
     samples = tmp / "samples"
     shutil.copytree(SAMPLES, samples, ignore=shutil.ignore_patterns("out", "__pycache__"))
     for cell, scenarios in by_cell.items():
-        local = start(cell, tmp / f"dora-{cell}")
+        local = start(cell, tmp / f"dora-{cell}", args.dora)
         try:
             for scenario in scenarios:
                 for i in range(args.runs):

@@ -93,27 +93,46 @@ def ensure_venv(name: str, python: Path, requirements: List[str]) -> Venv:
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _complete(path):
-            return Venv(path, None)
+            missing = _missing(path, requirements)
+            if not missing:
+                return Venv(path, None)
+            # a requirement added since the venv was made (numpy for the corpus): install only
+            # that, seconds instead of a new venv
+            started = time.monotonic()
+            _pip_install(path, missing)
+            (path / _COMPLETE).write_text(" ".join(requirements) + "\n")
+            return Venv(path, time.monotonic() - started)
         shutil.rmtree(path, ignore_errors=True)
         started = time.monotonic()
         try:
             _run([str(python), "-m", "venv", str(path)])
-            _run(
-                [
-                    str(path / "bin" / "python"),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    *requirements,
-                ]
-            )
+            _pip_install(path, requirements)
         except VenvError:
             shutil.rmtree(path, ignore_errors=True)
             raise
         (path / _COMPLETE).write_text(" ".join(requirements) + "\n")
         return Venv(path, time.monotonic() - started)
+
+
+def _pip_install(path: Path, requirements: List[str]) -> None:
+    _run(
+        [
+            str(path / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *requirements,
+        ]
+    )
+
+
+def _missing(path: Path, requirements: List[str]) -> List[str]:
+    """The requirements the complete venv at ``path`` was not made with (its marker lists
+    those it was)."""
+    made_with = set((path / _COMPLETE).read_text().split())
+    return [r for r in requirements if r not in made_with]
 
 
 def _complete(path: Path) -> bool:
@@ -144,13 +163,17 @@ def _run(args: List[str]) -> None:
 
 def dora_venv(version: str, python_minor: Optional[str] = None) -> Venv:
     """dora-rs-cli and dora-rs of ``version`` (both pinned: ``dora-rs-cli==0.3.13`` alone
-    pulls the newest ``dora-rs``, whose nodes cannot talk to a 0.3.13 daemon)."""
+    pulls the newest ``dora-rs``, whose nodes cannot talk to a 0.3.13 daemon), and numpy: the
+    corpus's ``numpy_object`` node runs in this venv when a release line runs the corpus
+    (dora-rs 1.x depends on numpy; 0.3.x–0.5.x do not)."""
     minor = python_minor or f"{sys.version_info[0]}.{sys.version_info[1]}"
     python = find_python(minor)
     if python is None:
         raise VenvError(f"no Python {minor} interpreter found (pyenv or python{minor} on PATH)")
     return ensure_venv(
-        f"dora-{version}-py{minor}", python, [f"dora-rs-cli=={version}", f"dora-rs=={version}"]
+        f"dora-{version}-py{minor}",
+        python,
+        [f"dora-rs-cli=={version}", f"dora-rs=={version}", "numpy"],
     )
 
 

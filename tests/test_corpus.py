@@ -21,7 +21,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
@@ -31,6 +31,7 @@ from dora_versions import CELLS, DORA_OLD, dora_venv, node_venv, require
 from typer.testing import CliRunner
 
 from dora_doctor.cli import app
+from dora_doctor.dora import versions
 from dora_doctor.dora.private import LocalDora, locate_dora
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -186,6 +187,62 @@ TRUTH: Dict[str, Dict[str, Truth]] = {
     },
 }
 
+# Where a release line really behaves otherwise, observed on that line (samples/README.md, "The
+# corpus on every release line"): series -> scenario -> node -> Truth, over TRUTH.
+LINE_TRUTH: Dict[str, Dict[str, Dict[str, Truth]]] = {
+    # dora-rs 0.4.1 and 0.5.0: `await node.recv_async()` delivers events for about a second,
+    # then deadlocks: MainThread blocks inside dora's extension holding the GIL while dora's
+    # own thread waits for the GIL in `call_soon_threadsafe` (py-spy --native, 2026-12-02). No
+    # event arrives after that, STOP neither; dora SIGTERMs it at the grace (0.5.0 logs
+    # Signal(15)); 0.3.13 the same, SIGKILLed at the grace (it has no SIGTERM step, so
+    # truths() makes it killed). 1.0.1 and 1.1.0 deliver STOP and the node ends clean.
+    "0.3.x": {"asyncio_ok": {"aio": Truth("terminated", "stuck", False)}},
+    "0.4.x": {"asyncio_ok": {"aio": Truth("terminated", "stuck", False)}},
+    "0.5.x": {"asyncio_ok": {"aio": Truth("terminated", "stuck", False)}},
+}
+
+
+# Where today's analysis is wrong on one line only: (series, scenario, test) -> what is wrong.
+# Each entry makes that test a strict xfail on that line (tests/test_corpus_lines.py).
+LINE_WRONG_TODAY: Dict[Tuple[str, str, str], str] = {
+    (series, "slow_startup_numpy", test): (
+        f"issue 13 §4 on {series}: a node still before Node() that imported numpy and pyarrow "
+        "is 'stuck' with 'read events in the main loop' advice: Node() starts only "
+        "jemalloc_bg_thd there, which importing pyarrow starts too, so neither thread names "
+        "nor Python-only threads tell that it has not connected"
+    )
+    for series in ("0.4.x", "0.5.x")
+    for test in ("outcome_and_cause", "right_answer")
+}
+
+
+def line_of(name: str, corpus_dora: Optional[str]) -> versions.ReleaseLine:
+    """The release line scenario ``name`` runs on: its cell's, or ``corpus_dora``'s for a
+    scenario of the default cell run on another line."""
+    cell = SCENARIOS[name].cell
+    if cell == "py310":
+        return versions.release_line(DORA_OLD[0])
+    if cell == "default" and corpus_dora:
+        return versions.release_line(corpus_dora)
+    return versions.release_line("1.1.0")
+
+
+def truths(name: str, corpus_dora: Optional[str] = None) -> Dict[str, Truth]:
+    """The right answer per node of ``name`` on the line it runs on: TRUTH, with that line's
+    observed differences (LINE_TRUTH); on a line without a SIGTERM step (0.3.x: SIGKILL at
+    the grace) a node that would end by SIGTERM is killed instead (py310 observed it)."""
+    line = line_of(name, corpus_dora)
+    found = dict(TRUTH[name])
+    if SCENARIOS[name].cell == "default" and corpus_dora:
+        found.update(LINE_TRUTH.get(line.series, {}).get(name, {}))
+        if not line.sigterm_step:
+            found = {
+                node: replace(truth, outcome="killed") if truth.outcome == "terminated" else truth
+                for node, truth in found.items()
+            }
+    return found
+
+
 # Where today's analysis gives a wrong answer: (scenario, test) -> what is wrong, per issue 13.
 # Filled from real runs; each entry makes that test xfail(strict=True).
 WRONG_TODAY: Dict[Tuple[str, str], str] = {}
@@ -198,8 +255,9 @@ RACY_TODAY: Dict[Tuple[str, str], str] = {}
 class Corpus:
     """One private dora per cell, started on first use; one run per scenario, kept."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, line: Optional[str] = CORPUS_DORA) -> None:
         self.root = root
+        self.line = line  # the dora release the default cell runs on (None: 1.1.0 beside us)
         self.samples = root / "samples"
         shutil.copytree(SAMPLES, self.samples, ignore=shutil.ignore_patterns("out", "__pycache__"))
         self.doras: Dict[str, LocalDora] = {}
@@ -215,9 +273,9 @@ class Corpus:
             elif cell in ("py312", "py313"):
                 venv = require(node_venv, "3." + cell[-2:], "1.1.0")
                 self.doras[cell] = LocalDora.start(workdir, node_python=venv.python)
-            elif CORPUS_DORA:
-                line = [c for c in CELLS if c.dora == CORPUS_DORA and c.own_venv]
-                assert line, f"DORA_DOCTOR_CORPUS_DORA={CORPUS_DORA}: not a cell of the matrix"
+            elif self.line:
+                line = [c for c in CELLS if c.dora == self.line and c.own_venv]
+                assert line, f"dora {self.line}: not a cell of the matrix"
                 venv = require(dora_venv, line[0].dora, line[0].python)
                 self.doras[cell] = LocalDora.start(workdir, dora=str(venv.dora))
             else:
@@ -286,10 +344,15 @@ def _signal_lines(run: Run, node: str) -> List[str]:
 @pytest.mark.parametrize("name", _params("what_happened"))
 def test_what_happened(corpus: Corpus, name: str) -> None:
     """The sample behaved as samples/README.md says: its end time and dora's end line."""
-    run = corpus.run(name)
+    check_what_happened(corpus.run(name), name, corpus.line)
+
+
+def check_what_happened(run: Run, name: str, corpus_dora: Optional[str]) -> None:
+    """Our own observation against the truth, with the facts of the line it ran on: which
+    signal ends a node at the grace, and whether the daemon logs that end at all."""
     assert run.stop_at is not None, "the `dora stop` of inspect --stop was not seen"
-    legacy = SCENARIOS[name].cell == "py310"
-    for node, truth in TRUTH[name].items():
+    line = line_of(name, corpus_dora)
+    for node, truth in truths(name, corpus_dora).items():
         fate = run.fates[node]
         gone = fate.gone_after_stop_s
         assert gone is not None, f"{node} never went"
@@ -299,12 +362,18 @@ def test_what_happened(corpus: Corpus, name: str) -> None:
         # up to 3.7 s was seen for a SIGTERM due at 2 s, 2.6 s for a node ending by itself)
         if truth.outcome == "clean":
             assert gone < 5.0 and "Signal(" not in lines, (node, gone, lines)
+            if line.kill_line_trustworthy:  # 0.5.x logs "was killed" for every node
+                assert "was killed" not in lines, (node, lines)
         elif truth.outcome == "terminated":
             assert 1.8 <= gone < 5.0, (node, gone)
-            if not truth.handler:
+            # 0.4.x logs no node exit: the time at the grace is all there is, and Signal(15)
+            # must then be absent (a line there would mean the facts are wrong)
+            if not truth.handler and line.logs_node_exits:
                 assert "Signal(15)" in lines, (node, lines)
-        else:  # killed: 1.5 x grace on 1.x, at the grace on 0.3.x
-            assert gone >= (1.8 if legacy else 2.8), (node, gone)
+            elif not line.logs_node_exits:
+                assert "Signal(" not in lines, (node, lines)
+        else:  # killed: 1.5 x grace with a SIGTERM step (0.4 and later), at the grace on 0.3.x
+            assert gone >= 0.9 * 2.0 * line.sigkill_factor, (node, gone)
             assert "was killed" in lines or "Signal(9)" in lines, (node, lines)
 
 
@@ -342,9 +411,12 @@ def check_no_false_claims(got: Dict[str, Any], truth: Truth) -> None:
 @pytest.mark.dora
 @pytest.mark.parametrize("name", _params("outcome_and_cause"))
 def test_outcome_and_cause(corpus: Corpus, name: str) -> None:
-    run = corpus.run(name)
+    check_outcome_and_cause(corpus.run(name), truths(name, corpus.line))
+
+
+def check_outcome_and_cause(run: Run, truth_of: Dict[str, Truth]) -> None:
     assert run.doctor_exit == 0, run.doctor_stderr
-    for node, truth in TRUTH[name].items():
+    for node, truth in truth_of.items():
         got = _node(run, node)
         assert got["python"] is True, got
         if truth.python:
@@ -367,7 +439,9 @@ def _node_line(sample: Path) -> int:
     raise AssertionError(f"no Node() in {sample}")
 
 
-def check_right_answer(run: Run, node: str, truth: Truth, samples: Path) -> None:
+def check_right_answer(
+    run: Run, node: str, truth: Truth, samples: Path, corpus_dora: Optional[str] = None
+) -> None:
     got = _node(run, node)
     texts = " ".join(_texts(got))
     code = [a for a in got["advice"] if a["kind"] == "code"]
@@ -400,7 +474,10 @@ def check_right_answer(run: Run, node: str, truth: Truth, samples: Path) -> None
             assert all(peer in texts for peer in truth.peers), texts
         else:
             assert "start" in texts.lower(), texts
-            assert "startup_timeout" in texts, texts
+            # startup_timeout exists from 1.1 on: advice naming it on an older line would
+            # be refused by that line's dora
+            line = line_of(run.scenario.name, corpus_dora)
+            assert ("startup_timeout" in texts) is line.startup_timeout, texts
             assert "after its process was spawned" in texts, texts
     if truth.where:
         function, file = truth.where
@@ -424,8 +501,8 @@ def _script_of(samples: Path, yml: Path, node: str) -> Path:
 @pytest.mark.parametrize("name", _params("right_answer"))
 def test_right_answer(corpus: Corpus, name: str) -> None:
     run = corpus.run(name)
-    for node, truth in TRUTH[name].items():
-        check_right_answer(run, node, truth, corpus.samples)
+    for node, truth in truths(name, corpus.line).items():
+        check_right_answer(run, node, truth, corpus.samples, corpus.line)
 
 
 # --- stress: the same answer three times ----------------------------------------------------

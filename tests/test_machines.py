@@ -24,6 +24,7 @@ from helpers import run_doctor, start_inspect
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.postmortem import postmortem
 from dora_doctor.dora import machines
+from dora_doctor.dora.discover import dataflows_from_environ
 from dora_doctor.dora.private import LocalDora, absolute_node_paths
 from dora_doctor.errors import DoctorError
 from dora_doctor.logs import machines as log_machines
@@ -380,3 +381,37 @@ def test_the_sample_pins_each_node_to_a_machine(tmp_path: Path) -> None:
     assert nodes["crunch"]["deploy"] == {"machine": "A"}
     assert nodes["talker"]["deploy"] == {"machine": "B"}
     assert all(Path(n["path"]).is_absolute() and Path(n["path"]).is_file() for n in nodes.values())
+
+
+# The environment dora 0.4.1 and 0.5.0 give their Python operator runtime (`python -uc "import
+# dora; dora.start_runtime() # counter"`), trimmed from a real 0.5.0 run: no DORA_NODE_CONFIG,
+# the node's own config is the `node:` part of DORA_RUNTIME_CONFIG.
+RUNTIME_CONFIG_050 = (
+    "node:\n"
+    f"  dataflow_id: {UUID}\n"
+    "  node_id: counter\n"
+    "  run_config:\n    inputs:\n      tally/tick: dora/timer/millis/100\n    outputs: []\n"
+    "  daemon_communication: !Tcp\n    socket_addr: 127.0.0.1:42097\n"
+    "  dataflow_descriptor:\n    nodes:\n    - id: counter\n      operators:\n"
+    "      - id: tally\n        inputs:\n          tick: dora/timer/millis/100\n"
+    "        python: nodes/operator_ok.py\n"
+    "operators:\n- id: tally\n  config:\n    source: !Python\n      source: nodes/operator_ok.py\n"
+)
+
+
+def test_the_operator_runtime_of_old_lines_is_found_by_its_runtime_config() -> None:
+    """0.4.1 and 0.5.0: the runtime's PID from `dora node list` is here and is node counter
+    (it was taken for another machine's, never sampled: python false, 0 samples)."""
+    env = {**os.environ, "DORA_RUNTIME_CONFIG": RUNTIME_CONFIG_050}
+    env.pop("DORA_NODE_CONFIG", None)
+    assert machines.node_config(env)[1]["node_id"] == "counter"
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env) as proc:
+        try:
+            counter = NodeProcess(id="counter", dataflow=UUID, pid=proc.pid, status="Running")
+            machines.locate([Dataflow(uuid=UUID, name="op", nodes=[counter])])
+            (found,) = dataflows_from_environ([psutil.Process(proc.pid)])
+        finally:
+            proc.kill()
+    assert (counter.remote, counter.skip_reason) == (False, None)
+    assert (found.uuid, [(n.id, n.pid) for n in found.nodes]) == (UUID, [("counter", proc.pid)])
+    assert machines.node_config({"DORA_RUNTIME_CONFIG": "node: [not a map"}) == ("", {})

@@ -18,8 +18,15 @@ import pytest
 
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.findings import Cause, NodeFinding, Outcome
-from dora_doctor.analysis.verdict import Samples, python_only_threads, without_dora_names
+from dora_doctor.analysis.verdict import (
+    Samples,
+    back_in_wait,
+    python_only_threads,
+    reaction_time,
+    without_dora_names,
+)
 from dora_doctor.dora.discover import catches_sigterm, parse_sigcgt
+from dora_doctor.model import Frame
 from dora_doctor.recording.reader import read_recording
 
 REC = Path(__file__).parent / "fixtures" / "recordings"
@@ -513,3 +520,26 @@ def test_a_kill_line_of_an_earlier_stop_is_not_this_stop_s() -> None:
     assert (found["talker"].outcome, found["talker"].cause) == ("clean", "none")
     assert not any(text in e for e in found["talker"].evidence)
     assert "kill line" not in found["talker"].evidence[0]
+
+
+def test_moving_on_and_back_to_the_wait_line_is_not_a_reaction() -> None:
+    """A loop of short sleeps (a node still loading before Node(), dora 0.4.1) leaves its
+    sleep line every step: a move right after the stop is no reaction when the thread spends
+    most of the time after it back at that line. Leaving for good (reading STOP and cleaning
+    up elsewhere) still is one."""
+    outer = Frame("<module>", "/flow/nodes/load.py", 40)
+    sleep = (outer, Frame("build_weights", "/flow/nodes/load.py", 24))
+    work = (outer, Frame("build_weights", "/flow/nodes/load.py", 23))
+    stop = 10.0
+    steps = []
+    t = 8.0
+    while t < 12.0:  # 0.1 s asleep, 0.02 s making arrays, over and over
+        steps += [(t, t + 0.1, sleep), (t + 0.1, t + 0.12, work)]
+        t += 0.12
+    moved = reaction_time(steps, sleep[-1], stop, 12.0)
+    assert moved is not None and moved - stop < 0.15
+    assert back_in_wait(steps, sleep[-1], moved, 12.0)
+    cleanup = (outer, Frame("save", "/flow/nodes/load.py", 60))
+    reacted = [(8.0, 10.02, sleep), (10.02, 12.0, cleanup)]
+    assert not back_in_wait(reacted, sleep[-1], 10.02, 12.0)
+    assert not back_in_wait(steps, None, moved, 12.0)

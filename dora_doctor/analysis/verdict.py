@@ -604,6 +604,8 @@ def _classify(
     late = moved is not None and deadline is not None and moved >= deadline - DEADLINE_TOLERANCE_S
     if late:
         reaction = None  # leaving the wait at the SIGTERM is the signal's doing, not STOP's
+    if reaction is not None and back_in_wait(main, wait_leaf, reaction, window[1]):
+        reaction = None
     assert verdict.gil is not None
     others = [h for h in verdict.gil.holders if h.thread != main_name]
     share = other_share(verdict.gil, main_name)
@@ -716,6 +718,9 @@ def _starting(
         named=list(named),
     )
 
+
+# A thread back at its wait's line this much of the time after it moved never left the wait.
+BACK_IN_WAIT_SHARE = 0.5
 
 # Fewer /proc windows than this around the stop say too little about the process's threads.
 MIN_THREAD_WINDOWS = 2
@@ -849,6 +854,23 @@ def reaction_time(
         if stack and stack[-1] != wait_leaf:
             return max(start, stop)
     return None
+
+
+def back_in_wait(
+    main: Sequence[SpanTuple], wait_leaf: Optional[Frame], moved: float, until: float
+) -> bool:
+    """Did the event thread spend most of the time after it ``moved`` back at its wait's
+    line? Then the move was one more turn of the loop it was in, not a reaction to STOP: a
+    node sleeping in short steps before Node() (seen on dora 0.4.1, where no thread name tells
+    it has not connected) leaves its sleep every step, STOP or not."""
+    if wait_leaf is None or until <= moved:
+        return False
+    there = sum(
+        min(end, until) - max(start, moved)
+        for start, end, stack in main
+        if end > moved and start < until and stack and stack[-1] == wait_leaf
+    )
+    return there >= BACK_IN_WAIT_SHARE * (until - moved)
 
 
 def _blame(verdict: NodeVerdict, others: List[Holder]) -> None:

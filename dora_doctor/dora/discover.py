@@ -129,17 +129,22 @@ def attach_node_rows(dataflows: List[Dataflow], rows: Iterable[Dict[str, object]
 
 
 def dataflows_from_environ(processes: Iterable[psutil.Process]) -> List[Dataflow]:
-    """Node processes found by their ``DORA_NODE_CONFIG`` environment variable."""
+    """Node processes found by their ``DORA_NODE_CONFIG`` environment variable (or, for
+    dora's Python runtime before 1.0, the ``node:`` part of ``DORA_RUNTIME_CONFIG``)."""
     found: Dict[str, Dataflow] = {}
     seen: set[Tuple[str, str]] = set()
     for proc in processes:
         try:
-            config = proc.environ().get("DORA_NODE_CONFIG")
+            environ = proc.environ()
         except (psutil.Error, OSError):
             continue
-        if not config:
+        config = environ.get("DORA_NODE_CONFIG")
+        if config:
+            ids = parse_node_config(config)
+        elif environ.get("DORA_RUNTIME_CONFIG"):
+            ids = _runtime_ids(machines.node_config(environ)[1])
+        else:
             continue
-        ids = parse_node_config(config)
         if ids is None:
             continue
         dataflow_id, node_id = ids
@@ -150,6 +155,11 @@ def dataflows_from_environ(processes: Iterable[psutil.Process]) -> List[Dataflow
         dataflow = found.setdefault(dataflow_id, Dataflow(uuid=dataflow_id, name=None))
         dataflow.nodes.append(NodeProcess(id=node_id, dataflow=dataflow_id, pid=proc.pid))
     return list(found.values())
+
+
+def _runtime_ids(node: Dict[str, object]) -> Optional[Tuple[str, str]]:
+    dataflow_id, node_id = node.get("dataflow_id"), node.get("node_id")
+    return (str(dataflow_id), str(node_id)) if dataflow_id and node_id else None
 
 
 def parse_node_config(text: str) -> Optional[Tuple[str, str]]:

@@ -91,6 +91,18 @@ def load_config(config: str) -> Dict[str, object]:
     return _load(config)
 
 
+def node_config(environ: Dict[str, str]) -> Tuple[str, Dict[str, object]]:
+    """A node process's own config (text, dict): ``DORA_NODE_CONFIG``, or for dora's Python
+    runtime before 1.0 the ``node:`` part of ``DORA_RUNTIME_CONFIG`` (0.4.1 and 0.5.0 give the
+    runtime no DORA_NODE_CONFIG; without this its PID looked like another machine's)."""
+    config = environ.get("DORA_NODE_CONFIG") or ""
+    if config:
+        return config, _load(config)
+    runtime = environ.get("DORA_RUNTIME_CONFIG") or ""
+    node = _load(runtime).get("node") if runtime else None
+    return (runtime, node) if isinstance(node, dict) else ("", {})
+
+
 def deployments(config: str) -> Dict[str, str]:
     """Node id → machine from ``deploy: machine:`` of every node in a DORA_NODE_CONFIG."""
     return _deployments(_load(config)) if "deploy" in config else {}
@@ -168,8 +180,7 @@ def _is_here(
         return None
     if environ is _UNREADABLE:
         return True  # not ours to read: as before, trust dora's PID
-    config = environ.get("DORA_NODE_CONFIG") or ""
-    value = _load(config)
+    config, value = node_config(environ)
     same_dataflow = str(value.get("dataflow_id")) == node.dataflow or len(node.dataflow) != 36
     if str(value.get("node_id")) != node.id or not same_dataflow:
         return False
