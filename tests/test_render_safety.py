@@ -111,6 +111,19 @@ def rename_all(record: Dict[str, Any], fresh: Callable[[str], str]) -> Dict[str,
         return {**record, "frames": frames}
     if record.get("type") == "header":
         return {**record, "dataflows": walk(record["dataflows"], "")}
+    if record.get("type") == "lastdump":  # frames are [function, file, line, native]
+        threads = [
+            {
+                **walk(t, ""),
+                "frames": [
+                    [fresh(f), fresh(file), n, native] for f, file, n, native in t["frames"]
+                ],
+            }
+            for t in record["threads"]
+        ]
+        return {**walk(record, ""), "threads": threads}
+    if record.get("type") == "cpu" and "names" in record:  # [thread id, the kernel's name]
+        return {**record, "names": [[tid, fresh(name)] for tid, name in record["names"]]}
     return {k: walk(v, k) for k, v in record.items()}
 
 
@@ -231,7 +244,7 @@ def render_everything(analysis: Analysis) -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    fixture=st.sampled_from(["gil", "sl", "mx", "op-ids"]),
+    fixture=st.sampled_from(["gil", "sl", "mx", "op-ids", "ld"]),
     strings=st.lists(hostile, min_size=1, max_size=5),
     show_locals=st.booleans(),
 )
@@ -450,3 +463,14 @@ def test_the_suggested_stop_command_quotes_a_hostile_dataflow_name(version: str)
     words = shlex.split(line)
     assert "x; touch /tmp/owned $(id) `id`" in words and words[-2:] == ["--grace-duration", "3s"]
     assert stop_command(version, "robot", "3s").split()[-3] == "robot"  # plain names stay bare
+
+
+def test_a_last_dump_of_hostile_frames_stays_inert(tmp_path: Path) -> None:
+    """ld.ddrec (real, 1.1.0): the last dump's thread names and native frames come from the
+    target's process; every renderer shows them (terminal "When dora ended it") inertly."""
+    recording = hostile_recording(REC / "ld.ddrec", FRAGMENTS, tmp_path)
+    assert recording.last_dumps and recording.last_dumps[0].threads
+    analysis = analyse(recording)
+    render_everything(analysis)
+    text = registry.TERMINAL.render(analysis, RenderOptions(width=100))
+    assert "When dora ended it" in text
