@@ -968,7 +968,11 @@ def _holders_at_the_end(verdict: NodeVerdict, samples: Samples, ended: float) ->
     if ticks < MIN_WINDOW_SAMPLES:
         return
     found = samples.holders(last)
-    verdict.add(F_LAST_SECOND, holder=found.holders[0] if found.holders else None)
+    verdict.add(
+        F_LAST_SECOND,
+        holder=found.holders[0] if found.holders else None,
+        held=found.held_share,
+    )
 
 
 def _time_by_place(

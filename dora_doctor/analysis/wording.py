@@ -367,6 +367,13 @@ def _slow(d: Dict[str, Any]) -> str:
 def _last_second(d: Dict[str, Any]) -> str:
     top: Optional[Holder] = d["holder"]
     if top is None:
+        held = d.get("held") or 0.0
+        if held > 0:  # samples that held it with no Python frame: the interpreter exiting
+            share = f"{held:.0%}" if held >= 0.005 else "under 1%"
+            return (
+                f"In its last second the GIL was held {share} of the time with no Python "
+                "frame on the stack (the interpreter exiting, or C code of its own)."
+            )
         return "In its last second no thread held the GIL."
     return (
         f"In its last second before dora ended it, {top.thread} held the GIL "
