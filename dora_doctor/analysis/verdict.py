@@ -774,9 +774,7 @@ def without_dora_names(samples: Samples, stop: float, names: Sequence[str]) -> O
         return None
     if any(tid not in named for seg in samples.cpu for tid in seg.cpu):
         return None  # a thread the recording never named: it says nothing of that one
-    around = [s for s in samples.cpu if s.end > stop - BASELINE_S and s.start <= stop]
-    most = max(len(seg.cpu) for seg in samples.cpu)
-    return most if len(around) >= MIN_THREAD_WINDOWS and most > 0 else None
+    return _if_seen_before_stop(samples, stop, max(len(seg.cpu) for seg in samples.cpu))
 
 
 def python_only_threads(samples: Samples, stop: float) -> Optional[int]:
@@ -800,6 +798,12 @@ def python_only_threads(samples: Samples, stop: float) -> Optional[int]:
         if not by_id and len(tids) > len(python):
             return None
         most = max(most, len(tids))
+    return _if_seen_before_stop(samples, stop, most)
+
+
+def _if_seen_before_stop(samples: Samples, stop: float, most: int) -> Optional[int]:
+    """``most`` threads, when /proc covered enough of the time up to the stop to tell (both
+    thread rules); else None."""
     around = [s for s in samples.cpu if s.end > stop - BASELINE_S and s.start <= stop]
     return most if len(around) >= MIN_THREAD_WINDOWS and most > 0 else None
 
