@@ -19,10 +19,11 @@ from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.findings import Cause, NodeFinding, Outcome
 from dora_doctor.analysis.timeline import NodeEnd, build_shutdown
 from dora_doctor.analysis.verdict import catches_sigterm
-from dora_doctor.capture.sigcgt import SigCgtTracker, read_mask
+from dora_doctor.capture.sigcgt import SigCgtTracker
 from dora_doctor.capture.threadcpu import CpuMeter
 from dora_doctor.dora.discover import SIGTERM_BIT
 from dora_doctor.dora.discover import catches_sigterm as catches_at_discovery
+from dora_doctor.dora.discover import sigcgt_mask as read_mask
 from dora_doctor.model import (
     SIGTERM_CAUGHT,
     SIGTERM_NOT_CAUGHT,

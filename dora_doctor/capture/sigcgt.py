@@ -15,25 +15,8 @@ from __future__ import annotations
 import time
 from typing import Dict, List, Optional
 
-from dora_doctor.dora.discover import SIGTERM_BIT
+from dora_doctor.dora.discover import SIGTERM_BIT, sigcgt_mask
 from dora_doctor.model import SIGTERM_CAUGHT, SIGTERM_NOT_CAUGHT, NodeProcess, ProcessEvent
-
-
-def read_mask(pid: int) -> Optional[int]:
-    """The ``SigCgt`` mask of ``pid``; None when the process is gone or the line unreadable."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            text = status.read(8192)
-    except OSError:
-        return None
-    start = text.find(b"\nSigCgt:")
-    if start < 0:
-        return None
-    line = text[start + 8 : text.find(b"\n", start + 8)].strip()
-    try:
-        return int(line, 16)
-    except ValueError:
-        return None
 
 
 class SigCgtTracker:
@@ -48,7 +31,7 @@ class SigCgtTracker:
         pid = node.sample_pid
         if pid is None:
             return None
-        mask = read_mask(pid)
+        mask = sigcgt_mask(pid)
         if mask is None:
             return None
         caught = bool(mask & SIGTERM_BIT)
