@@ -65,6 +65,10 @@ class NodeProcess:
     # runtime was given it (absolute when the process's working directory was readable), so
     # the analysis can name the operator whose code a frame is without reading the YAML
     operators: Dict[str, str] = field(default_factory=dict)
+    # where ``Node()`` connects to its daemon (DORA_NODE_CONFIG ``daemon_communication: !Tcp``,
+    # ``127.0.0.1:36687``); None for another transport or an unreadable environment. Whether
+    # the process holds that connection is re-read while sampling (capture/daemonlink.py)
+    daemon_addr: Optional[str] = None
 
 
 @dataclass
@@ -148,12 +152,17 @@ class GilSegment:
 # sampling by capture/sigcgt.py; the header's ``catches_sigterm`` is the answer at discovery)
 SIGTERM_CAUGHT = "sigterm-caught"
 SIGTERM_NOT_CAUGHT = "sigterm-not-caught"
+# ... and whether it holds a TCP connection to its daemon's address, i.e. has called ``Node()``
+# (capture/daemonlink.py): the first read, then the change to connected
+DAEMON_CONNECTED = "daemon-connected"
+DAEMON_NOT_CONNECTED = "daemon-not-connected"
 
 
 @dataclass
 class ProcessEvent:
     """Something happened to a node's process: ``kind`` is ``exited``, ``sampler-error``,
-    ``sampler-degraded``, or ``sigterm-caught`` / ``sigterm-not-caught`` (capture/sigcgt.py)."""
+    ``sampler-degraded``, ``sigterm-caught`` / ``sigterm-not-caught`` (capture/sigcgt.py), or
+    ``daemon-not-connected`` / ``daemon-connected`` (capture/daemonlink.py)."""
 
     dataflow: str
     node: str

@@ -204,16 +204,7 @@ LINE_TRUTH: Dict[str, Dict[str, Dict[str, Truth]]] = {
 
 # Where today's analysis is wrong on one line only: (series, scenario, test) -> what is wrong.
 # Each entry makes that test a strict xfail on that line (tests/test_corpus_lines.py).
-LINE_WRONG_TODAY: Dict[Tuple[str, str, str], str] = {
-    (series, "slow_startup_numpy", test): (
-        f"issue 13 §4 on {series}: a node still before Node() that imported numpy and pyarrow "
-        "is 'stuck' with 'read events in the main loop' advice: Node() starts only "
-        "jemalloc_bg_thd there, which importing pyarrow starts too, so neither thread names "
-        "nor Python-only threads tell that it has not connected"
-    )
-    for series in ("0.4.x", "0.5.x")
-    for test in ("outcome_and_cause", "right_answer")
-}
+LINE_WRONG_TODAY: Dict[Tuple[str, str, str], str] = {}
 
 
 def line_of(name: str, corpus_dora: Optional[str]) -> versions.ReleaseLine:

@@ -19,6 +19,7 @@ import pytest
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.findings import Cause, NodeFinding, Outcome
 from dora_doctor.analysis.verdict import (
+    R_PEER_STARTING,
     Samples,
     back_in_wait,
     python_only_threads,
@@ -204,9 +205,7 @@ def test_a_victim_is_named_from_the_starting_peer_without_dora_s_message() -> No
     found = {n.id: n for n in report_from_recording(recording).dataflows[0].nodes}
     waiter = found["waiter"]
     assert waiter.cause == "waiting-for-peer"
-    assert "a peer still starting (its import frames, or none of dora's threads yet)" in (
-        waiter.rests_on
-    )
+    assert R_PEER_STARTING in (waiter.rests_on)
     assert any("`loader`" in e and "still starting" in e for e in waiter.evidence)
 
 
@@ -543,3 +542,46 @@ def test_moving_on_and_back_to_the_wait_line_is_not_a_reaction() -> None:
     reacted = [(8.0, 10.02, sleep), (10.02, 12.0, cleanup)]
     assert not back_in_wait(reacted, sleep[-1], 10.02, 12.0)
     assert not back_in_wait(steps, None, moved, 12.0)
+
+
+def test_a_load_before_node_on_0_4_is_starting_by_its_missing_daemon_connection() -> None:
+    """ssn-0.4.1.ddrec (real run, dora 0.4.1): slow_startup_numpy's loader imported numpy and
+    pyarrow, then loads before Node(). On 0.4.x neither thread rule can tell (Node() there
+    starts no thread until the dataflow runs); /proc showed no connection to its daemon."""
+    loader = node("ssn-0.4.1", "loader")
+    assert (loader.outcome, loader.cause) == ("terminated", "starting")
+    assert "the process's TCP connections from /proc: none to its daemon's address" in (
+        loader.rests_on
+    )
+    sentence = next(e for e in loader.evidence if "still starting" in e)
+    assert "in build_weights (" in sentence and "127.0.0.1:" in sentence
+    assert all(a.kind == "config" for a in loader.advice)
+
+
+def test_a_victim_on_0_4_connected_to_its_daemon_is_never_starting() -> None:
+    """vi-0.4.1.ddrec (real run, dora 0.4.1): waiter waits in Node() for never_ready, which
+    never gets there. On 0.4.1 a node waiting in Node() has no thread but Python's (measured
+    on a node that imports only dora), which the Python-only rule alone took for start-up;
+    its connection to the daemon, in the recording, says it called Node()."""
+    recording = read_recording(REC / "vi-0.4.1.ddrec")
+    kinds = {(e.node, e.kind) for e in recording.events if e.kind.startswith("daemon-")}
+    assert kinds == {("waiter", "daemon-connected"), ("never_ready", "daemon-not-connected")}
+    # the waiter as a node importing only dora would be: its non-Python threads dropped
+    waiter_pid = next(
+        n.sample_pid for df in recording.dataflows for n in df.nodes if n.id == "waiter"
+    )
+    python = {t.thread_id for s in recording.stacks if s.pid == waiter_pid for t in s.threads}
+    for seg in recording.cpu:
+        if seg.pid == waiter_pid:
+            seg.cpu = {tid: cpu for tid, cpu in seg.cpu.items() if tid in python}
+            seg.names = {tid: name for tid, name in seg.names.items() if tid in python}
+    found = {n.id: n for df in report_from_recording(recording).dataflows for n in df.nodes}
+    assert (found["waiter"].outcome, found["waiter"].cause) == ("terminated", "waiting-for-peer")
+    assert (found["never_ready"].cause, found["never_ready"].advice[0].kind) == (
+        "starting",
+        "config",
+    )
+    # without the connection records, the threads alone no longer call it starting on 0.4.x
+    recording.events = [e for e in recording.events if not e.kind.startswith("daemon-")]
+    found = {n.id: n for df in report_from_recording(recording).dataflows for n in df.nodes}
+    assert found["waiter"].cause != "starting"

@@ -21,6 +21,8 @@ from dora_doctor.dora.versions import (
 from dora_doctor.logs import events as logevents
 from dora_doctor.logs import patterns
 from dora_doctor.model import (
+    DAEMON_CONNECTED,
+    DAEMON_NOT_CONNECTED,
     SIGTERM_CAUGHT,
     SIGTERM_NOT_CAUGHT,
     CpuSegment,
@@ -79,6 +81,9 @@ class NodeEnd:
     # whether it catches SIGTERM, as (time, caught) from discovery (time None) and each change
     # seen while sampling; a handler installed late shows here, not in ``node.catches_sigterm``
     sigcgt: List[Tuple[Optional[float], bool]] = field(default_factory=list)
+    # whether its process held a TCP connection to its daemon (has called Node()), as (time,
+    # connected): the first read and the change to connected; empty when never read
+    daemon_link: List[Tuple[float, bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -280,6 +285,13 @@ def node_end(
         if e.dataflow == dataflow.uuid
         and e.node == node.id
         and e.kind in (SIGTERM_CAUGHT, SIGTERM_NOT_CAUGHT)
+    ]
+    end.daemon_link = [
+        (e.time, e.kind == DAEMON_CONNECTED)
+        for e in recording.events
+        if e.dataflow == dataflow.uuid
+        and e.node == node.id
+        and e.kind in (DAEMON_CONNECTED, DAEMON_NOT_CONNECTED)
     ]
     failures = [e for e in events if e.kind == logevents.NODE_EXIT and e.node == node.id]
     if end.time is not None:

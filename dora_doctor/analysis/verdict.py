@@ -125,9 +125,13 @@ R_GIL = "py-spy GIL samples"
 R_CPU = "per-thread CPU from /proc"
 R_SIGCGT = "SigCgt of /proc/PID/status"
 R_SPAWN = "process start time"
-R_PEER_STARTING = "a peer still starting (its import frames, or none of dora's threads yet)"
+R_PEER_STARTING = (
+    "a peer still starting (its import frames, no connection to its daemon, or none of dora's "
+    "threads yet)"
+)
 R_NO_DORA_THREADS = "the process's threads from /proc: only Python's, none of dora's"
 R_NO_DORA_NAMES = "the process's thread names from /proc: none of those Node() starts"
+R_NO_DAEMON_LINK = "the process's TCP connections from /proc: none to its daemon's address"
 R_DORA_PEER = "dora's failure message naming the peer"
 R_STARTUP_KILL = "dora's startup-timeout kill line for the node"
 R_HEALTH_KILL = "dora's health-check kill line for the node"
@@ -696,6 +700,7 @@ def _starting(
     dora_version: Optional[str],
     threads: Optional[int] = None,
     named: Sequence[str] = (),
+    daemon: Optional[str] = None,
 ) -> None:
     verdict.cause = Cause.STARTING
     module = next(
@@ -716,6 +721,7 @@ def _starting(
         startup_timeout=has_startup_timeout(dora_version),
         threads=threads,
         named=list(named),
+        daemon=daemon,
     )
 
 
@@ -734,18 +740,29 @@ def _before_node(
     shutdown: Shutdown,
 ) -> bool:
     """Still starting outside any import (a model loaded in ``main()`` before ``Node()``):
-    decided only on positive evidence that ``Node()`` was never called. ``Node()`` starts
-    native threads of dora's in the process (at least one on every tested release, even while
-    it still waits for its peers; see :mod:`dora_doctor.dora.versions`), while Python code
-    before it has only Python threads; /proc, read every 50 ms, lists every thread of the
-    process. A node busy in its own code after ``Node()`` has dora's threads, so it is never
-    called starting here."""
+    decided only on positive evidence that ``Node()`` was never called.
+
+    The first evidence, on every release line: ``Node()`` connects to the daemon's address
+    before anything else, and /proc lists the process's connections (capture/daemonlink.py).
+    Recordings without it fall back on the threads: ``Node()`` starts native threads of
+    dora's in the process on the lines where :mod:`dora_doctor.dora.versions` says so, while
+    Python code before it has only Python threads. A node busy in its own code after
+    ``Node()`` is connected and has dora's threads, so it is never called starting here."""
     if verdict.outcome in (Outcome.CLEAN, Outcome.FAILED) or is_operator_runtime(at_stop):
         return False
-    if shutdown.request is None or not node_api_starts_threads(shutdown.dora_version):
+    if shutdown.request is None:
         return False
     stop = shutdown.request.time
     names = node_thread_names(shutdown.dora_version)
+    link = daemon_link_before(shutdown.end_of(node.id), samples, stop)
+    if link is not None:
+        if link or _dora_named(samples, names):
+            return False  # connected: Node() was called (or the threads disagree: no claim)
+        verdict.rest(R_NO_DAEMON_LINK)
+        _starting(verdict, node, at_stop, stop, shutdown.dora_version, daemon=node.daemon_addr)
+        return True
+    if not node_api_starts_threads(shutdown.dora_version):
+        return False
     threads = without_dora_names(samples, stop, names)
     if threads is not None:
         verdict.rest(R_NO_DORA_NAMES)
@@ -757,6 +774,30 @@ def _before_node(
     verdict.rest(R_NO_DORA_THREADS)
     _starting(verdict, node, at_stop, stop, shutdown.dora_version, threads=threads)
     return True
+
+
+def daemon_link_before(end: Optional[NodeEnd], samples: Samples, stop: float) -> Optional[bool]:
+    """Had the process connected to its daemon by the stop? True when a read before the stop
+    found the connection; False when reads found none and went on up to the stop (the
+    tracker reads on every /proc poll until it sees one, so /proc windows up to the stop are
+    reads up to the stop); None when the recording cannot tell (another transport, an older
+    recording, /proc unreadable, too few windows)."""
+    if end is None or not end.daemon_link:
+        return None
+    before = [connected for at, connected in end.daemon_link if at <= stop]
+    if any(before):
+        return True
+    if not before or _if_seen_before_stop(samples, stop, 1) is None:
+        return None
+    return False
+
+
+def _dora_named(samples: Samples, names: Sequence[str]) -> bool:
+    """Did /proc name any thread of the process like one only ``Node()`` starts?"""
+    prefixes = tuple(names)
+    return bool(prefixes) and any(
+        name.startswith(prefixes) for seg in samples.cpu for name in seg.names.values()
+    )
 
 
 def without_dora_names(samples: Samples, stop: float, names: Sequence[str]) -> Optional[int]:

@@ -388,6 +388,14 @@ def _starting(d: Dict[str, Any]) -> str:
         if d["since_spawn"] is not None
         else ""
     )
+    if d.get("daemon"):
+        return (
+            f"It was still starting when the stop came{since}: MainThread was in "
+            f"{frame.function} ({frame.where()}) and had not called Node() yet: its process "
+            f"held no connection to its daemon ({d['daemon']}, where Node() connects first) "
+            "at any read of /proc up to the stop. STOP cannot reach a node before it connects "
+            "to dora, so it could not react to it."
+        )
     if d.get("threads") is not None:
         return _starting_before_node(d, frame, since)
     what = f"importing {d['imported']}" if d["imported"] else "importing"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from dora_doctor.capture.daemonlink import DaemonLinkTracker
 from dora_doctor.capture.sigcgt import SigCgtTracker
 from dora_doctor.model import CpuSegment, NodeProcess
 
@@ -139,6 +140,8 @@ class CpuMeter:
         self._named: Dict[str, Dict[int, str]] = {}  # node → the names already emitted
         # SigCgt rides on the same poll: a SIGTERM handler installed after discovery
         self._sigcgt = SigCgtTracker(self.nodes)
+        # ... and so does the node's connection to its daemon: has it called Node() yet?
+        self._link = DaemonLinkTracker(self.nodes)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
@@ -183,9 +186,9 @@ class CpuMeter:
             reading = read_threads(node.sample_pid)
             if not reading:
                 continue  # gone; the part-window before the exit is dropped
-            change = self._sigcgt.poll(node, now)
-            if change is not None:
-                self.output.put(change)
+            for change in (self._sigcgt.poll(node, now), self._link.poll(node, now)):
+                if change is not None:
+                    self.output.put(change)
             window = self._windows.get(node.id)
             if window is None:
                 self._windows[node.id] = _Window(now, reading)

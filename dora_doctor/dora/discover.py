@@ -261,23 +261,31 @@ def resolve_process(node: NodeProcess) -> None:
             node.python_prefix = python_prefix(candidate)
             with contextlib.suppress(psutil.Error, OSError):
                 node.started = candidate.create_time()
-            node.operators = runtime_operators(candidate, node.id)
+            environ = _environ_of(candidate)
+            node.operators = runtime_operators(candidate, node.id, environ)
+            node.daemon_addr = machines.daemon_address(machines.node_config(environ)[1])
             return
     node.skip_reason = "not Python"
+
+
+def _environ_of(proc: psutil.Process) -> Dict[str, str]:
+    """The process's environment; empty when it cannot be read (not ours, gone)."""
+    try:
+        return dict(proc.environ())
+    except (psutil.Error, OSError):
+        return {}
 
 
 RUNTIME_CALL = "start_runtime"  # `python -uc "import dora; dora.start_runtime()"`
 
 
-def runtime_operators(proc: psutil.Process, node_id: str) -> Dict[str, str]:
+def runtime_operators(
+    proc: psutil.Process, node_id: str, environ: Dict[str, str]
+) -> Dict[str, str]:
     """The Python operators dora's runtime in ``proc`` runs: operator id → file, the relative
     paths made absolute against the process's working directory (where the runtime resolves
     them), so the analysis can tell an operator's frames by their file. Empty for a plain
-    node, or when the environment cannot be read."""
-    try:
-        environ = proc.environ()
-    except (psutil.Error, OSError):
-        return {}
+    node, or when the environment (``proc``'s) could not be read."""
     runtime = environ.get("DORA_RUNTIME_CONFIG")
     found: Dict[str, str] = {}
     if runtime:

@@ -103,6 +103,16 @@ def node_config(environ: Dict[str, str]) -> Tuple[str, Dict[str, object]]:
     return (runtime, node) if isinstance(node, dict) else ("", {})
 
 
+def daemon_address(config: Dict[str, object]) -> Optional[str]:
+    """Where the node's ``Node()`` connects to its daemon, from its config's
+    ``daemon_communication: !Tcp {socket_addr: 127.0.0.1:36687}`` (the tag is dropped on
+    load; only the TCP transport has ``socket_addr``); None for shared memory, a Unix socket,
+    or a config without it. Bounded: the text comes from the node's environment."""
+    link = config.get("daemon_communication")
+    address = link.get("socket_addr") if isinstance(link, dict) else None
+    return address if isinstance(address, str) and len(address) <= 64 else None
+
+
 def deployments(config: str) -> Dict[str, str]:
     """Node id → machine from ``deploy: machine:`` of every node in a DORA_NODE_CONFIG."""
     return _deployments(_load(config)) if "deploy" in config else {}

@@ -57,18 +57,21 @@ class ReleaseLine:
     startup_timeout: bool
     health_check_timeout: bool
     # Node() starts native threads of dora's in the node's process, none before it (a process
-    # that imported dora has one thread): while Node() waits for the dataflow to start, 1 on
-    # 0.4.1 and 0.5.0 (jemalloc_bg_thd), 4 on 0.3.13 (tokio-runtime-w…), 13 on 1.0.1 and 1.1.0
-    # (dora-node-runti, tokio-rt-worker, zenoh's); 7-19 once it runs (recordings wb-*.ddrec,
-    # corpus/); 14 stay after the node left its loop and dropped its Node (1.1.0). So a
-    # process with only Python threads has not called Node() yet. A line where this fails
-    # gets False.
+    # that imported dora has one thread): while Node() waits for the dataflow to start, 3 on
+    # 0.3.13 (tokio-runtime-w, OpenTelemetry), 13 on 1.0.1 and 1.1.0 (dora-node-runti,
+    # tokio-rt-worker, zenoh's); 7-19 once it runs (recordings wb-*.ddrec, corpus/); 14 stay
+    # after the node left its loop and dropped its Node (1.1.0). So a process with only
+    # Python threads has not called Node() yet. A line where this fails gets False: on 0.4.1
+    # and 0.5.0 a node waiting in Node() for a peer has no thread but Python's (one, for a
+    # node importing only dora; /proc, 2026-12-02), its threads come once the dataflow runs.
+    # Every line connects to the daemon first in Node(): that is read from /proc too
+    # (capture/daemonlink.py) and decides wherever a recording has it.
     node_api_threads: bool = True
     # Names (prefixes of /proc's 15-character comm) of threads Node() starts that no process
     # before Node() has, whatever it imported: numpy's and pyarrow's threads are "python" and
     # "jemalloc_bg_thd" (measured with numpy 2, pyarrow of each line's venv). 1.1.0:
     # dora-node-runti and dora-startup-* on a node waiting in Node() and on running ones.
-    # 0.4/0.5 start only jemalloc_bg_thd, which importing pyarrow also does: no name decides.
+    # 0.4/0.5 start no named thread before the dataflow runs: no name decides there.
     node_thread_names: Tuple[str, ...] = ()
 
 
@@ -128,6 +131,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         zenoh_no_multicast_flag=False,
         startup_timeout=False,
         health_check_timeout=False,
+        node_api_threads=False,  # none while Node() waits for peers
     ),
     ReleaseLine(
         series="0.5.x",
@@ -152,6 +156,7 @@ RELEASE_LINES: Tuple[ReleaseLine, ...] = (
         zenoh_no_multicast_flag=False,
         startup_timeout=False,
         health_check_timeout=False,
+        node_api_threads=False,  # none while Node() waits for peers
     ),
     ReleaseLine(
         series="1.0.x",
