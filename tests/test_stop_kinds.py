@@ -199,6 +199,30 @@ def test_a_node_stopped_by_the_finish_drain_is_a_finish_terminated_by_it() -> No
     (row,) = entries.stops_from(rec, report, "watch")
     assert (row.kind, row.requested_by) == ("finish", "dora's finish drain")
     assert [(n.node, n.outcome, n.censored) for n in row.nodes] == [("deaf", "terminated", True)]
+    # the finish grace is no `dora stop --grace-duration`, and tune-grace does not rehearse it
+    suggestion = report.dataflows[0].suggestion
+    assert suggestion is not None and (suggestion.grace_s, suggestion.command) == (None, "")
+    assert "deaf" in suggestion.reason and "finish_grace_secs" in suggestion.reason
+    assert "tune-grace" not in suggestion.reason
+
+
+def test_a_slow_cleanup_ended_by_the_finish_drain_is_told_of_the_finish_grace() -> None:
+    """A node that reacted but whose cleanup outlived the finish grace: its grace advice is
+    the finish grace (the YAML's finish_grace_secs), not a rehearsal of `dora stop`."""
+    from dora_doctor.analysis import verdict as v
+    from dora_doctor.analysis import wording
+    from dora_doctor.analysis.timeline import FINISH_DRAIN_SOURCE
+
+    def slow(source: str) -> v.NodeVerdict:
+        verdict = v.NodeVerdict()
+        verdict.add(v.F_STOP, source=source)
+        verdict.add(v.F_SLOW, frame=None)
+        return verdict
+
+    (finish,) = [a.text for a in wording.advice(slow(FINISH_DRAIN_SOURCE)) if a.kind == "grace"]
+    assert "finish_grace_secs" in finish and "tune-grace" not in finish
+    (asked,) = [a.text for a in wording.advice(slow("dora-doctor")) if a.kind == "grace"]
+    assert "tune-grace" in asked
 
 
 def test_a_health_kill_is_said_with_dora_s_caveat_and_no_cause() -> None:

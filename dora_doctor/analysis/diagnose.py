@@ -22,7 +22,7 @@ from dora_doctor.analysis.findings import (
     Outcome,
     Suggestion,
 )
-from dora_doctor.analysis.timeline import Shutdown, build_shutdown
+from dora_doctor.analysis.timeline import FINISH_DRAIN_SOURCE, Shutdown, build_shutdown
 from dora_doctor.analysis.verdict import (
     F_OPERATOR,
     F_SAMPLING,
@@ -146,7 +146,12 @@ def report_from_recording(
         for node_finding in finding.nodes:
             _say(node_finding, verdicts[node_finding.id])
             node_finding.last_dump = last_dump_of(recording, shutdown, dataflow.uuid, node_finding)
-        if shutdown.request is not None:
+        if shutdown.request is not None and shutdown.request.source == FINISH_DRAIN_SOURCE:
+            ended = (Outcome.TERMINATED, Outcome.KILLED)
+            finding.suggestion = grace_mod.finish_drain(
+                [n.id for n in finding.nodes if n.outcome in ended]
+            )
+        elif shutdown.request is not None:
             finding.suggestion = suggestion_from_findings(
                 finding,
                 dataflow.label,

@@ -155,6 +155,29 @@ def suggest(
     )
 
 
+def finish_drain(ended: Sequence[str]) -> Suggestion:
+    """A dataflow that finished on its own, whose stragglers dora's finish drain ended: the
+    time those nodes had is their finish grace (1.1: ``finish_grace_secs`` per node in the
+    YAML, else the daemon's ``DORA_FINISH_DRAIN_GRACE_SECS``, 120 s by default, counted from
+    when all their inputs closed), which no ``dora stop --grace-duration`` sets and no
+    rehearsed ``dora stop`` measures. So no command, and no "measure with tune-grace"."""
+    if not ended:
+        return Suggestion(
+            None, "", False, "the dataflow finished on its own and no node outlived it"
+        )
+    names = ", ".join(ended)
+    return Suggestion(
+        None,
+        "",
+        False,
+        f"{names} still ran when dora's finish drain ended it, its finish grace after the "
+        "dataflow had finished and all its inputs had closed (`finish_grace_secs` on the node "
+        "in the dataflow YAML, else DORA_FINISH_DRAIN_GRACE_SECS for the daemon). A node "
+        "should leave its event loop once its inputs close; `dora stop --grace-duration` "
+        "does not apply to a dataflow that finishes on its own",
+    )
+
+
 def _basis(stats: NodeStats) -> float:
     if len(stats.measured) >= P99_MIN_RUNS:
         return percentile(stats.measured, 99)

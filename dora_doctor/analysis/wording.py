@@ -12,13 +12,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from dora_doctor.analysis import verdict as v
 from dora_doctor.analysis.findings import Advice, Holder, Outcome
+from dora_doctor.analysis.timeline import FINISH_DRAIN_SOURCE as FINISH_DRAIN
 from dora_doctor.model import Frame, Stack
 
 _SOURCES = {
     "dora-doctor": "asked by dora-doctor",
     "coordinator": "coordinator log",
     "daemon": "daemon log",
-    "finish drain": (
+    FINISH_DRAIN: (
         "by dora's finish drain: the dataflow had finished except this node, and its finish "
         "grace ran out (daemon log)"
     ),
@@ -32,6 +33,16 @@ _ENDINGS = {
     Outcome.UNKNOWN: "ended (how is unknown)",
 }
 NO_GRACE_HELPS = "No grace period helps: the node never reacts to STOP."
+MEASURE = (
+    "A longer grace period lets this cleanup finish: measure how long it needs with "
+    "`dora-doctor tune-grace`."
+)
+# A finish drain's grace is not dora stop's: tune-grace rehearses `dora stop`, which sets neither
+FINISH_GRACE = (
+    "A longer finish grace lets this cleanup finish: `finish_grace_secs` on this node in the "
+    "dataflow YAML (else DORA_FINISH_DRAIN_GRACE_SECS for the daemon); `dora stop "
+    "--grace-duration` does not apply to a dataflow that finishes on its own."
+)
 GRACE_HIDES = (
     "A longer grace period only hides this: STOP is read whenever the holder happens "
     "to let go of the GIL, which no grace value bounds."
@@ -41,6 +52,11 @@ GRACE_HIDES = (
 def evidence(verdict: v.NodeVerdict) -> List[str]:
     """One sentence per fact, in the order the decision met them."""
     return [s for fact in verdict.facts for s in [_SAY[fact.kind](fact.data)] if s]
+
+
+def _by_finish_drain(verdict: v.NodeVerdict) -> bool:
+    """Was the stop dora's finish drain (the dataflow ended on its own), not a request?"""
+    return any(f.kind == v.F_STOP and f.data["source"] == FINISH_DRAIN for f in verdict.facts)
 
 
 def advice(verdict: v.NodeVerdict) -> List[Advice]:
@@ -89,13 +105,7 @@ def advice(verdict: v.NodeVerdict) -> List[Advice]:
                 )
             )
         elif fact.kind == v.F_SLOW:
-            out.append(
-                Advice(
-                    "grace",
-                    "A longer grace period lets this cleanup finish: measure how long it needs "
-                    "with `dora-doctor tune-grace`.",
-                )
-            )
+            out.append(Advice("grace", FINISH_GRACE if _by_finish_drain(verdict) else MEASURE))
             frame = d["frame"]
             if frame is not None:
                 out.append(
