@@ -7,6 +7,7 @@ analysis can be tested on either.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -158,11 +159,36 @@ DAEMON_CONNECTED = "daemon-connected"
 DAEMON_NOT_CONNECTED = "daemon-not-connected"
 
 
+def format_exit_status(wait_status: int) -> Optional[str]:
+    """A kernel wait status as an ``exited`` record's detail: ``exit-code N`` or ``signal N``
+    (what :func:`parse_exit_status` reads back); None for anything else."""
+    if os.WIFEXITED(wait_status):
+        return f"exit-code {os.WEXITSTATUS(wait_status)}"
+    if os.WIFSIGNALED(wait_status):
+        return f"signal {os.WTERMSIG(wait_status)}"
+    return None
+
+
+def parse_exit_status(detail: Optional[str]) -> Optional[Tuple[Optional[int], Optional[int]]]:
+    """(exit code, signal) from an ``exited`` record's detail; None when it holds neither
+    (no status was read, or the text is not one: a recording is untrusted input)."""
+    kind, _, number = (detail or "").partition(" ")
+    if not number.isdigit() or len(number) > 3:
+        return None
+    if kind == "exit-code" and int(number) <= 255:
+        return int(number), None
+    if kind == "signal" and 0 < int(number) < 65:
+        return None, int(number)
+    return None
+
+
 @dataclass
 class ProcessEvent:
     """Something happened to a node's process: ``kind`` is ``exited``, ``sampler-error``,
     ``sampler-degraded``, ``sigterm-caught`` / ``sigterm-not-caught`` (capture/sigcgt.py), or
-    ``daemon-not-connected`` / ``daemon-connected`` (capture/daemonlink.py)."""
+    ``daemon-not-connected`` / ``daemon-connected`` (capture/daemonlink.py). An ``exited``
+    record's detail is the kernel's exit status when it could be read before dora reaped the
+    process (:func:`format_exit_status`), else None."""
 
     dataflow: str
     node: str

@@ -31,6 +31,7 @@ from dora_doctor.model import (
     Stack,
     StackSegment,
     ThreadTrack,
+    parse_exit_status,
 )
 from dora_doctor.recording.model import Recording
 
@@ -81,6 +82,9 @@ class NodeEnd:
     # whether it catches SIGTERM, as (time, caught) from discovery (time None) and each change
     # seen while sampling; a handler installed late shows here, not in ``node.catches_sigterm``
     sigcgt: List[Tuple[Optional[float], bool]] = field(default_factory=list)
+    # exit_code / signal are the kernel's, read from the zombie's /proc/PID/stat by the stop
+    # watch (not dora's line): positive evidence of how it ended, on every dora
+    status_seen: bool = False
     # whether its process held a TCP connection to its daemon (has called Node()), as (time,
     # connected): the first read and the change to connected; empty when never read
     daemon_link: List[Tuple[float, bool]] = field(default_factory=list)
@@ -302,6 +306,14 @@ def node_end(
         if end.time is None:
             end.time, end.source, end.coarse = failure.time, "daemon log", failure.clock is not None
         end.evidence.append(f"dora: {failure.text}")
+    status = parse_exit_status(exits[0].detail) if exits else None
+    if status is not None:
+        said = f"exit status {status[0]}" if status[1] is None else f"signal {status[1]}"
+        end.evidence.append(
+            f"The kernel: {said}, read from /proc/PID/stat before dora reaped the process."
+        )
+        if not failures:  # dora's line, when there is one, is read from the same waitpid
+            (end.exit_code, end.signal), end.status_seen = status, True
     # the daemon's "killed due to not stopping" line and the CLI's "(SIGKILL)" verdict
     kills = [
         e
@@ -386,7 +398,7 @@ def without_exit_lines(
       that signal, inferred from the exit time and said so;
     - otherwise (no process seen, no stop result, between the rungs): unknown, with the reason.
     """
-    if logs_node_exits(dora_version) or end.unknown_reason:
+    if logs_node_exits(dora_version) or end.unknown_reason or end.status_seen:
         return
     if end.signal is not None or end.exit_code not in (None, 0) or end.grace_kill or end.finished:
         return

@@ -118,6 +118,7 @@ F_HEALTH_KILL = "health-killed"  # seconds (dora's health_check_timeout), frame 
 # --- what a verdict rests on (short strings in the JSON, docs/diagnosis.md) ---------------
 R_EXIT_SEEN = "process exit seen"
 R_DORA_END = "dora's end line for the node"
+R_EXIT_STATUS = "the process's exit status from /proc, before dora reaped it"
 R_DATAFLOW_END = "dora's dataflow end line, no failure line for the node"
 R_STOP = "stop request"
 R_SAMPLES = "py-spy samples of every thread"
@@ -372,8 +373,9 @@ def outcome_of(
 ) -> Tuple[Outcome, Optional[float], List[str], Optional[str]]:
     """(outcome, stop→exit seconds, what it rests on, why unknown) from how the process ended.
 
-    ``clean`` needs positive evidence: dora's line that the node finished, or dora's
-    dataflow end line with no failure line for the node from a daemon that logs failures.
+    ``clean`` needs positive evidence: dora's line that the node finished, dora's dataflow
+    end line with no failure line for the node from a daemon that logs failures, or exit
+    status 0 read from the kernel before dora reaped the process.
     A process seen to vanish with no line from dora is ``unknown``: its end line may simply
     not have been read yet, and a SIGTERM at the grace looks just the same from outside.
     """
@@ -390,14 +392,19 @@ def outcome_of(
         # the timeline found no evidence of how it ended (0.4.x logs no exit; a 0.5.x kill
         # line that nothing confirms)
         return Outcome.UNKNOWN, duration, seen, end.unknown_reason
-    if end.grace_kill is not None or end.signal == 9:
+    said = [*seen, R_EXIT_STATUS if end.status_seen else R_DORA_END]
+    if end.grace_kill is not None:
         return Outcome.KILLED, duration, [*seen, R_DORA_END], None
+    if end.signal == 9:
+        return Outcome.KILLED, duration, said, None
     if end.signal == 15:
-        return Outcome.TERMINATED, duration, [*seen, R_DORA_END], None
+        return Outcome.TERMINATED, duration, said, None
     if end.signal is not None or end.exit_code not in (None, 0):
-        return Outcome.FAILED, duration, [*seen, R_DORA_END], None
+        return Outcome.FAILED, duration, said, None
     if end.finished:
         return Outcome.CLEAN, duration, [*seen, R_DORA_END], None
+    if end.status_seen:
+        return Outcome.CLEAN, duration, said, None  # exit status 0, from the kernel
     if end.node.skip_reason and end.node.skip_reason.startswith(REMOTE) and end.time is None:
         return Outcome.UNKNOWN, None, [], "its own daemon's log, on another machine, was not read"
     if end.time is None and end.running_at_end and not shutdown.ended:

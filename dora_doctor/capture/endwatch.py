@@ -25,11 +25,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 import psutil
 
 from dora_doctor.capture.logtail import LogFiles, _coordinators, _Tail
-from dora_doctor.dora.discover import process_running
+from dora_doctor.dora.discover import process_running, zombie_wait_status
 from dora_doctor.executables import option_value
 from dora_doctor.logs import events as logevents
 from dora_doctor.logs import parse
-from dora_doctor.model import NodeProcess, ProcessEvent
+from dora_doctor.model import NodeProcess, ProcessEvent, format_exit_status
 
 POLL_S = 0.02
 # ``watch``'s baseline, while no stop is under way (bench/watch_parts.py: the 20 ms poll of 8
@@ -277,8 +277,10 @@ class StopWatch:
             assert pid is not None
             if not process_running(pid):
                 now = time.time()
+                status = zombie_wait_status(pid)  # at once: dora reaps it within milliseconds
+                detail = None if status is None else format_exit_status(status)
                 self._ended[node.id] = now
-                self.output.put(ProcessEvent(node.dataflow, node.id, pid, now, "exited"))
+                self.output.put(ProcessEvent(node.dataflow, node.id, pid, now, "exited", detail))
                 self._stop_sign(f"node {node.id} exited", now)
 
     def _poll_logs(self) -> None:

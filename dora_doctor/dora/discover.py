@@ -370,6 +370,23 @@ def process_running(pid: int) -> bool:
         return False
 
 
+def zombie_wait_status(pid: int) -> Optional[int]:
+    """The wait status of ``pid`` if it has exited and its parent (dora's daemon) has not
+    reaped it yet; None otherwise. The kernel keeps it in the last field of /proc/PID/stat
+    (Linux >= 3.5) while the process is a zombie: the only way to learn how a process that
+    is not our child ended, and a race with the daemon's ``waitpid`` that is won only when
+    the exit is seen at once (a pidfd wakes ``watch``'s stop watch at the exit)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read(4096)
+    except OSError:
+        return None
+    fields = text[text.rfind(b")") + 2 :].split()
+    if len(fields) < 50 or fields[0] != b"Z" or not fields[-1].isdigit():
+        return None
+    return int(fields[-1])
+
+
 def select_dataflow(dataflows: List[Dataflow], wanted: Optional[str]) -> Dataflow:
     """The dataflow the user means: by name or UUID (or UUID prefix), or the only running one."""
     running = [df for df in dataflows if (df.status or "running").lower() in _RUNNING]
