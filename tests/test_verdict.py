@@ -585,3 +585,14 @@ def test_a_victim_on_0_4_connected_to_its_daemon_is_never_starting() -> None:
     recording.events = [e for e in recording.events if not e.kind.startswith("daemon-")]
     found = {n.id: n for df in report_from_recording(recording).dataflows for n in df.nodes}
     assert found["waiter"].cause != "starting"
+
+
+def test_no_connection_is_no_start_up_claim_where_a_runtime_thread_was_seen() -> None:
+    """A process first read after it dropped its Node (or with a tokio runtime of its own)
+    holds no connection but has a runtime's threads: the missing link then claims nothing."""
+    recording = read_recording(REC / "ssn-0.4.1.ddrec")
+    loader = next(seg for seg in recording.cpu if seg.node == "loader" and seg.names)
+    loader.names[max(loader.cpu) + 1] = "tokio-runtime-w"
+    loader.cpu[max(loader.cpu) + 1] = 0.0
+    found = report_from_recording(recording).dataflows[0].nodes[0]
+    assert found.cause != "starting"

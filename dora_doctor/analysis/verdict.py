@@ -763,8 +763,11 @@ def _before_node(
     names = node_thread_names(shutdown.dora_version)
     link = daemon_link_before(shutdown.end_of(node.id), samples, stop)
     if link is not None:
-        if link or _dora_named(samples, names):
-            return False  # connected: Node() was called (or the threads disagree: no claim)
+        if link or _dora_named(samples, (*names, *RUNTIME_THREAD_NAMES)):
+            # connected: Node() was called. Or a runtime's threads say it was once (a node
+            # that dropped its Node and lives on, first read after it had disconnected, or a
+            # library with a tokio runtime of its own): no claim either way
+            return False
         verdict.rest(R_NO_DAEMON_LINK)
         _starting(verdict, node, at_stop, stop, shutdown.dora_version, daemon=node.daemon_addr)
         return True
@@ -781,6 +784,11 @@ def _before_node(
     verdict.rest(R_NO_DORA_THREADS)
     _starting(verdict, node, at_stop, stop, shutdown.dora_version, threads=threads)
     return True
+
+
+# Threads of an async runtime like the one dora's node API runs (tokio's, as named on 0.3-0.5
+# and 1.x; dora's own): seen in a process without a connection, they veto "not yet at Node()"
+RUNTIME_THREAD_NAMES = ("dora-", "tokio-runtime-w", "tokio-rt-worker")
 
 
 def daemon_link_before(end: Optional[NodeEnd], samples: Samples, stop: float) -> Optional[bool]:
