@@ -157,6 +157,8 @@ SIGTERM_NOT_CAUGHT = "sigterm-not-caught"
 # (capture/daemonlink.py): the first read, then the change to connected
 DAEMON_CONNECTED = "daemon-connected"
 DAEMON_NOT_CONNECTED = "daemon-not-connected"
+# the kinds above: facts for the analysis, never a sampler's trouble to show the user
+PROCESS_FACTS = (SIGTERM_CAUGHT, SIGTERM_NOT_CAUGHT, DAEMON_CONNECTED, DAEMON_NOT_CONNECTED)
 
 
 def format_exit_status(wait_status: int) -> Optional[str]:

@@ -167,3 +167,17 @@ def test_the_tracker_reports_the_first_read_then_the_connection_then_stops_readi
         client.close()
     assert tracker.poll(node, 1.3) is None  # connected once is Node() called: not read again
     assert tracker.poll(other, 1.0) is None  # no TCP address: never read
+
+
+def test_the_connection_records_are_facts_not_sampler_errors_in_the_live_table() -> None:
+    """inspect's live view said "node X is not sampled: 127.0.0.1:45043" for each connection
+    record (seen on a new user's dataflow): they are facts for the analysis only."""
+    from dora_doctor.capture.session import LiveState, NodeLive
+    from dora_doctor.model import Dataflow, ProcessEvent
+
+    node = NodeProcess("n", "df", pid=7, python=True)
+    state = LiveState(Dataflow("df", "flow", nodes=[node]), "1.1.0")
+    state.nodes[node.id] = NodeLive(node, state="sampling")
+    for kind in (DAEMON_NOT_CONNECTED, DAEMON_CONNECTED):
+        state.update(ProcessEvent("df", "n", 7, 1.0, kind, "127.0.0.1:45043"))
+    assert state.notices == [] and state.nodes["n"].state == "sampling"

@@ -114,7 +114,7 @@ class LiveState:
             live.state = "exited"
             if self.stop_requested:
                 live.state += f" {item.time - self.stop_requested:.2f} s after the stop request"
-        elif item.kind in (model.SIGTERM_CAUGHT, model.SIGTERM_NOT_CAUGHT):
+        elif item.kind in model.PROCESS_FACTS:
             return  # a fact for the analysis, nothing the live table shows
         elif item.kind == "sampler-degraded":
             live.state = "sampling (nonblocking)"
