@@ -305,6 +305,9 @@ class LastDump:
 # The reason given for a node of the dataflow that runs on another machine: py-spy reads only
 # processes on its own machine.
 REMOTE = "remote, not sampled"
+# ... and for one whose process discovery found to run no Python: a node a post-mortem knows
+# only from dora's logs has no reason at all, and is not called "not Python"
+NOT_PYTHON = "not Python"
 
 
 @dataclass

@@ -333,3 +333,12 @@ def test_ripgrep_and_the_chunked_scan_agree_on_garbage(chunks: List[bytes]) -> N
         path.write_bytes(b"\n".join(chunks))
         fast, slow = scan_both_ways(path)
         assert fast == slow
+
+
+def test_a_node_known_only_from_logs_is_not_called_not_python() -> None:
+    """From dora's logs alone nothing says whether a node runs Python: a new user's
+    SIGTERMed Python node showed "not Python" in the cause column. Only discovery says so."""
+    result = run_doctor("postmortem", str(V110 / "detached-stop-grace-2s"), "--no-history")
+    assert result.returncode == 0, result.stderr
+    assert "terminated" in result.stdout
+    assert "not Python" not in result.stdout

@@ -25,7 +25,7 @@ import yaml
 from dora_doctor.dora import descriptor, machines
 from dora_doctor.dora.client import DoraCli
 from dora_doctor.errors import FAILURE, DoctorError
-from dora_doctor.model import Dataflow, NodeProcess
+from dora_doctor.model import NOT_PYTHON, Dataflow, NodeProcess
 
 _PYTHON_EXE = re.compile(r"^python(?P<version>\d+(?:\.\d+)?)?[a-z]*(?:\.exe)?$", re.I)
 _LIBPYTHON = re.compile(r"libpython(?P<version>\d+\.\d+)")
@@ -265,7 +265,7 @@ def resolve_process(node: NodeProcess) -> None:
             node.operators = runtime_operators(candidate, node.id, environ)
             node.daemon_addr = machines.daemon_address(machines.node_config(environ)[1])
             return
-    node.skip_reason = "not Python"
+    node.skip_reason = NOT_PYTHON
 
 
 def _environ_of(proc: psutil.Process) -> Dict[str, str]:

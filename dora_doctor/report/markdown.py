@@ -23,7 +23,7 @@ from typing import Callable, List, Optional
 from dora_doctor.analysis import redaction
 from dora_doctor.analysis.findings import Diagnosis, NodeFinding
 from dora_doctor.analysis.result import Analysis
-from dora_doctor.model import Stack
+from dora_doctor.model import NOT_PYTHON, Stack
 from dora_doctor.recording.model import Recording
 from dora_doctor.report import RenderOptions
 from dora_doctor.textsafe import for_terminal
@@ -119,7 +119,7 @@ def _render(report: Diagnosis, recording: Optional[Recording], show_paths: bool)
                     stop=f"{node.stop_duration_s:.2f} s"
                     if node.stop_duration_s is not None
                     else "–",
-                    cause=prose(node.cause or ("not Python" if not node.python else "–")),
+                    cause=prose(node.cause or (NOT_PYTHON if node.skipped == NOT_PYTHON else "–")),
                     holder=_holder(node, hide),
                 )
             )

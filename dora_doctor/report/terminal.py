@@ -18,7 +18,7 @@ from rich.text import Text
 from dora_doctor.analysis import redaction
 from dora_doctor.analysis.findings import DataflowFinding, Diagnosis, NodeFinding
 from dora_doctor.analysis.result import Analysis
-from dora_doctor.model import REMOTE
+from dora_doctor.model import NOT_PYTHON, REMOTE
 from dora_doctor.report import RenderOptions, consoles, timeline_text
 from dora_doctor.report.consoles import text
 
@@ -120,8 +120,8 @@ def _dataflow(dataflow: DataflowFinding, report: Diagnosis) -> Table:
     for node in dataflow.nodes:
         stop = f"{node.stop_duration_s:.2f} s" if node.stop_duration_s is not None else "–"
         gil = _share(node.gil.held_share) if node.gil.held_share is not None else "–"
-        if not node.python:
-            why = "not Python"
+        if node.skipped == NOT_PYTHON:
+            why = NOT_PYTHON
         elif node.skipped and node.skipped.startswith(REMOTE):
             why = node.skipped.split(":", 1)[0]  # what to do about it follows the table
         elif node.skipped:
