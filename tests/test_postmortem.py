@@ -342,3 +342,15 @@ def test_a_node_known_only_from_logs_is_not_called_not_python() -> None:
     assert result.returncode == 0, result.stderr
     assert "terminated" in result.stdout
     assert "not Python" not in result.stdout
+
+
+def test_an_unknown_end_is_said_once_with_what_it_means_for_the_grace() -> None:
+    """dora 0.4.1's logs: the clean nodes' ends are not known (its daemon logs no exit). The
+    reason was said twice per node (the timeline's sentence and the verdict's); once now."""
+    logs = FIX / "dora-0.4.1" / "detached-stop-grace-2s"
+    result = postmortem([str(logs)])
+    unknown = [n for df in result.report.dataflows for n in df.nodes if n.outcome == "unknown"]
+    assert sorted(n.id for n in unknown) == ["listener", "talker"]
+    for node in unknown:
+        said = [e for e in node.evidence if "ended is unknown" in e]
+        assert len(said) == 1 and "no grace value is derived from it" in said[0], node.evidence

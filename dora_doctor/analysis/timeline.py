@@ -136,7 +136,7 @@ def build_shutdown(recording: Recording, dataflow: Dataflow) -> Shutdown:
     for end in ends:
         without_exit_lines(end, request, grace, version, mine)
         if end.unknown_reason:
-            end.evidence.append(f"How this node ended is unknown: {end.unknown_reason}.")
+            end.evidence.append(unknown_end(end.unknown_reason))
     return Shutdown(
         dataflow=dataflow,
         request=request,
@@ -263,6 +263,12 @@ def stop_output_events(events: List[logevents.LogEvent]) -> List[logevents.LogEv
             if event is not None and event.node:
                 found.append(event)
     return found
+
+
+def unknown_end(reason: str) -> str:
+    """The evidence sentence of an end nothing says the manner of (one wording, so that the
+    verdict, which says it with its consequence for the grace, can leave this one out)."""
+    return f"How this node ended is unknown: {reason}."
 
 
 def node_end(

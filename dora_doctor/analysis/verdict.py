@@ -35,6 +35,7 @@ from dora_doctor.analysis.timeline import (
     event_thread,
     main_thread_spans,
     markers,
+    unknown_end,
 )
 from dora_doctor.dora.versions import (
     has_sigterm_step,
@@ -468,6 +469,10 @@ def decide(
     verdict.rest(R_STOP)
     verdict.facts.insert(0, Fact(F_STOP, _stop_data(shutdown, node.id, verdict)))
     if why is not None and verdict.outcome == Outcome.UNKNOWN:
+        said = unknown_end(why)  # the timeline's sentence of it: said once, with the grace
+        verdict.facts = [
+            f for f in verdict.facts if f.kind != F_DORA_LINE or f.data["text"] != said
+        ]
         verdict.add(F_NO_END_LINE, why=why)
     sigterm_step = has_sigterm_step(shutdown.dora_version)
     if verdict.outcome == Outcome.TERMINATED and sigterm_step and not verdict.has(F_HANDLER_EXIT):
