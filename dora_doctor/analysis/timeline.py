@@ -244,7 +244,9 @@ def find_grace(
             return Grace(round(min(terms), 1), "time of the first SIGTERM after the stop")
     default = default_grace_s(dora_version)
     if default is not None and request is not None:
-        return Grace(default, f"dora {dora_version} default (no --grace-duration seen)")
+        return Grace(
+            default, f"assumed: dora {dora_version}'s default, as no --grace-duration was seen"
+        )
     return None
 
 
