@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 # The whole suite, against a real dora coordinator and daemon.
 test: $(STAMP)
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=15
 	# Stability (issue 13): the corpus scenarios that once flaked, 3 more runs each, same answer
 	$(PY) -m pytest -ra -m stress -k "pickle_checkpoint or py312" tests/test_corpus.py
 
