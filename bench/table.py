@@ -291,17 +291,27 @@ def watch_cost_rows(doc: Doc) -> List[Row]:
     share, ratio = r["share_of_one_core_mean"], r["cpu_bound_ratio_median"]
     noise = r["cpu_bound_unwatched_spread_pct"]
     slowdown = (1 - ratio) * 100
+    watched = r["watched_s"]
     return [
         (
             f"`watch` following {r['idle_nodes']} idle Python nodes and a CPU-bound one (light "
-            "baseline: stacks at 1 Hz, /proc every 2 s, `dora list` on spawns only): CPU "
-            "of the watch, its followers and their py-spy",
+            "baseline: stacks at 1 Hz, /proc every 2 s, logs and exits waited for by inotify "
+            "and pidfd, `dora list` on spawns only): CPU of the watch, its followers and their "
+            f"py-spy, over {watched / 60:.1f} min of watching",
             f"{share:.2%} of one core (mean of {len(r['shares'])} windows of "
-            f"{r['on_window_s']:g} s, {r['watched_s']:g} s in all; stdev "
+            f"{r['on_window_s']:g} s, {watched:g} s in all; stdev "
             f"{r['share_of_one_core_stdev']:.2%}, {r['share_of_one_core_min']:.2%}–"
-            f"{r['share_of_one_core_max']:.2%})",
-            f"≤ {target:.0%} (issue: over 5 min)",
-            _met(share <= target),
+            f"{r['share_of_one_core_max']:.2%}"
+            + (
+                f"; the first {r['settle_s']:g} s after each resume, where py-spy catches up "
+                f"the samples it missed while frozen, left out: with it "
+                f"{r['share_with_resume_mean']:.2%}"
+                if "settle_s" in r
+                else ""
+            )
+            + ")",
+            f"≤ {target:.0%} on average over 5 min",
+            _met(share <= target and watched >= 300),
             _load(r, doc),
         ),
         (

@@ -10,16 +10,20 @@ with a frozen window:
 
 * cost: the CPU of the watch's process tree in each running window (user + system of every
   live process of the tree plus what its reaped children used), per second of the window,
-  as a share of one core: the mean, and its spread over the windows. Target (issue 15): at
-  most 1 % of one core on average (the issue says over 5 minutes; the default here is
-  REPS × ON = 8 × 20 s = 160 s of watching, in windows, and the result says how long);
+  as a share of one core: the mean, and its spread over the windows. The first SETTLE_S of
+  each window is left out: there every py-spy recorder takes at once the samples it missed
+  while frozen (py-spy's timer catches up), which only the freezing causes; the share with
+  it is given too (``share_with_resume_mean``). Target (issue 15): at
+  most 1 % of one core on average over 5 minutes; the default here is REPS × ON =
+  10 × 30 s = 300 s of watching, in windows (the result says how long; a shorter run is
+  not taken as meeting the target);
 * slowdown: the counter's iterations/s in each running window over the mean of the frozen
   windows either side of it; the median ratio and the spread of the frozen windows (the
   noise floor of this machine). Target: no measurable slowdown, i.e. within that noise.
 
 Results: bench/results/watch_cost.json.
 
-    python bench/watch_cost.py [--reps 8] [--on 20] [--off 10]
+    python bench/watch_cost.py [--reps 10] [--on 30] [--off 10]
 """
 
 from __future__ import annotations
@@ -49,7 +53,11 @@ from dora_doctor.recording.reader import read_recording  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 NODES = 8
 TARGET_SHARE = 0.01
-SETTLE_S = 0.5  # after a resume, left out of the counter's window
+WATCHED_S = 300.0  # the issue's 5 minutes
+# after a resume, left out of the counter's window and of the watch's cost: py-spy's timer
+# takes the samples it missed while frozen back to back (measured: a 1 Hz recorder frozen
+# 20 s took 23 samples in 7 s of running), a burst only the freezing causes
+SETTLE_S = 0.5
 
 
 def idle_dataflow(folder: Path) -> Path:
@@ -108,12 +116,13 @@ def sampled_nodes(folder: Path) -> set:  # type: ignore[type-arg]
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--reps", type=int, default=8)
-    parser.add_argument("--on", type=float, default=20.0)
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--on", type=float, default=30.0)
     parser.add_argument("--off", type=float, default=10.0)
     args = parser.parse_args()
     before = load()
     windows: List[Tuple[str, float, float, float]] = []  # kind, from, to, watch CPU s
+    steady: List[float] = []  # per running window: its share from SETTLE_S after the resume
     with tempfile.TemporaryDirectory(prefix="watch-cost-") as tmp:
         folder = Path(tmp)
         counts = folder / "throughput.txt"
@@ -149,12 +158,16 @@ def main() -> int:
                     freeze(root, signal.SIGCONT)
                 began = time.time()
                 cpu = tree_cpu(root)
-                time.sleep(args.on if kind == "on" else args.off)
-                used = tree_cpu(root) - cpu
+                if kind == "on":  # the catch-up of a resume, measured apart
+                    time.sleep(SETTLE_S)
+                    settled_at, settled_cpu = time.time(), tree_cpu(root)
+                time.sleep(max(0.0, began + (args.on if kind == "on" else args.off) - time.time()))
+                after = tree_cpu(root)
                 ended = time.time()
                 if kind == "on":
                     freeze(root, signal.SIGSTOP)
-                windows.append((kind, began, ended, used))
+                    steady.append((after - settled_cpu) / (ended - settled_at))
+                windows.append((kind, began, ended, after - cpu))
             freeze(root, signal.SIGCONT)
         finally:
             if watch is not None:
@@ -164,7 +177,8 @@ def main() -> int:
             dora.close()
         buckets = read_buckets(counts)
     rates = [throughput(buckets, start + SETTLE_S, end) for _, start, end, _ in windows]
-    shares = [used / (end - start) for kind, start, end, used in windows if kind == "on"]
+    shares = steady
+    whole = [used / (end - start) for kind, start, end, used in windows if kind == "on"]
     ratios = [
         rates[i] / ((rates[i - 1] + rates[i + 1]) / 2)
         for i, (kind, *_rest) in enumerate(windows)
@@ -184,6 +198,8 @@ def main() -> int:
         "share_of_one_core_min": round(min(shares), 4),
         "share_of_one_core_max": round(max(shares), 4),
         "shares": [round(s, 4) for s in shares],
+        "settle_s": SETTLE_S,
+        "share_with_resume_mean": round(statistics.mean(whole), 4),
         "frozen_watch_cpu_s": round(sum(u for kind, *_r, u in windows if kind == "off"), 3),
         "cpu_bound_ratio_median": round(statistics.median(ratios), 4),
         "cpu_bound_ratios": [round(r, 4) for r in ratios],
@@ -193,17 +209,20 @@ def main() -> int:
         ),
         "loadavg_before": before,
         "watch_defaults": (
-            "rate 100 Hz at a stop; baseline: stacks at 1 Hz in 300 s segments, /proc CPU every 2 s"
+            "rate 100 Hz at a stop; baseline: stacks at 1 Hz in 300 s segments, /proc CPU every "
+            "2 s, logs and process ends waited for (inotify, pidfd)"
         ),
     }
     out = write_results("watch_cost", [row], target_share_of_one_core=TARGET_SHARE)
     print(
-        f"watch: {row['share_of_one_core_mean']:.2%} of one core (stdev "
+        f"watch: {row['share_of_one_core_mean']:.2%} of one core "
+        f"({row['share_with_resume_mean']:.2%} with {SETTLE_S:g} s after each resume; stdev "
         f"{row['share_of_one_core_stdev']:.2%}, {len(shares)} windows, {row['watched_s']} s); "
         f"CPU-bound node at {row['cpu_bound_ratio_median']:.3f} × its unwatched speed "
         f"(noise ±{row['cpu_bound_unwatched_spread_pct']} %); {out}"
     )
-    return 0 if row["share_of_one_core_mean"] <= TARGET_SHARE else 1
+    met = row["share_of_one_core_mean"] <= TARGET_SHARE and row["watched_s"] >= WATCHED_S
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

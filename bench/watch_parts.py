@@ -4,12 +4,14 @@ getrusage (RUSAGE_CHILDREN for processes it starts, RUSAGE_THREAD for in-process
 
 Parts: one `dora list` per second (the old watcher's poll); py-spy record (--idle
 --nonblocking) per node at the old watch rate (20 Hz, 5 s segments) and at baseline rates;
-one `py-spy dump --nonblocking` per node every 5 s (the other way to a low-rate baseline);
-the process/log poll of the stop watch at 20 ms, 100 ms and as the baseline runs it (logs
-every 100 ms, node exits by pidfd); the /proc per-thread CPU meter at 50 ms, 1 s and as the
-baseline runs it. Each part runs alone for the same window (a segment longer than the
-window is ended with it, so its py-spy start-up counts once per window: an upper bound).
-Shares are of one core. Results: bench/results/watch_parts.json.
+the baseline's 1 Hz recorders once started (their start-up and end left out: a 300 s
+segment pays them once per 300 s); one `py-spy dump --nonblocking` per node every 5 s (the
+other way to a low-rate baseline); the process/log poll of the stop watch at 20 ms, 100 ms
+and as the baseline runs it (woken by log writes through inotify and by process ends
+through pidfds, everything looked at every 5 s); the /proc per-thread CPU meter at 50 ms,
+1 s and as the baseline runs it. Each part runs alone for the same window (a segment longer
+than the window is ended with it, so its py-spy start-up counts once per window: an upper
+bound). Shares are of one core. Results: bench/results/watch_parts.json.
 
     python bench/watch_parts.py [--window 10]
 """
@@ -27,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import load, write_results  # noqa: E402
@@ -101,6 +105,43 @@ def records(pids: List[int], window: float, rate: int, segment: int, folder: Pat
     return children_cpu() - before
 
 
+def steady_records(pids: List[int], window: float, rate: int, folder: Path) -> float:
+    """One stacks recorder per node, measured only once started (2 s after launch) and
+    before its end: what a long baseline segment costs per second."""
+    binary = pyspy.find_pyspy()
+    procs = [
+        subprocess.Popen(
+            pyspy.record_argv(
+                binary,
+                pid,
+                folder / f"steady{pid}",
+                gil=False,
+                rate=rate,
+                duration_s=int(window) + 30,
+                nonblocking=True,
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=pyspy.pyspy_env(),
+        )
+        for pid in pids
+    ]
+    watched = [psutil.Process(proc.pid) for proc in procs]
+    time.sleep(2.0)
+
+    def used() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in watched)
+
+    before = used()
+    time.sleep(window)
+    cpu = used() - before
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        proc.wait(30)
+    return cpu
+
+
 def dumps(pids: List[int], window: float, every: float) -> float:
     binary = pyspy.find_pyspy()
     before = children_cpu()
@@ -162,7 +203,7 @@ def main() -> int:
                 return make
 
             def baseline_watch() -> Any:
-                # watch's baseline: logs every 100 ms, exits by pidfd, dora's processes 1 s
+                # watch's baseline: woken by log writes (inotify) and process ends (pidfd)
                 return StopWatch(nodes, files, sink, procs, on_stop=lambda why, when: None)
 
             parts: List[tuple] = [  # type: ignore[type-arg]
@@ -170,11 +211,15 @@ def main() -> int:
                 ("py-spy record 20 Hz, 5 s segments", lambda: records(pids, window, 20, 5, folder)),
                 ("py-spy record 1 Hz, 30 s segments", lambda: records(pids, window, 1, 30, folder)),
                 ("py-spy record 2 Hz, 30 s segments", lambda: records(pids, window, 2, 30, folder)),
+                (
+                    "py-spy record 1 Hz, once started (no start-up, no end)",
+                    lambda: steady_records(pids, window, 1, folder),
+                ),
                 ("py-spy dump every 5 s", lambda: dumps(pids, window, 5.0)),
                 ("stop watch poll 20 ms", lambda: in_thread(watch(0.02), window)),
                 ("stop watch poll 100 ms", lambda: in_thread(watch(0.1), window)),
                 (
-                    "stop watch baseline (logs 100 ms, pidfd)",
+                    "stop watch baseline (inotify, pidfd, 5 s backstop)",
                     lambda: in_thread(baseline_watch, window),
                 ),
                 ("cpu meter poll 50 ms", lambda: in_thread(lambda: CpuMeter(nodes, sink), window)),

@@ -20,11 +20,12 @@ import select
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 import psutil
 
-from dora_doctor.capture.logtail import LogFiles, _coordinators, _Tail
+from dora_doctor.capture.logtail import LogFiles, LogWake, _coordinators, _Tail
 from dora_doctor.dora.discover import process_running, zombie_wait_status
 from dora_doctor.executables import option_value
 from dora_doctor.logs import events as logevents
@@ -33,10 +34,18 @@ from dora_doctor.model import NodeProcess, ProcessEvent, format_exit_status
 
 POLL_S = 0.02
 # ``watch``'s baseline, while no stop is under way (bench/watch_parts.py: the 20 ms poll of 8
-# nodes costs ~5 % of one core, 100 ms ~1 %): logs and node processes every BASELINE_POLL_S,
-# dora's own processes every BASELINE_DORA_S. The first sign of a stop switches to POLL_S.
+# nodes costs ~5 % of one core, 100 ms ~1 %): the thread sleeps until a log file is written
+# (inotify, logtail.LogWake) or a node or dora process ends (pidfds), and looks at
+# everything anyway every BASELINE_DORA_S; where the kernel cannot wake it, logs and node
+# processes are polled every BASELINE_POLL_S. The first sign of a stop switches to POLL_S.
 BASELINE_POLL_S = 0.1
 BASELINE_DORA_S = 1.0
+# a log written many times a second wakes the thread at most this often (dora's stop line
+# is then read up to this late: still well within the 0.3 s of issue 15)
+BASELINE_WAKE_GAP_S = 0.05
+# when the kernel wakes the thread for every log write and every process end, the look at
+# everything is only a backstop (a log file replaced under its name is seen this late)
+BASELINE_BACKSTOP_S = 5.0
 # what starts a stop as far as sampling goes: dora's stop line, or an end of any node
 _STOP_SIGNS = (
     logevents.STOP_REQUEST,
@@ -125,15 +134,17 @@ DAEMON_GONE_LINGER_S = 2.0
 
 
 class _ExitWaiter:
-    """Sleeps until a poll interval passes or one of ``pids`` exits (Linux pidfds): in the
-    baseline the node processes need no polling at all, and an exit is still seen at once,
-    with its exact time. Without pidfds (old kernels, Python < 3.9) it is a plain sleep and
-    the processes are polled as before."""
+    """Sleeps until a poll interval passes, one of ``pids`` exits (Linux pidfds), or a log
+    file is written (``wake``, inotify): in the baseline neither the node processes nor the
+    logs need polling, and an exit or a stop line is still seen at once. Without pidfds (old
+    kernels, Python < 3.9) it is a plain sleep and the processes are polled as before."""
 
-    def __init__(self, pids: List[int]) -> None:
-        self.exited = False
+    def __init__(self, pids: List[int], wake: Optional[LogWake] = None) -> None:
+        self.exited = False  # a watched process ended: poll everything from now on
+        self.written = False  # a watched log was written since the last wait
         self._fds: List[int] = []
         self._poller: Optional[select.poll] = None
+        self._wake = wake
         opener = getattr(os, "pidfd_open", None)
         if opener is None or not hasattr(select, "poll"):
             return
@@ -147,17 +158,30 @@ class _ExitWaiter:
             self.close()
             self.exited = True
             return
+        if wake is not None:
+            poller.register(wake.fileno(), select.POLLIN)
         self._poller = poller
 
     @property
     def available(self) -> bool:
         return self._poller is not None
 
+    @property
+    def logs_wake(self) -> bool:
+        """Log writes wake the wait: the logs need no polling."""
+        return self._poller is not None and self._wake is not None
+
     def wait(self, seconds: float) -> None:
+        self.written = False
         if self._poller is None:
             time.sleep(seconds)
-        elif self._poller.poll(int(seconds * 1000)):
-            self.exited = True  # from now on the processes are polled every time
+            return
+        for fd, _ in self._poller.poll(int(seconds * 1000)):
+            if self._wake is not None and fd == self._wake.fileno():
+                self._wake.clear()
+                self.written = True
+            else:
+                self.exited = True  # from now on the processes are polled every time
 
     def close(self) -> None:
         for fd in self._fds:
@@ -165,6 +189,9 @@ class _ExitWaiter:
                 os.close(fd)
         self._fds = []
         self._poller = None
+        if self._wake is not None:
+            self._wake.close()
+            self._wake = None
 
 
 class StopWatch:
@@ -224,24 +251,40 @@ class StopWatch:
 
     def _run(self) -> None:
         pids = [n.sample_pid or n.pid for n in self.nodes]
-        exits = _ExitWaiter([pid for pid in pids if pid is not None])
+        # the baseline also wakes when dora's own processes end, or a log is written
+        pids += [p.pid for p in self.dora if self.on_stop is not None and _still_there(p)]
+        wake = LogWake.open(self.tails_paths()) if self.on_stop is not None else None
+        exits = _ExitWaiter([pid for pid in pids if pid is not None], wake)
+        woke = 0.0  # time.monotonic() of the last look at the logs after a write woke us
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
                 slow = self.on_stop is not None and not exits.exited
-                if not slow or now >= self._dora_polled + BASELINE_DORA_S:
+                every = BASELINE_BACKSTOP_S if exits.logs_wake else BASELINE_DORA_S
+                due = now >= self._dora_polled + every
+                if not slow or due:
                     self._dora_polled = now
                     self._poll_processes()
                     self._poll_dora()
-                elif exits.exited or not exits.available:
+                elif not exits.available:
                     self._poll_processes()
-                self._poll_logs()
+                if not slow or due or exits.written or not exits.logs_wake:
+                    if exits.written and slow:
+                        # a log written over and over: look at most every BASELINE_WAKE_GAP_S
+                        time.sleep(max(0.0, woke + BASELINE_WAKE_GAP_S - now))
+                        woke = time.monotonic()
+                    self._poll_logs()
                 if self.on_stop is None:
                     self._stop.wait(self.poll_s)
+                elif slow and exits.logs_wake:
+                    exits.wait(max(0.0, self._dora_polled + every - time.monotonic()))
                 else:
                     exits.wait(self.poll_s)
         finally:
             exits.close()
+
+    def tails_paths(self) -> List[Path]:
+        return [tail.path for tail in self.tails]
 
     def _stop_sign(self, what: str, when: Optional[float] = None) -> None:
         """The first sign of a stop: full rate from now on (once)."""

@@ -4,8 +4,9 @@ The watch starts one ``inspect`` child per dataflow, each with its own py-spy ch
 sessions of their own (so that a Ctrl-C at the terminal reaches only the watch). A watch
 killed with SIGKILL runs no cleanup, and its followers would sample on forever. So each
 follower asks the kernel for SIGINT when its parent dies (``prctl(PR_SET_PDEATHSIG)``, Linux),
-and also checks ``getppid()`` every half second (other systems; and the parent may have died
-before the prctl call). SIGINT ends ``inspect`` as Ctrl-C does: its py-spy recorders are
+and also checks ``getppid()``: every half second on other systems, and at once then every
+ten seconds where the kernel took the request (the parent may have died before the prctl
+call). SIGINT ends ``inspect`` as Ctrl-C does: its py-spy recorders are
 stopped and its recording stays valid. Nothing here ever signals a node or dora.
 """
 
@@ -23,6 +24,10 @@ from typing import Optional
 ENV = "DORA_DOCTOR_WATCHER_PID"
 PR_SET_PDEATHSIG = 1
 CHECK_S = 0.5
+# where the kernel signals the parent's death, the check only covers a parent that died
+# before the prctl call (the first check, at once): then it runs this rarely (a follower
+# wakes for nothing else while its dataflow is idle; bench/watch_cost.py)
+ARMED_CHECK_S = 10.0
 
 
 def set_parent_death_signal(sig: int) -> bool:
@@ -47,11 +52,11 @@ def watcher_pid() -> Optional[int]:
 
 def follow_parent(parent: int, sig: int = signal.SIGINT) -> threading.Thread:
     """End this process (with ``sig``, once) when ``parent`` is no longer its parent."""
-    set_parent_death_signal(sig)
+    every = ARMED_CHECK_S if set_parent_death_signal(sig) else CHECK_S
 
     def check() -> None:
         while os.getppid() == parent:
-            threading.Event().wait(CHECK_S)
+            threading.Event().wait(every)
         os.kill(os.getpid(), sig)
 
     thread = threading.Thread(target=check, name="lifeline", daemon=True)

@@ -134,6 +134,11 @@ class Sampler:
     def escalated(self) -> bool:
         return self._escalated.is_set()
 
+    def wait_escalated(self, timeout: float) -> bool:
+        """Sleep until :meth:`escalate` or ``timeout``: the baseline's idle wait that a stop
+        cuts short."""
+        return self._escalated.wait(timeout)
+
     def escalate(self, because: str, since: Optional[float] = None) -> bool:
         """A stop is beginning (at ``since``, by default now): sample every node still
         running at full rate from now on.

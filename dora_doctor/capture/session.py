@@ -51,8 +51,8 @@ from dora_doctor.units import format_duration
 # nodes once a second, against 10 % at the 50 ms of a shutdown)
 BASELINE_CPU_POLL_S = 2.0
 # the pump's sleep when nothing came: in the baseline nothing it does is urgent (the switch
-# to full rate is made by the stop watch's thread)
-BASELINE_PUMP_S = 0.25
+# to full rate is made by the stop watch's thread, and ends this sleep at once)
+BASELINE_PUMP_S = 1.0
 
 Observation = Union[
     StackSegment,
@@ -338,7 +338,10 @@ def _pump(
             if meter is not None:
                 meter.speed_up()  # inspect --stop's own request: it is not in dora's logs yet
         if not moved:
-            time.sleep(BASELINE_PUMP_S if sampler.baseline and not sampler.escalated else 0.05)
+            if sampler.baseline and not sampler.escalated:
+                sampler.wait_escalated(BASELINE_PUMP_S)
+            else:
+                time.sleep(0.05)
         gone = watch.daemons_gone_since()
         if gone is not None and time.time() >= gone + DAEMON_GONE_LINGER_S:
             left = [n.id for n in sampler.nodes if n.sample_pid and process_running(n.sample_pid)]

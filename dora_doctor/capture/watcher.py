@@ -145,9 +145,12 @@ class Watcher:
         self.asked_status = 0.0  # time.monotonic() of the last `dora status` while down
         self.pending = True  # a dataflow `dora list` showed is not followed yet
         self.listed = 0.0  # time.monotonic() of the last `dora list`
+        # node PID → alive, as found in this poll: each followed node is looked at once a poll
+        self._alive: Dict[int, bool] = {}
 
     def poll(self) -> None:
         """One look at the coordinator: follow new dataflows, finish ended followers."""
+        self._alive = {}
         self._reap()
         self._check_back()
         # `dora list` (~40 ms of CPU) only when a process dora spawned says there may be
@@ -197,10 +200,17 @@ class Watcher:
     def _a_node_gone(self) -> bool:
         """A followed node's process has ended and is not accounted for yet."""
         return any(
-            node in follower.gone or (node not in follower.handled and not process_running(pid))
+            node in follower.gone or (node not in follower.handled and not self._running(pid))
             for follower in self.followers.values()
             for node, pid in follower.pids.items()
         )
+
+    def _running(self, pid: int) -> bool:
+        """``process_running``, read once per poll for each PID."""
+        alive = self._alive.get(pid)
+        if alive is None:
+            alive = self._alive[pid] = process_running(pid)
+        return alive
 
     def _list(self) -> None:
         """`dora list`: which dataflows run; follow the new ones."""
@@ -323,7 +333,7 @@ class Watcher:
                 continue
             for node, pid in follower.pids.items():
                 if node not in follower.handled and node not in follower.gone:
-                    if not process_running(pid):
+                    if not self._running(pid):
                         follower.gone[node] = now
             for node, when in sorted(follower.gone.items()):
                 if now < when + NODE_LINGER_S:
