@@ -182,6 +182,7 @@ class _ExitWaiter:
                 self.written = True
             else:
                 self.exited = True  # from now on the processes are polled every time
+                self._poller.unregister(fd)  # an ended process's pidfd stays readable
 
     def close(self) -> None:
         for fd in self._fds:
@@ -275,7 +276,8 @@ class StopWatch:
                         woke = time.monotonic()
                     self._poll_logs()
                 if self.on_stop is None:
-                    self._stop.wait(self.poll_s)
+                    # a node's exit ends the sleep: its exit status is read before dora reaps it
+                    exits.wait(self.poll_s)
                 elif slow and exits.logs_wake:
                     exits.wait(max(0.0, self._dora_polled + every - time.monotonic()))
                 else:
