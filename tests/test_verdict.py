@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -596,3 +596,27 @@ def test_no_connection_is_no_start_up_claim_where_a_runtime_thread_was_seen() ->
     loader.cpu[max(loader.cpu) + 1] = 0.0
     found = report_from_recording(recording).dataflows[0].nodes[0]
     assert found.cause != "starting"
+
+
+def test_the_daemon_link_claims_no_start_up_from_a_read_seconds_before_the_stop() -> None:
+    """watch's baseline reads /proc every 2 s: a node that connected between its last read
+    and the stop is first seen connected after the stop. Only a read after the stop that
+    still found no connection makes "not connected at the stop" a claim."""
+    from dora_doctor.analysis.timeline import NodeEnd
+    from dora_doctor.analysis.verdict import daemon_link_before
+    from dora_doctor.model import NodeProcess
+
+    samples = _threads_samples([[100]] * 8, [100])  # /proc windows ending every 0.25 s to 2.0
+
+    def link(*reads: Tuple[float, bool]) -> NodeEnd:
+        return NodeEnd(NodeProcess("n", "d"), daemon_link=list(reads))
+
+    assert daemon_link_before(link((0.1, False)), samples, 1.55) is False
+    assert daemon_link_before(link((0.1, False), (1.0, True)), samples, 1.55) is True
+    # first seen connected at the first read after the stop: it may have connected before
+    assert daemon_link_before(link((0.1, False), (1.6, True)), samples, 1.55) is None
+    # a read at 1.75 (a window's end) still found none: it connected after the stop
+    assert daemon_link_before(link((0.1, False), (1.9, True)), samples, 1.55) is False
+    assert daemon_link_before(link((1.6, False)), samples, 1.55) is None  # no read before
+    assert daemon_link_before(link(), samples, 1.55) is None
+    assert daemon_link_before(None, samples, 1.55) is None

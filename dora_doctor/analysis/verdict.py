@@ -798,18 +798,27 @@ RUNTIME_THREAD_NAMES = ("dora-", "tokio-runtime-w", "tokio-rt-worker")
 
 def daemon_link_before(end: Optional[NodeEnd], samples: Samples, stop: float) -> Optional[bool]:
     """Had the process connected to its daemon by the stop? True when a read before the stop
-    found the connection; False when reads found none and went on up to the stop (the
-    tracker reads on every /proc poll until it sees one, so /proc windows up to the stop are
-    reads up to the stop); None when the recording cannot tell (another transport, an older
-    recording, /proc unreadable, too few windows)."""
+    found the connection; False when reads before the stop found none and none found it
+    until a read after the stop still did not; None when the recording cannot tell (another
+    transport, an older recording, /proc unreadable, too few windows, or a connection first
+    seen at the first read after the stop, which may have come before the stop).
+
+    The tracker reads on every /proc poll until it sees the connection and records only the
+    changes; each /proc window ends at a poll, so window ends are known read times. Reads
+    are 50 ms apart while sampling at full rate but 2 s apart in ``watch``'s baseline, so
+    the last read before the stop can be seconds old."""
     if end is None or not end.daemon_link:
         return None
-    before = [connected for at, connected in end.daemon_link if at <= stop]
-    if any(before):
+    links = sorted(end.daemon_link)
+    if any(connected for at, connected in links if at <= stop):
         return True
-    if not before or _if_seen_before_stop(samples, stop, 1) is None:
+    if not any(at <= stop for at, _ in links) or _if_seen_before_stop(samples, stop, 1) is None:
         return None
-    return False
+    connected_at = next((at for at, connected in links if connected), None)
+    if connected_at is None:
+        return False  # never connected while it was read
+    still_not = any(stop <= seg.end < connected_at for seg in samples.cpu)
+    return False if still_not else None
 
 
 def _dora_named(samples: Samples, names: Sequence[str]) -> bool:
