@@ -805,7 +805,7 @@ def daemon_link_before(end: Optional[NodeEnd], samples: Samples, stop: float) ->
 
     The tracker reads on every /proc poll until it sees the connection and records only the
     changes; each /proc window ends at a poll, so window ends are known read times. Reads
-    are 50 ms apart while sampling at full rate but 2 s apart in ``watch``'s baseline, so
+    are 50 ms apart while sampling at full rate but 4 s apart in ``watch``'s baseline, so
     the last read before the stop can be seconds old."""
     if end is None or not end.daemon_link:
         return None

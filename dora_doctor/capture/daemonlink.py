@@ -10,7 +10,7 @@ The kernel lists established TCP connections in ``/proc/PID/net/tcp{,6}`` (the p
 network namespace) and the process's sockets in ``/proc/PID/fd``; a connection to that
 address held by one of the node's own sockets is the proof. Neither read pauses the node.
 
-So the CPU meter, which polls ``/proc`` every 50 ms while sampling (every 2 s in ``watch``'s
+So the CPU meter, which polls ``/proc`` every 50 ms while sampling (every 4 s in ``watch``'s
 baseline), asks this tracker too, and a ``process`` record is written when the answer
 changes: ``daemon-not-connected`` (the first read) and ``daemon-connected``. Once connected a
 node is not read again: the connection is what ``Node()`` opens and the node keeps it, so

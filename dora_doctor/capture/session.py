@@ -47,9 +47,10 @@ from dora_doctor.recording.reader import read_recording
 from dora_doctor.recording.writer import RecordingWriter
 from dora_doctor.units import format_duration
 
-# ``watch``'s baseline reads /proc every 2 s (bench/watch_parts.py: 0.65 % of one core for 8
-# nodes once a second, against 10 % at the 50 ms of a shutdown)
-BASELINE_CPU_POLL_S = 2.0
+# ``watch``'s baseline reads /proc every 4 s (bench/watch_parts.py: 0.65 % of one core for 8
+# nodes once a second, 0.23 % every 2 s, against 10 % at the 50 ms of a shutdown); two
+# windows still fall in the 10 s before a stop that the thread rules of the analysis look at
+BASELINE_CPU_POLL_S = 4.0
 # the pump's sleep when nothing came: in the baseline nothing it does is urgent (the switch
 # to full rate is made by the stop watch's thread, and ends this sleep at once)
 BASELINE_PUMP_S = 1.0

@@ -363,7 +363,23 @@ def python_prefix(proc: psutil.Process) -> Optional[str]:
 
 
 def process_running(pid: int) -> bool:
-    """Alive and not a zombie: a node that exited stays a zombie until dora reaps it."""
+    """Alive and not a zombie: a node that exited stays a zombie until dora reaps it.
+
+    Asked for every followed node every second by ``watch`` and every 20 ms by ``inspect``:
+    one read of /proc/PID/stat (the state after the command name), a fifth of what building
+    a psutil.Process and asking its status costs; psutil where there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read(512)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return _running_by_psutil(pid)
+    state = text[text.rfind(b")") + 2 :][:1]
+    return bool(state) and state not in (b"Z", b"X", b"x")
+
+
+def _running_by_psutil(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
