@@ -295,7 +295,7 @@ def watch_cost_rows(doc: Doc) -> List[Row]:
     return [
         (
             f"`watch` following {r['idle_nodes']} idle Python nodes and a CPU-bound one (light "
-            "baseline: stacks at 1 Hz, /proc every 2 s, logs and exits waited for by inotify "
+            "baseline: stacks at 1 Hz, /proc every 4 s, logs and exits waited for by inotify "
             "and pidfd, `dora list` on spawns only): CPU of the watch, its followers and their "
             f"py-spy, over {watched / 60:.1f} min of watching",
             f"{share:.2%} of one core (mean of {len(r['shares'])} windows of "
