@@ -7,6 +7,7 @@ live tests use this test process's own sockets: a real connection, read back fro
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -119,17 +120,24 @@ def listener() -> Iterator[Tuple[socket.socket, str]]:
     server.close()
 
 
+@contextlib.contextmanager
+def _client(server: socket.socket) -> Iterator[socket.socket]:
+    """A real connection from this process to ``server``, closed afterwards."""
+    client = socket.create_connection(server.getsockname()[:2])
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 @linux
 def test_this_process_connected_or_not_as_proc_says(listener: Tuple[socket.socket, str]) -> None:
     server, address = listener
     target = parse_address(address)
     assert target is not None
     assert connected(os.getpid(), target) is False  # only listening
-    client = socket.create_connection(server.getsockname()[:2])
-    try:
+    with _client(server):
         assert connected(os.getpid(), target) is True
-    finally:
-        client.close()
 
 
 @linux
@@ -141,11 +149,8 @@ def test_another_process_holding_the_connection_is_not_this_one(
     server, address = listener
     target = parse_address(address)
     assert target is not None
-    client = socket.create_connection(server.getsockname()[:2])
-    try:
+    with _client(server):
         assert connected(os.getppid(), target) is not True
-    finally:
-        client.close()
 
 
 @linux
@@ -159,12 +164,9 @@ def test_the_tracker_reports_the_first_read_then_the_connection_then_stops_readi
     first = tracker.poll(node, 1.0)
     assert first is not None and first.kind == DAEMON_NOT_CONNECTED and first.detail == address
     assert tracker.poll(node, 1.1) is None  # unchanged
-    client = socket.create_connection(server.getsockname()[:2])
-    try:
+    with _client(server):
         change = tracker.poll(node, 1.2)
         assert change is not None and change.kind == DAEMON_CONNECTED and change.time == 1.2
-    finally:
-        client.close()
     assert tracker.poll(node, 1.3) is None  # connected once is Node() called: not read again
     assert tracker.poll(other, 1.0) is None  # no TCP address: never read
 
