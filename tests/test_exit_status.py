@@ -103,3 +103,20 @@ def test_a_signal_from_the_kernel_is_not_clean() -> None:
     assert early.outcome == "terminated"
     (early,) = report_from_recording(_ended("exit-code 2")).dataflows[0].nodes
     assert early.outcome == "failed"
+
+
+def test_a_kill_line_the_exit_status_contradicts_is_not_taken() -> None:
+    """dora 0.5.0 logs "X was killed due to not stopping within the grace period" also for
+    processes long gone; an exit status read from the kernel outweighs it."""
+    from dora_doctor.logs import events as logevents
+
+    recording = _ended("exit-code 0")
+    uuid = recording.dataflows[0].uuid
+    text = "early was killed due to not stopping within the 2s grace period"
+    recording.logs = [
+        logevents.LogEvent(logevents.STOP_REQUEST, 999.0, dataflow=uuid, source="coordinator"),
+        logevents.LogEvent(logevents.GRACE_KILL, 1000.1, node="early", source="daemon", text=text),
+    ]
+    (early,) = report_from_recording(recording).dataflows[0].nodes
+    assert early.outcome == "clean", early.evidence
+    assert any("not taken" in e for e in early.evidence)

@@ -332,6 +332,13 @@ def node_end(
         kills = [e for e in cli if e.kind == logevents.KILLED and e.node == node.id]
     kills = [k for k in kills if not _termination_verdict(end, k)]
     kills = [k for k in kills if not _kill_after_end(end, k, dora_version)]
+    if kills and end.status_seen and end.signal != 9:
+        # dora's kill lines come late or about processes long gone (0.5.x): the status wins
+        end.evidence.append(
+            f"dora: {min(kills, key=_earliest).text} (not taken: the kernel's exit status "
+            "says the process was not SIGKILLed)"
+        )
+        kills = []
     if kills:
         end.grace_kill = min(kills, key=_earliest)
         end.evidence.append(f"dora: {end.grace_kill.text}")
