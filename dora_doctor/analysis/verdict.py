@@ -1378,8 +1378,9 @@ def dora_gone(
                 verdict.add(F_DAEMON_ORPHAN, pid=node.pid)
         elif end.time >= daemon - DORA_GONE_TOLERANCE_S:
             verdict.add(F_DAEMON_BEFORE, seconds=max(0.0, end.time - daemon))
-            if verdict.outcome == Outcome.CLEAN and not end.finished:
-                verdict.outcome = Outcome.UNKNOWN  # "no line from the daemon" meant nothing
+            if verdict.outcome == Outcome.CLEAN and not (end.finished or end.status_seen):
+                # "no line from the daemon" meant nothing; its exit status still does
+                verdict.outcome = Outcome.UNKNOWN
     if coordinator is not None and (
         shutdown.request is None or shutdown.request.time > coordinator
     ):
