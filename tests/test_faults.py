@@ -19,6 +19,7 @@ import psutil
 import pytest
 from helpers import process_state, pyspy_recorders_of, run_doctor, start_inspect, wait_for
 
+from dora_doctor.analysis.verdict import R_EXIT_STATUS
 from dora_doctor.capture import pyspy
 from dora_doctor.dora.private import LocalDora
 from dora_doctor.errors import DoctorError
@@ -129,7 +130,9 @@ def test_daemon_killed_mid_inspect_ends_the_watch_with_one_line(
     nodes = nodes_of(out)
     for node in nodes.values():  # each either ended after its daemon, or is a named orphan
         assert node["samples"] > 0, node
-        assert node["outcome"] != "clean", node
+        # dora's silence after its daemon died says nothing: clean only from the exit status
+        # read from /proc before the process was reaped
+        assert node["outcome"] != "clean" or R_EXIT_STATUS in node["rests_on"], node
         assert any("daemon exited" in e for e in node["evidence"]), node
     assert all(process_state(p) in ("S", "R", "Z", "gone") for p in pids.values())
     assert pyspy_recorders_of(list(pids.values())) == []
