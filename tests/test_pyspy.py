@@ -72,6 +72,17 @@ def test_ticks_recovered_from_per_thread_sample_count() -> None:
     assert pyspy.ticks_from_samples(samples, tracks) == 199
 
 
+def test_ticks_never_fewer_than_the_samples_the_trace_shows() -> None:
+    """A recorder that ended before its summary line (count 0) still wrote its samples: each
+    span of a thread begins at one, so the trace's spans are a floor."""
+    events = json.loads((FIX / "hog-idle.chrometrace.json").read_text())
+    tracks = pyspy.parse_chrometrace(events, origin=0.0)
+    spans = max(len(t.spans) for t in tracks)
+    assert spans >= 1
+    assert pyspy.ticks_from_samples(0, tracks) == spans
+    assert pyspy.ticks_from_samples(0, []) == 0
+
+
 def test_errors_are_mapped_to_one_line_messages() -> None:
     kind, message = pyspy.classify_error((FIX / "dump-not-python.stderr.txt").read_text(), 42)
     assert kind == "not-python" and "42" in message

@@ -194,10 +194,14 @@ def ticks_from_samples(samples: int, tracks: Sequence[ThreadTrack]) -> int:
     """
     lifetimes = [t.spans[-1].end - t.spans[0].start for t in tracks if t.spans]
     longest = max(lifetimes, default=0.0)
+    # each span of a thread begins at a sample of its own: a floor when py-spy's count is
+    # missing (a recorder ended before its summary line) or smaller than what it wrote
+    seen = max((len(t.spans) for t in tracks), default=0)
     if samples <= 0 or longest <= 0:
-        return samples if len(lifetimes) <= 1 else samples // max(1, len(lifetimes))
+        counted = samples if len(lifetimes) <= 1 else samples // max(1, len(lifetimes))
+        return max(counted, seen)
     threads = sum(lifetimes) / longest
-    return int(round(samples / max(1.0, threads)))
+    return max(int(round(samples / max(1.0, threads))), seen)
 
 
 def load_chrometrace(path: Path, origin: float) -> List[ThreadTrack]:
