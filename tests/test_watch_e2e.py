@@ -18,6 +18,7 @@ import pytest
 from helpers import run_doctor, wait_for
 
 from dora_doctor.dora.private import LocalDora
+from dora_doctor.history import store
 from dora_doctor.model import parse_exit_status
 from dora_doctor.recording.reader import read_recording
 
@@ -35,6 +36,7 @@ class Watch:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.db = db
         self.lines: List[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -51,8 +53,21 @@ class Watch:
         try:
             found = wait_for(lambda: self.said(text), timeout, f"watch to say {text!r}")
         except pytest.fail.Exception:
-            pytest.fail(f"watch did not say {text!r}; it said:\n" + "\n".join(self.lines))
+            pytest.fail(
+                f"watch did not say {text!r}; it said:\n"
+                + "\n".join(self.lines)
+                + self.followers_said()
+            )
         return found[0]
+
+    def followers_said(self) -> str:
+        """The end of each follower's stderr: why a follower ended early shows only there."""
+        folder = store.recordings_dir(self.db)
+        said = []
+        for log in sorted(folder.glob("*.log")) if folder.exists() else []:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            said.append(f"\n--- {log.name}:\n" + "\n".join(tail))
+        return "".join(said)
 
     def end(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -97,9 +112,12 @@ def ready(recording: Path, *nodes: str) -> bool:
     for line in recording.read_text().splitlines():
         if '"type":"stacks"' in line:
             try:
-                sampled.add(json.loads(line)["node"])
-            except (ValueError, KeyError):
+                record = json.loads(line)
+            except ValueError:
                 continue  # a line the follower is still writing
+            # a segment py-spy wrote before its first sample (a loaded machine) is no sample
+            if any(thread.get("spans") for thread in record.get("threads") or []):
+                sampled.add(record.get("node"))
     return sampled >= set(nodes)
 
 
