@@ -270,3 +270,82 @@ def test_a_stop_after_the_coordinator_came_back_is_a_stop_after_the_daemon_left_
 
     assert kind_of("coordinator-gone") == entries.STOP
     assert kind_of("daemon-gone") == entries.DORA_DOWN
+
+
+def test_a_follower_that_ended_with_its_last_node_s_restart_is_not_the_dataflow_s_end(
+    tmp_path: Path,
+) -> None:
+    """The follower's child ends a moment after its last node's exit; when that comes before
+    the watch saw the exit, the dataflow (still listed running) did not end: the node's own
+    stop is looked for first, and the follower is recorded only after it."""
+    import subprocess
+    import sys
+
+    from dora_doctor.capture.watcher import Follower, Watcher, WatchOptions
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])  # the follower's child, ended
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # the restarted node's old process
+    ended.wait()
+    gone.wait()
+    flow = Dataflow(uuid=UUID, name="kinds", nodes=[NodeProcess(id="talker", dataflow=UUID)])
+    watch = Watcher(None, WatchOptions(db=tmp_path / "h.sqlite3"), print)  # type: ignore[arg-type]
+    follower = Follower(flow, tmp_path / "r.ddrec", ended, pids={"talker": gone.pid})
+    watch.followers[UUID] = follower
+    watch.running = {UUID}
+    watch._reap()
+    assert watch.followers == {UUID: follower}  # kept: the node path has the exit first
+    assert set(follower.gone) == {"talker"}
+    # once the node is accounted for, the next look records the follower
+    follower.gone.clear()
+    follower.handled.add("talker")
+    recorded: List[Follower] = []
+    watch._record = recorded.append  # type: ignore[method-assign]
+    watch._reap()
+    assert recorded == [follower] and not watch.followers
+    # a dataflow no longer listed running: its end, recorded at once
+    again = Follower(flow, tmp_path / "s.ddrec", ended, pids={"talker": gone.pid})
+    watch.followers[UUID] = again
+    watch.running = set()
+    watch._reap()
+    assert recorded == [follower, again]
+
+
+def test_a_follower_that_ends_while_its_node_runs_on_is_said_with_its_log(
+    tmp_path: Path,
+) -> None:
+    """A node left unfollowed while its dataflow runs must be heard of, with the follower's
+    stderr kept (why it ended shows only there); at the watch's own end it is expected."""
+    import os
+    import subprocess
+    import sys
+
+    from dora_doctor.capture.watcher import Follower, Watcher, WatchOptions
+    from dora_doctor.recording.codec import make_header
+    from dora_doctor.recording.writer import RecordingWriter
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    said: List[str] = []
+    watch = Watcher(None, WatchOptions(db=tmp_path / "h.sqlite3"), said.append)  # type: ignore[arg-type]
+    watch.running = {UUID}
+    for ending in (False, True):
+        flow = Dataflow(
+            uuid=UUID, name="kinds", nodes=[NodeProcess("brief", UUID, pid=os.getpid())]
+        )
+        path = tmp_path / f"brief-{ending}.ddrec"
+        RecordingWriter(path, make_header([flow], "1.1.0", {"rate": 100})).close()
+        path.with_suffix(".log").write_text("Traceback: why it ended\n")
+        follower = Follower(flow, path, ended, node="brief", pids={"brief": os.getpid()})
+        watch.followers[UUID] = follower
+        watch.ending = ending
+        said.clear()
+        watch._reap(final=ending)
+        assert not watch.followers and not path.exists()
+        if ending:
+            assert said == [] and not path.with_suffix(".log").exists()
+        else:
+            assert said == [
+                f"kinds: stopped following brief with no stop seen while the dataflow runs; "
+                f"see {path.with_suffix('.log')}"
+            ]
+            assert path.with_suffix(".log").read_text() == "Traceback: why it ended\n"

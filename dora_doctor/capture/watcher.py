@@ -108,6 +108,8 @@ class Follower:
     gone: Dict[str, float] = field(default_factory=dict)  # node → when its process went
     handled: Set[str] = field(default_factory=set)  # nodes whose own stop is recorded
     kept: bool = False  # a node's own stop points at this recording: never delete it
+    # its child has ended and the nodes it left were looked at once (see Watcher._reap)
+    settled: bool = False
 
 
 def _status(row: Dict[str, object]) -> Optional[str]:
@@ -147,6 +149,7 @@ class Watcher:
         self.listed = 0.0  # time.monotonic() of the last `dora list`
         # node PID → alive, as found in this poll: each followed node is looked at once a poll
         self._alive: Dict[int, bool] = {}
+        self.ending = False  # finish(): followers of running dataflows are asked to end
 
     def poll(self) -> None:
         """One look at the coordinator: follow new dataflows, finish ended followers."""
@@ -331,10 +334,7 @@ class Watcher:
             if follower.dataflow.uuid not in self.running:
                 follower.gone.clear()  # the dataflow's end (or unknown): the follower's job
                 continue
-            for node, pid in follower.pids.items():
-                if node not in follower.handled and node not in follower.gone:
-                    if not self._running(pid):
-                        follower.gone[node] = now
+            self._mark_gone(follower, now)
             for node, when in sorted(follower.gone.items()):
                 if now < when + NODE_LINGER_S:
                     continue
@@ -350,6 +350,18 @@ class Watcher:
                 follower.handled.add(node)
                 if self._record_node(follower, node, restarted is not None) and restarted:
                     self._follow(follower.dataflow, node, restarted)
+
+    def _mark_gone(self, follower: Follower, now: Optional[float] = None) -> bool:
+        """Note when each of the follower's nodes not accounted for has ended; True if any
+        has, while its dataflow runs (as last listed: the next `dora list` confirms it)."""
+        if follower.dataflow.uuid not in self.running:
+            return False
+        when = time.time() if now is None else now
+        for node, pid in follower.pids.items():
+            if node not in follower.handled and node not in follower.gone:
+                if not self._running(pid):
+                    follower.gone[node] = when
+        return bool(follower.gone)
 
     def _node_pids(self, uuid: str) -> Dict[str, int]:
         """node → PID of one dataflow now (``dora node list``: only when a node's gone)."""
@@ -432,10 +444,19 @@ class Watcher:
         self._write(label, rows, follower.recording, f"{kind} of {node}")
         return True
 
-    def _reap(self) -> None:
+    def _reap(self, final: bool = False) -> None:
         for key, follower in list(self.followers.items()):
             if follower.proc.poll() is None or follower.gone:
                 continue
+            if not final and not follower.settled:
+                # The child ends a moment after its last node's exit, which can come before
+                # this watch has seen that exit: a node restarted while its dataflow runs
+                # on would be taken for the dataflow's end, and its stop lost. Such exits
+                # go through the node path first (which leaves a stop of the dataflow, when
+                # dora logged one, to the record below).
+                follower.settled = True
+                if self._mark_gone(follower):
+                    continue
             del self.followers[key]
             self._record(follower)
 
@@ -459,9 +480,17 @@ class Watcher:
         uuid = follower.dataflow.uuid
         parked = self.parked.setdefault(uuid, [])
         parked.extend(rows)
+        left = sorted(set(follower.pids) - follower.handled)
+        early = not rows and bool(left) and uuid in self.running and not self.ending
+        if early:  # its nodes run on unfollowed: the user must hear it, and keep the why
+            self.say(
+                f"{label}: stopped following {', '.join(left)} with no stop seen while the "
+                f"dataflow runs; see {follower.recording.with_suffix('.log')}"
+            )
         if not rows and not follower.kept:
             follower.recording.unlink()
-            follower.recording.with_suffix(".log").unlink(missing_ok=True)
+            if not early:
+                follower.recording.with_suffix(".log").unlink(missing_ok=True)
         if any(f.dataflow.uuid == uuid for f in self.followers.values()):
             return  # another follower of this dataflow (a restarted node) still runs
         rows = entries.merge_stops(self.parked.pop(uuid))
@@ -540,6 +569,7 @@ class Watcher:
     def finish(self, timeout_s: float = FOLLOWER_END_S) -> None:
         """End cleanly: stops in progress run to their end; followers of dataflows that still
         run are asked to end (SIGINT, as Ctrl-C ends `inspect`)."""
+        self.ending = True
         running = set()
         try:
             found = discover(self.cli, ask_version=False)
@@ -563,7 +593,7 @@ class Watcher:
                     follower.proc.wait()
         for follower in self.followers.values():
             follower.gone.clear()  # no more waiting for restarts: the watch is ending
-        self._reap()
+        self._reap(final=True)
 
     def status(self) -> str:
         """One line for the live status: what is followed, what was recorded. It holds
