@@ -130,24 +130,41 @@ def test_dora_version_is_read_from_its_banner() -> None:
 
 def test_a_node_listed_without_a_pid_yet_gets_it_from_its_environment() -> None:
     """Right after `dora start`, 1.1.0's node list gives `"status":"Unknown","pid":"-"` for
-    about a second (seen on a private dora, 2026-12-01): the PID comes from DORA_NODE_CONFIG."""
+    about a second (seen on a private dora, 2026-12-01): the PID comes from DORA_NODE_CONFIG.
+    So does the PID of a node whose listed process has ended (a restart's old one)."""
+    import os
+    import subprocess
+    import sys
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    alive = os.getpid()
     rows = [
         {"node": "validate", "status": "Unknown", "pid": "-", "dataflow": "rb"},
-        {"node": "talker", "status": "Running", "pid": "41", "dataflow": "rb"},
+        {"node": "talker", "status": "Running", "pid": str(alive), "dataflow": "rb"},
+        {"node": "brief", "status": "Running", "pid": str(ended.pid), "dataflow": "rb"},
     ]
     (dataflow,) = discover.parse_dataflow_rows([{"uuid": "u-1", "name": "rb"}])
     discover.attach_node_rows([dataflow], rows)
-    assert {n.id: n.pid for n in dataflow.nodes} == {"validate": None, "talker": 41}
+    assert {n.id: n.pid for n in dataflow.nodes} == {
+        "validate": None,
+        "talker": alive,
+        "brief": ended.pid,
+    }
     by_env = [
         Dataflow(
             "u-1",
             None,
-            nodes=[NodeProcess("validate", "u-1", pid=40), NodeProcess("talker", "u-1", pid=99)],
+            nodes=[
+                NodeProcess("validate", "u-1", pid=40),
+                NodeProcess("talker", "u-1", pid=99),
+                NodeProcess("brief", "u-1", pid=77),
+            ],
         )
     ]
     discover._fill_from_environ([dataflow], by_env)
-    # only the missing PID is filled; what dora said is kept
-    assert {n.id: n.pid for n in dataflow.nodes} == {"validate": 40, "talker": 41}
+    # only the missing or ended PIDs are filled; what dora said of a live process is kept
+    assert {n.id: n.pid for n in dataflow.nodes} == {"validate": 40, "talker": alive, "brief": 77}
 
 
 def test_a_runtime_s_operators_are_read_from_its_real_config() -> None:

@@ -49,7 +49,7 @@ def discover(cli: Optional[DoraCli], ask_version: bool = True) -> Discovery:
     if cli is not None:
         dataflows = dataflows_from_cli(cli)
     if dataflows is None or any(
-        not df.nodes or any(n.pid is None for n in df.nodes) for df in dataflows
+        not df.nodes or any(_stale(n.pid) for n in df.nodes) for df in dataflows
     ):
         by_env = dataflows_from_environ(psutil.process_iter())
         if dataflows is None:
@@ -184,7 +184,8 @@ def _fill_from_environ(dataflows: List[Dataflow], by_env: List[Dataflow]) -> Non
 
     Right after ``dora start``, 1.1.0's ``node list`` shows each node for about a second as
     status ``Unknown`` with pid ``-`` although its process runs: without this, an ``inspect``
-    started then would skip every node as having no process.
+    started then would skip every node as having no process. A PID that has ended is
+    replaced the same way.
     """
     env_by_uuid = {df.uuid: df for df in by_env}
     for dataflow in dataflows:
@@ -196,8 +197,14 @@ def _fill_from_environ(dataflows: List[Dataflow], by_env: List[Dataflow]) -> Non
             continue
         pids = {n.id: n.pid for n in found.nodes}
         for node in dataflow.nodes:
-            if node.pid is None and pids.get(node.id) is not None:
+            if _stale(node.pid) and pids.get(node.id) is not None:
                 node.pid = pids[node.id]
+
+
+def _stale(pid: Optional[int]) -> bool:
+    """No process, or one that has ended: right after a node restart the CLI can still
+    show the old process's PID while the new one runs."""
+    return pid is None or not process_running(pid)
 
 
 def python_version_of(proc: psutil.Process) -> Tuple[bool, Optional[str]]:
