@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 import psutil
 
 from dora_doctor.capture.logtail import LogFiles, LogWake, _coordinators, _Tail
-from dora_doctor.dora.discover import process_running, zombie_wait_status
+from dora_doctor.dora.discover import process_state
 from dora_doctor.executables import option_value
 from dora_doctor.logs import events as logevents
 from dora_doctor.logs import parse
@@ -320,9 +320,10 @@ class StopWatch:
                 continue
             pid = node.sample_pid or node.pid
             assert pid is not None
-            if not process_running(pid):
+            # state and wait status in one read: dora reaps the zombie within milliseconds
+            running, status = process_state(pid)
+            if not running:
                 now = time.time()
-                status = zombie_wait_status(pid)  # at once: dora reaps it within milliseconds
                 detail = None if status is None else format_exit_status(status)
                 self._ended[node.id] = now
                 self.output.put(ProcessEvent(node.dataflow, node.id, pid, now, "exited", detail))

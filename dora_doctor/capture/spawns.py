@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Iterable, List, Optional, Set
 
+from dora_doctor.dora.discover import stat_fields
 from dora_doctor.executables import option_value
 
 PROC = Path("/proc")
@@ -23,14 +24,8 @@ PROC = Path("/proc")
 
 def _parent(pid: int, proc: Path) -> Optional[int]:
     try:
-        text = (proc / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    close = text.rfind(")")  # the command name may hold spaces and parentheses
-    fields = text[close + 2 :].split() if close >= 0 else []
-    try:
-        return int(fields[1])
-    except (IndexError, ValueError):
+        return int(stat_fields(pid, str(proc))[1])
+    except (OSError, IndexError, ValueError):
         return None
 
 

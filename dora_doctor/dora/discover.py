@@ -369,21 +369,46 @@ def python_prefix(proc: psutil.Process) -> Optional[str]:
     return str(exe.parent.parent) if exe.parent.name == "bin" else None
 
 
+def stat_fields(pid: int, proc: str = "/proc") -> List[bytes]:
+    """The fields of /proc/PID/stat after the command name, state first (raises OSError).
+
+    The name, in parentheses, may itself hold spaces and parentheses: fields are counted
+    from the last ``)`` (proc(5)). One read gives both a process's state and, while it is a
+    zombie, its wait status: on an exit, every read saved shortens the race with dora's
+    ``waitpid``."""
+    with open(f"{proc}/{pid}/stat", "rb") as stat:
+        text = stat.read(4096)
+    return text[text.rfind(b")") + 2 :].split()
+
+
+def process_state(pid: int) -> Tuple[bool, Optional[int]]:
+    """(running, wait status): alive and not a zombie, and the wait status once it has
+    exited while its parent (dora's daemon) has not reaped it yet.
+
+    The kernel keeps the wait status in the last field of /proc/PID/stat (Linux >= 3.5)
+    while the process is a zombie: the only way to learn how a process that is not our
+    child ended, and a race with the daemon's ``waitpid`` that is won only when the exit is
+    seen at once (a pidfd wakes the stop watch at the exit)."""
+    try:
+        fields = stat_fields(pid)
+    except FileNotFoundError:
+        return False, None
+    except OSError:
+        return _running_by_psutil(pid), None
+    state = fields[0] if fields else b""
+    if state == b"Z":
+        status = fields[-1] if len(fields) >= 50 and fields[-1].isdigit() else None
+        return False, int(status) if status is not None else None
+    return bool(state) and state not in (b"X", b"x"), None
+
+
 def process_running(pid: int) -> bool:
     """Alive and not a zombie: a node that exited stays a zombie until dora reaps it.
 
     Asked for every followed node every second by ``watch`` and every 20 ms by ``inspect``:
-    one read of /proc/PID/stat (the state after the command name), a fifth of what building
-    a psutil.Process and asking its status costs; psutil where there is no /proc."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read(512)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return _running_by_psutil(pid)
-    state = text[text.rfind(b")") + 2 :][:1]
-    return bool(state) and state not in (b"Z", b"X", b"x")
+    one read of /proc/PID/stat, a fifth of what building a psutil.Process and asking its
+    status costs; psutil where there is no /proc."""
+    return process_state(pid)[0]
 
 
 def _running_by_psutil(pid: int) -> bool:
@@ -394,20 +419,8 @@ def _running_by_psutil(pid: int) -> bool:
 
 
 def zombie_wait_status(pid: int) -> Optional[int]:
-    """The wait status of ``pid`` if it has exited and its parent (dora's daemon) has not
-    reaped it yet; None otherwise. The kernel keeps it in the last field of /proc/PID/stat
-    (Linux >= 3.5) while the process is a zombie: the only way to learn how a process that
-    is not our child ended, and a race with the daemon's ``waitpid`` that is won only when
-    the exit is seen at once (a pidfd wakes ``watch``'s stop watch at the exit)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read(4096)
-    except OSError:
-        return None
-    fields = text[text.rfind(b")") + 2 :].split()
-    if len(fields) < 50 or fields[0] != b"Z" or not fields[-1].isdigit():
-        return None
-    return int(fields[-1])
+    """The wait status of ``pid`` if it has exited and dora has not reaped it yet."""
+    return process_state(pid)[1]
 
 
 def select_dataflow(dataflows: List[Dataflow], wanted: Optional[str]) -> Dataflow:
