@@ -362,10 +362,16 @@ def watch_first_sample_rows(doc: Doc) -> List[Row]:
 def watch_cycles_rows(doc: Doc) -> List[Row]:
     """Consecutive start/stop cycles under `watch`: stops in dora's logs vs in the history."""
     r = doc["results"][0]
+    restarts = (
+        f", each with a `dora node restart` ({r['restarts_in_history']} restarts in the history "
+        f"of {r['restarts_in_dora_logs']} in dora's log)"
+        if r.get("node_restarts")
+        else ""
+    )
     return [
         (
             f"`watch` over {r['cycles']} consecutive start/stop cycles of well_behaved.yml "
-            f"({r['run_s']:g} s each): stops missed",
+            f"({r['run_s']:g} s each{restarts}): stops missed",
             f"{r['missed']} ({r['stops_in_history']} in the history of "
             f"{r['stops_in_dora_logs']} in dora's coordinator log)",
             f"{doc.get('target_missed', 0)}",
@@ -388,6 +394,7 @@ SECTIONS = (
     ("watch_parts", watch_parts_rows),
     ("watch_first_sample", watch_first_sample_rows),
     ("watch_cycles", watch_cycles_rows),
+    ("watch_cycles_restarts", watch_cycles_rows),
 )
 
 
