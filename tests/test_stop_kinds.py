@@ -349,3 +349,52 @@ def test_a_follower_that_ends_while_its_node_runs_on_is_said_with_its_log(
                 f"see {path.with_suffix('.log')}"
             ]
             assert path.with_suffix(".log").read_text() == "Traceback: why it ended\n"
+
+
+def test_a_node_restart_just_before_its_dataflow_s_stop_is_still_its_own_entry(
+    tmp_path: Path,
+) -> None:
+    """`dora node restart talker` then `dora stop` before the watch's poll handled the restart
+    (it waits for dora's lines and the new process): the dataflow is no longer listed when
+    the watch looks, yet dora's log says talker alone was restarted first, so the restart is
+    its own entry and the dataflow's stop another. Lines: dora 1.1.0's coordinator."""
+    import subprocess
+    import sys
+
+    from dora_doctor.capture.watcher import Follower, Watcher, WatchOptions
+    from dora_doctor.recording.codec import make_header
+    from dora_doctor.recording.writer import RecordingWriter
+
+    lines = (KINDS / "dora-coordinator.txt").read_text().splitlines()
+    restart, stop = parse.parse_lines(lines[3:5], "coordinator")
+    assert restart.kind == "node-restart-request" and stop.kind == "stop-request"
+    assert restart.time is not None and stop.time is not None
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    flow = Dataflow(
+        uuid=UUID,
+        name="ns",
+        nodes=[NodeProcess("talker", UUID, pid=ended.pid), NodeProcess("listener", UUID, pid=9)],
+    )
+    path = tmp_path / "ns.ddrec"
+    with RecordingWriter(path, make_header([flow], "1.1.0", {"rate": 100})) as writer:
+        writer.write(restart)
+        writer.write(ProcessEvent(UUID, "talker", ended.pid, restart.time + 0.05, "exited"))
+        writer.write(stop)
+        writer.write(ProcessEvent(UUID, "listener", 9, stop.time + 0.05, "exited"))
+    said: List[str] = []
+    watch = Watcher(None, WatchOptions(db=tmp_path / "h.sqlite3"), said.append)  # type: ignore[arg-type]
+    follower = Follower(flow, path, ended, pids={"talker": ended.pid, "listener": 9})
+    follower.gone = {"talker": restart.time + 0.05}
+    watch.followers[UUID] = follower
+    watch.running = set()  # `dora list`: the dataflow has ended
+    watch._watch_nodes()
+    assert follower.handled == {"talker"} and not follower.gone
+    assert [line.split(":")[1].strip() for line in said] == ["restart of talker recorded"], said
+    watch._reap()
+    db = store.connect(tmp_path / "h.sqlite3")
+    kinds = db.execute(
+        "SELECT s.kind, group_concat(n.node) FROM stops s JOIN node_stops n ON n.stop_id = s.id "
+        "GROUP BY s.id ORDER BY s.started_at"
+    ).fetchall()
+    assert kinds == [("restart", "talker"), ("stop", "listener")], (kinds, said)

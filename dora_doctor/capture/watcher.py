@@ -332,7 +332,12 @@ class Watcher:
         listed: Optional[Dict[str, int]] = None
         for follower in list(self.followers.values()):
             if follower.dataflow.uuid not in self.running:
-                follower.gone.clear()  # the dataflow's end (or unknown): the follower's job
+                # the dataflow's end (or unknown): the follower's job, once its recording
+                # is whole; a node dora was asked to stop or restart alone just before the
+                # dataflow's stop is still its own stop
+                if follower.gone and follower.proc.poll() is not None:
+                    self._asked_alone(follower)
+                    follower.gone.clear()
                 continue
             self._mark_gone(follower, now)
             for node, when in sorted(follower.gone.items()):
@@ -350,6 +355,24 @@ class Watcher:
                 follower.handled.add(node)
                 if self._record_node(follower, node, restarted is not None) and restarted:
                     self._follow(follower.dataflow, node, restarted)
+
+    def _asked_alone(self, follower: Follower) -> None:
+        """Record the own stop of each gone node that dora's log says was asked to stop or
+        restart alone (``dora node stop``/``restart``) before its dataflow ended."""
+        from dora_doctor.recording.reader import read_recording
+
+        try:
+            recording = read_recording(follower.recording)
+        except DoctorError:
+            return
+        asked = {
+            e.node
+            for e in recording.logs
+            if e.kind in logevents.NODE_REQUESTS and e.dataflow in (None, follower.dataflow.uuid)
+        }
+        for node in sorted(set(follower.gone) & asked):
+            follower.handled.add(node)
+            self._record_node(follower, node, restarted=False)  # its own, if it came first
 
     def _mark_gone(self, follower: Follower, now: Optional[float] = None) -> bool:
         """Note when each of the follower's nodes not accounted for has ended; True if any

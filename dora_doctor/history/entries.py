@@ -37,7 +37,6 @@ DORA_DOWN = "dora-down"  # the daemon or coordinator went away before any stop r
 UNKNOWN = "unknown"
 
 _GONE = (logevents.DAEMON_GONE, logevents.COORDINATOR_GONE, logevents.DAEMON_LEFT)
-_NODE_REQUESTS = (logevents.NODE_STOP_REQUEST, logevents.NODE_RESTART_REQUEST)
 
 # who asked, by the pattern of the stop line that was read
 _REQUESTED_BY = {
@@ -169,7 +168,7 @@ def node_view(recording: Recording, node: str) -> Recording:
     asked = [
         e
         for e in recording.logs
-        if e.kind in _NODE_REQUESTS
+        if e.kind in logevents.NODE_REQUESTS
         and e.node == node
         and e.dataflow in uuids | {None}
         and e.time is not None
@@ -226,7 +225,7 @@ def node_kind(recording: Recording, node: str, restarted: bool) -> str:
     kill lines, then dora going away; a node that ended cleanly by itself finished."""
     mine = [e for e in recording.logs if e.node == node or e.node is None]
     kinds = {e.kind for e in mine}
-    asked = [e for e in mine if e.kind in _NODE_REQUESTS]
+    asked = [e for e in mine if e.kind in logevents.NODE_REQUESTS]
     if asked:
         first = min(asked, key=lambda e: e.time or 0.0)
         return RESTART if first.kind == logevents.NODE_RESTART_REQUEST else NODE_STOP

@@ -63,6 +63,9 @@ NODE_STOP_REQUEST = "node-stop-request"  # `dora node stop` of one node was acce
 
 NODE_RESTART_REQUEST = "node-restart-request"  # `dora node restart` of one node was accepted
 
+# the coordinator's word that one node alone was asked to stop (or restart)
+NODE_REQUESTS = (NODE_STOP_REQUEST, NODE_RESTART_REQUEST)
+
 
 HEALTH_KILL = "health-kill"  # killed for sending nothing within health_check_timeout
 
