@@ -71,6 +71,9 @@ FIRST_SEGMENT_S = 0.2
 # a baseline recorder's first segment: long enough for a sample or two at a low rate, so each
 # node's first stacks are in the recording soon after it is followed
 FIRST_BASELINE_S = 1.5
+# ...and as many short ones as it takes for the first sample (a loaded machine: py-spy's
+# start-up alone can outlast one), at most this many: then the baseline's long segments
+FIRST_BASELINE_TRIES = 10
 # how long escalate() keeps asking the baseline recorders to end (they end within a sample)
 BASELINE_END_S = 10.0
 RESEND_S = 0.1
@@ -219,6 +222,8 @@ class Sampler:
             # py-spy takes its first sample only after a period (measured: a 1 Hz recorder
             # cut at 1.5 s had none)
             first = max(FIRST_BASELINE_S, 2.5 / rate)
+        # short segments until the first sample (full rate: only the first one)
+        short = FIRST_BASELINE_TRIES if baseline else 1
         while not self._stopping.is_set() and not (baseline and self._escalated.is_set()):
             if not process_running(pid):
                 return  # the stop watch records when and how it ended
@@ -246,7 +251,7 @@ class Sampler:
             # recording and the live view well within a second of attaching; a later one
             # ends by its --duration, or is ended if py-spy hangs
             try:
-                stdout, stderr = _output_after(proc, first if segment == 1 else length + 30)
+                stdout, stderr = _output_after(proc, first if segment <= short else length + 30)
             finally:
                 with self._lock:
                     self._running.pop(id(proc), None)
@@ -277,6 +282,8 @@ class Sampler:
             samples, errors = summary
             result = self._segment(node, pid, gil, out, start, end, samples, errors)
             out.unlink(missing_ok=True)
+            if isinstance(result, StackSegment) and any(t.spans for t in result.threads):
+                short = min(short, segment)  # sampled: the next segments are long
             if baseline and self.escalated_at is not None and isinstance(result, StackSegment):
                 kept = _cut(result, self.escalated_at)
                 if kept is None:
