@@ -362,8 +362,11 @@ class Watcher:
         from dora_doctor.recording.reader import read_recording
 
         try:
+            text = follower.recording.read_bytes()  # most ends have no such line: no parse
+            if not any(f'"{kind}"'.encode() in text for kind in logevents.NODE_REQUESTS):
+                return
             recording = read_recording(follower.recording)
-        except DoctorError:
+        except (DoctorError, OSError):
             return
         asked = {
             e.node
