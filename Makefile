@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) bench/watch_parts.py
 	$(PY) bench/watch_first_sample.py
 	$(PY) bench/watch_cycles.py
+	$(PY) bench/watch_cycles.py --restarts
 	$(PY) bench/table.py --write
 
 lint: $(STAMP)

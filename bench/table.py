@@ -398,6 +398,10 @@ SECTIONS = (
 )
 
 
+# the `make bench` line behind a result file not named after its script
+PRODUCED_BY = {"watch_cycles_restarts": "watch_cycles.py --restarts"}
+
+
 def machine_line(docs: Sequence[Doc]) -> str:
     """One sentence naming the machine; says so when the files come from different ones."""
     described = []
