@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -135,3 +136,26 @@ def assert_c_call_holder(node: Dict[str, Any]) -> Dict[str, Any]:
     )
     assert holder["file"].endswith("c_call_holder.py")
     return holder
+
+
+@functools.lru_cache(maxsize=None)
+def recording_line_validator() -> Any:
+    """docs/recording.schema.json as a validator, built once: ``jsonschema.validate`` checks
+    the schema itself at every call, which made line-by-line checks the suite's slowest."""
+    import json
+
+    import jsonschema
+
+    root = Path(__file__).resolve().parent.parent
+    schema = json.loads((root / "docs" / "recording.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def assert_recording_lines_valid(text: str) -> None:
+    """Every line of a recording validates against docs/recording.schema.json."""
+    import json
+
+    validator = recording_line_validator()
+    for line in text.splitlines():
+        validator.validate(json.loads(line))

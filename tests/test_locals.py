@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 import jsonschema
 import pytest
-from helpers import run_doctor
+from helpers import assert_recording_lines_valid, run_doctor
 
 from dora_doctor import model
 from dora_doctor.analysis import redaction
@@ -89,8 +89,7 @@ def record_locals(local_dora: LocalDora, tmp_path: Path, secret: str, *extra: st
 def assert_redacted_everywhere(record: Path, secret: str, tmp_path: Path) -> None:
     raw = record.read_text()
     assert secret in raw  # the recording is the one place the value is kept
-    for line in raw.splitlines():
-        jsonschema.validate(json.loads(line), schema("recording"))
+    assert_recording_lines_valid(raw)
     redacted = f"<redacted: {len(secret) + 2} chars>"  # py-spy's repr quotes the string
     outputs: Dict[str, str] = {}
     for fmt in ("markdown", "html", "perfetto", "json", "terminal"):

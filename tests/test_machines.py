@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, Tuple
 import jsonschema
 import psutil
 import pytest
-from helpers import run_doctor, start_inspect
+from helpers import assert_recording_lines_valid, run_doctor, start_inspect
 
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.postmortem import postmortem
@@ -347,9 +347,7 @@ def test_one_inspect_per_machine_then_merge_reports_both(
     result = doctor(local, "merge", str(a_file), str(b_file), "-o", str(merged))
     assert result.returncode == 0, result.stderr
     assert "crunch on A" in result.stderr and "talker on B" in result.stderr
-    line_schema = json.loads((ROOT / "docs" / "recording.schema.json").read_text())
-    for line in merged.read_text().splitlines():
-        jsonschema.validate(json.loads(line), line_schema)
+    assert_recording_lines_valid(merged.read_text())
     recording = read_recording(merged)
     assert not recording.truncated and recording.malformed_lines == 0
     assert {s.node for s in recording.stacks} == {"crunch", "talker"}

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, List, Set, Tuple, Union
 
-import jsonschema
+from helpers import assert_recording_lines_valid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +28,6 @@ from dora_doctor.report import RenderOptions, registry
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "tests" / "fixtures" / "recordings"
 PARTNER = ROOT / "tests" / "fixtures" / "hostile" / "recordings" / "partner.ddrec"
-LINE_SCHEMA = json.loads((ROOT / "docs" / "recording.schema.json").read_text())
 BASES = {name: (RECORDINGS / name).read_text().splitlines() for name in ("gil.ddrec", "mx.ddrec")}
 
 Path_ = Tuple[Union[str, int], ...]
@@ -186,8 +185,7 @@ def test_merge_writes_a_sound_recording_or_nothing(text: str) -> None:
             assert list(out.parent.iterdir()) == []  # neither the output nor a temporary file
             return
         assert [p.name for p in out.parent.iterdir()] == ["merged.ddrec"]
-        for line in out.read_text().splitlines():
-            jsonschema.validate(json.loads(line), LINE_SCHEMA)
+        assert_recording_lines_valid(out.read_text())
         merged = read_recording(out)
         assert merged.skipped_records.count == 0 and not merged.truncated
         _check_sound(merged, out.read_text())

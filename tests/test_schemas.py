@@ -8,7 +8,7 @@ from typing import Any, Dict
 
 import jsonschema
 import pytest
-from helpers import run_doctor
+from helpers import assert_recording_lines_valid, run_doctor
 from referencing import Registry, Resource
 
 from dora_doctor.analysis.postmortem import postmortem
@@ -70,11 +70,9 @@ def test_reports_of_real_recordings_validate(path: Path) -> None:
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
 def test_every_recording_line_validates(path: Path) -> None:
-    line_schema = schema("recording")
-    lines = path.read_text().splitlines()
-    assert json.loads(lines[0])["type"] == "header"
-    for line in lines:
-        jsonschema.validate(json.loads(line), line_schema)
+    text = path.read_text()
+    assert json.loads(text.splitlines()[0])["type"] == "header"
+    assert_recording_lines_valid(text)
 
 
 @pytest.mark.parametrize("folder", ["dora-1.1.0", "dora-0.3.13"])

@@ -3,7 +3,6 @@ changes recorded, read back, and what the analysis makes of them (issue 13 §3).
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import subprocess
@@ -12,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, List, Optional, Tuple
 
-import jsonschema
 import pytest
+from helpers import assert_recording_lines_valid
 
 from dora_doctor.analysis.diagnose import report_from_recording
 from dora_doctor.analysis.findings import Cause, NodeFinding, Outcome
@@ -121,9 +120,7 @@ def test_a_handler_installed_after_discovery_is_recorded_when_it_changes(
     with RecordingWriter(path, make_header([dataflow], "1.1.0", {"rate": 100})) as writer:
         writer.write(caught)
         writer.write(back)
-    schema = json.loads((ROOT / "docs" / "recording.schema.json").read_text())
-    for line in path.read_text().splitlines():
-        jsonschema.validate(json.loads(line), schema)
+    assert_recording_lines_valid(path.read_text())
     recording = read_recording(path)
     assert [e.kind for e in recording.events] == [SIGTERM_CAUGHT, SIGTERM_NOT_CAUGHT]
     end = build_shutdown(recording, recording.dataflows[0]).ends[0]

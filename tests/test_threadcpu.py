@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import queue
 import threading
@@ -11,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-import jsonschema
 import pytest
+from helpers import assert_recording_lines_valid
 
 from dora_doctor.analysis.diagnose import cpu_share
 from dora_doctor.analysis.timeline import (
@@ -40,7 +39,6 @@ from dora_doctor.recording.reader import read_recording
 from dora_doctor.recording.writer import RecordingWriter
 
 linux = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
-ROOT = Path(__file__).resolve().parent.parent
 
 # /proc/PID/task/TID/stat of a thread named "a) b (c" (comm may hold both parentheses);
 # utime 250 and stime 50 ticks are fields 14 and 15.
@@ -173,9 +171,7 @@ def test_cpu_records_round_trip_and_validate(tmp_path: Path) -> None:
         writer.write(CpuSegment("u", "n", 1, 1.0, 1.25, {11: 0.24, 12: 0.0}, {11: 1.0, 12: 0.0}))
     rec = read_recording(path)
     assert rec.cpu == [CpuSegment("u", "n", 1, 1.0, 1.25, {11: 0.24, 12: 0.0}, {11: 1.0, 12: 0.0})]
-    schema = json.loads((ROOT / "docs" / "recording.schema.json").read_text())
-    for line in path.read_text().splitlines():
-        jsonschema.validate(json.loads(line), schema)
+    assert_recording_lines_valid(path.read_text())
 
 
 @linux
