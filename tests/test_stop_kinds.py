@@ -398,3 +398,45 @@ def test_a_node_restart_just_before_its_dataflow_s_stop_is_still_its_own_entry(
         "GROUP BY s.id ORDER BY s.started_at"
     ).fetchall()
     assert kinds == [("restart", "talker"), ("stop", "listener")], (kinds, said)
+
+
+def test_a_node_that_ended_in_its_dataflow_s_stop_is_left_to_it_and_not_looked_at_again(
+    tmp_path: Path,
+) -> None:
+    """While `dora list` still shows a stopping dataflow, a node that ended after the stop
+    line is the dataflow's: it is not a stop of its own, and the watch does not parse the
+    recording again for it at every poll until the dataflow's end."""
+    import subprocess
+    import sys
+    import time
+
+    from dora_doctor.capture.watcher import Follower, Watcher, WatchOptions
+    from dora_doctor.recording.codec import make_header
+    from dora_doctor.recording.writer import RecordingWriter
+
+    lines = (KINDS / "dora-coordinator.txt").read_text().splitlines()
+    (stop,) = parse.parse_lines(lines[4:5], "coordinator")
+    assert stop.kind == "stop-request" and stop.time is not None
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    flow = Dataflow(uuid=UUID, name="ns", nodes=[NodeProcess("talker", UUID, pid=ended.pid)])
+    path = tmp_path / "ns.ddrec"
+    with RecordingWriter(path, make_header([flow], "1.1.0", {"rate": 100})) as writer:
+        writer.write(stop)
+        writer.write(ProcessEvent(UUID, "talker", ended.pid, stop.time + 0.05, "exited"))
+
+    class NodeList:
+        def list_nodes(self) -> List[dict]:  # type: ignore[type-arg]
+            return []  # the stopping dataflow's node is gone from `dora node list`
+
+    said: List[str] = []
+    watch = Watcher(NodeList(), WatchOptions(db=tmp_path / "h.sqlite3"), said.append)  # type: ignore[arg-type]
+    follower = Follower(flow, path, ended, pids={"talker": ended.pid})
+    follower.gone = {"talker": time.time() - 60}  # seen gone long enough ago
+    watch.followers[UUID] = follower
+    watch.running = {UUID}  # still listed, as Running, while it stops
+    watch._watch_nodes()
+    assert follower.stopping == {"talker"} and not follower.handled and not follower.gone
+    assert said == [] and not watch._a_node_gone()
+    watch._watch_nodes()
+    assert not follower.gone  # not marked again

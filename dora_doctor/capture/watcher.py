@@ -107,9 +107,16 @@ class Follower:
     pids: Dict[str, int] = field(default_factory=dict)  # node → the process followed
     gone: Dict[str, float] = field(default_factory=dict)  # node → when its process went
     handled: Set[str] = field(default_factory=set)  # nodes whose own stop is recorded
+    # nodes whose end was the start of the dataflow's own stop: its entry, not looked at again
+    stopping: Set[str] = field(default_factory=set)
     kept: bool = False  # a node's own stop points at this recording: never delete it
     # its child has ended and the nodes it left were looked at once (see Watcher._reap)
     settled: bool = False
+
+    @property
+    def accounted(self) -> Set[str]:
+        """Nodes whose end is known to be their own stop or the dataflow's."""
+        return self.handled | self.stopping
 
 
 def _status(row: Dict[str, object]) -> Optional[str]:
@@ -203,7 +210,7 @@ class Watcher:
     def _a_node_gone(self) -> bool:
         """A followed node's process has ended and is not accounted for yet."""
         return any(
-            node in follower.gone or (node not in follower.handled and not self._running(pid))
+            node in follower.gone or (node not in follower.accounted and not self._running(pid))
             for follower in self.followers.values()
             for node, pid in follower.pids.items()
         )
@@ -384,7 +391,7 @@ class Watcher:
             return False
         when = time.time() if now is None else now
         for node, pid in follower.pids.items():
-            if node not in follower.handled and node not in follower.gone:
+            if node not in follower.accounted and node not in follower.gone:
                 if not self._running(pid):
                     follower.gone[node] = when
         return bool(follower.gone)
@@ -457,6 +464,7 @@ class Watcher:
         ]
         if requests and min(requests) <= max(exits):
             follower.handled.discard(node)  # the dataflow is stopping: its entry
+            follower.stopping.add(node)
             return False
         view = entries.node_view(recording, node)
         view.dataflows[0].name = view.dataflows[0].name or follower.dataflow.name
@@ -506,7 +514,7 @@ class Watcher:
         uuid = follower.dataflow.uuid
         parked = self.parked.setdefault(uuid, [])
         parked.extend(rows)
-        left = sorted(set(follower.pids) - follower.handled)
+        left = sorted(set(follower.pids) - follower.accounted)
         early = not rows and bool(left) and uuid in self.running and not self.ending
         if early:  # its nodes run on unfollowed: the user must hear it, and keep the why
             self.say(
